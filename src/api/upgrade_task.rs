@@ -1,0 +1,179 @@
+//! `UpgradeTask`: one target of a FirmwareUpgrade or PatchJob. Created and owned by its parent,
+//! read-only for users; its status is where the target's progress lives.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Label on every task: the kind of its parent.
+pub const LABEL_PARENT_KIND: &str = "upkeep.dev/parent-kind";
+/// Label on every task: the name of its parent.
+pub const LABEL_PARENT: &str = "upkeep.dev/parent";
+/// Label on every task: the name of its target (Device or Host).
+pub const LABEL_TARGET: &str = "upkeep.dev/target";
+
+/// The kind of resource a task belongs to.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum ParentKind {
+    /// A firmware upgrade of a Device.
+    FirmwareUpgrade,
+    /// A patch job on a Host.
+    PatchJob,
+}
+
+impl ParentKind {
+    /// The kind's name as Kubernetes spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::FirmwareUpgrade => "FirmwareUpgrade",
+            Self::PatchJob => "PatchJob",
+        }
+    }
+}
+
+/// How a task ended, or that it has not ended yet.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+pub enum TaskResult {
+    /// Not ended yet.
+    #[default]
+    InProgress,
+    /// Ended successfully.
+    Succeeded,
+    /// Ended in a failure.
+    Failed,
+    /// Did not run: nothing to do, or the target was not there or not available.
+    Skipped,
+    /// Did not run, or was stopped, by a rule (window, waiting time, error policy, blackout).
+    Canceled,
+}
+
+impl TaskResult {
+    /// The name Kubernetes users see.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "InProgress",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Skipped => "Skipped",
+            Self::Canceled => "Canceled",
+        }
+    }
+}
+
+/// The target of one parent resource. Written by the parent's controller only.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "upkeep.dev",
+    version = "v1alpha1",
+    kind = "UpgradeTask",
+    doc = "One target of a FirmwareUpgrade or PatchJob; created by its parent, read-only for users.",
+    namespaced,
+    shortname = "ut",
+    category = "upkeep",
+    status = "UpgradeTaskStatus",
+    cel,
+    printcolumn(
+        name = "Parent",
+        type_ = "string",
+        json_path = ".spec.parent",
+        priority = 1
+    ),
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.target"),
+    printcolumn(name = "Code", type_ = "string", json_path = ".status.code"),
+    printcolumn(name = "Result", type_ = "string", json_path = ".status.result"),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("an UpgradeTask's spec is immutable: it is written by its parent's controller"))]
+pub struct UpgradeTaskSpec {
+    /// `FirmwareUpgrade` or `PatchJob`.
+    pub parent_kind: ParentKind,
+    /// The parent's name (same namespace).
+    #[schemars(length(min = 1, max = 253))]
+    pub parent: String,
+    /// The target's name: a Device for a FirmwareUpgrade, a Host for a PatchJob.
+    #[schemars(length(min = 1, max = 253))]
+    pub target: String,
+}
+
+/// A code a task passed, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// The code.
+    pub code: String,
+    /// When the task reached it.
+    pub at: Time,
+}
+
+/// Where the target stands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeTaskStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The current code, e.g. `EXECUTION_WAITING_FOR_UPLOAD_IMAGE` or `Completed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// What the code means for this target.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Whether the task has ended; an ended task never changes again.
+    #[serde(default)]
+    pub terminal: bool,
+    /// `InProgress`, or how the task ended.
+    #[serde(default)]
+    pub result: TaskResult,
+    /// For internal failures: the id to search the operator's log for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// When the task was created; `maxWait` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+    /// When the task left the queue and started executing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the task ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// The codes the task passed, oldest first; the last is the current code. Bounded: when long,
+    /// the first and the latest entries are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// PatchJob tasks: the numeric status code (2031–2060).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// PatchJob tasks: the state column of the status code (0, 1 or 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<u8>,
+    /// kstatus conditions: `Ready`, `Reconciling`, `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

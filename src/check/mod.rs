@@ -1,0 +1,345 @@
+//! Offline validation of manifests, as `upkeep check` runs it: per YAML document, the kind, the
+//! CRD schema, the CEL rules, then the engine's static checks. Every problem names its field and
+//! says how to fix it.
+
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use kube::core::cel::Validator;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::{self, API_VERSION, GROUP};
+use crate::engine::lint::{self, Finding};
+use schema::{KindSchema, short};
+
+/// One thing wrong with a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The field, as a dotted path (`spec.rollout.maxConcurrent`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it; empty when the message already says.
+    pub fix: String,
+}
+
+impl Problem {
+    /// A problem at `field`.
+    pub fn new(field: String, message: String, fix: String) -> Self {
+        Self {
+            field,
+            message,
+            fix,
+        }
+    }
+}
+
+impl From<Finding> for Problem {
+    fn from(f: Finding) -> Self {
+        Self::new(f.field, f.message, f.fix)
+    }
+}
+
+/// What was found in one YAML document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentReport {
+    /// 1-based position of the document in its file.
+    pub index: usize,
+    /// `Kind/name` when known, e.g. `FirmwareUpgrade/fw-1`.
+    pub title: String,
+    /// What happened to it.
+    pub outcome: Outcome,
+}
+
+/// The verdict on one document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid.
+    Valid,
+    /// Not an upkeep resource (another API group): not checked.
+    Skipped(String),
+    /// Invalid, with every problem found.
+    Invalid(Vec<Problem>),
+}
+
+/// What was found in one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileReport {
+    /// The file's name as given.
+    pub file: String,
+    /// The file as a whole could not be read as YAML: the message gives line and column.
+    pub syntax_error: Option<String>,
+    /// One report per non-empty document.
+    pub documents: Vec<DocumentReport>,
+}
+
+impl FileReport {
+    /// Whether the file is free of errors.
+    pub fn is_valid(&self) -> bool {
+        self.syntax_error.is_none()
+            && self
+                .documents
+                .iter()
+                .all(|d| !matches!(d.outcome, Outcome::Invalid(_)))
+    }
+}
+
+impl fmt::Display for FileReport {
+    /// One line per problem: `FILE: KIND/NAME: FIELD: PROBLEM; fix: FIX`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(error) = &self.syntax_error {
+            writeln!(f, "{}: {error}", self.file)?;
+        }
+        for doc in &self.documents {
+            match &doc.outcome {
+                Outcome::Valid => {}
+                Outcome::Skipped(why) => writeln!(
+                    f,
+                    "{}: {} (document {}): skipped: {why}",
+                    self.file, doc.title, doc.index
+                )?,
+                Outcome::Invalid(problems) => {
+                    for p in problems {
+                        write!(
+                            f,
+                            "{}: {} (document {}): {}: {}",
+                            self.file, doc.title, doc.index, p.field, p.message
+                        )?;
+                        if p.fix.is_empty() {
+                            writeln!(f)?;
+                        } else {
+                            writeln!(f, "; fix: {}", p.fix)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks every document of a YAML text. `file` names it in messages.
+pub fn check_text(file: &str, text: &str) -> FileReport {
+    let documents = match serde_saphyr::from_multiple::<Value>(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let bare = e.without_snippet().to_string();
+            let detail = bare.lines().next().unwrap_or_default();
+            let detail = detail.trim_start_matches("error: ");
+            let at = e
+                .location()
+                .map(|l| format!("line {}, column {}", l.line(), l.column()))
+                .unwrap_or_else(|| "unknown position".into());
+            return FileReport {
+                file: file.to_string(),
+                syntax_error: Some(format!("YAML syntax error at {at}: {detail}")),
+                documents: Vec::new(),
+            };
+        }
+    };
+    let documents = documents
+        .iter()
+        .enumerate()
+        .filter(|(_, doc)| !doc.is_null())
+        .map(|(i, doc)| check_document(i + 1, doc))
+        .collect();
+    FileReport {
+        file: file.to_string(),
+        syntax_error: None,
+        documents,
+    }
+}
+
+/// Checks one parsed document.
+pub fn check_document(index: usize, doc: &Value) -> DocumentReport {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
+    let title = if kind.is_empty() {
+        format!("document {index}")
+    } else {
+        format!("{kind}/{name}")
+    };
+    let report = |outcome| DocumentReport {
+        index,
+        title: title.clone(),
+        outcome,
+    };
+    let problem = |field: &str, message: String, fix: &str| {
+        Outcome::Invalid(vec![Problem::new(field.into(), message, fix.into())])
+    };
+
+    if !doc.is_object() {
+        return report(problem(
+            "(document)",
+            format!("{} is not a mapping", short(doc)),
+            "write a Kubernetes object with apiVersion, kind, metadata and spec",
+        ));
+    }
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if api_version.is_empty() {
+        return report(problem(
+            "apiVersion",
+            "apiVersion is missing".into(),
+            &format!("add apiVersion: {API_VERSION}"),
+        ));
+    }
+    let group = api_version
+        .split_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or_default();
+    if group != GROUP {
+        return report(Outcome::Skipped(format!(
+            "{api_version} is not an upkeep API"
+        )));
+    }
+    if api_version != API_VERSION {
+        return report(problem(
+            "apiVersion",
+            format!("{api_version:?} is not served"),
+            &format!("use apiVersion: {API_VERSION}"),
+        ));
+    }
+    let Some(checker) = kinds().get(kind) else {
+        let known = kinds().keys().copied().collect::<Vec<_>>().join(", ");
+        let message = if kind.is_empty() {
+            "kind is missing".to_string()
+        } else {
+            format!("{kind:?} is not a kind of {API_VERSION}")
+        };
+        return report(problem("kind", message, &format!("use one of: {known}")));
+    };
+    let mut problems = metadata_problems(doc);
+    problems.extend(checker(doc));
+    if problems.is_empty() {
+        report(Outcome::Valid)
+    } else {
+        report(Outcome::Invalid(problems))
+    }
+}
+
+fn metadata_problems(doc: &Value) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let fix = "use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters";
+    match doc.pointer("/metadata/name") {
+        None => problems.push(Problem::new(
+            "metadata.name".into(),
+            "metadata.name is missing".into(),
+            "give the object a name".into(),
+        )),
+        Some(Value::String(name)) if is_dns_subdomain(name) => {}
+        Some(other) => problems.push(Problem::new(
+            "metadata.name".into(),
+            format!("{} is not a valid object name", short(other)),
+            fix.into(),
+        )),
+    }
+    if let Some(ns) = doc.pointer("/metadata/namespace") {
+        let ok = ns
+            .as_str()
+            .is_some_and(|n| n.len() <= 63 && is_dns_subdomain(n) && !n.contains('.'));
+        if !ok {
+            problems.push(Problem::new(
+                "metadata.namespace".into(),
+                format!("{} is not a valid namespace name", short(ns)),
+                "use lower-case letters, digits and '-', at most 63 characters".into(),
+            ));
+        }
+    }
+    problems
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+type Checker = Box<dyn Fn(&Value) -> Vec<Problem> + Send + Sync>;
+
+/// The checker of every kind `check` knows, by kind name.
+fn kinds() -> &'static BTreeMap<&'static str, Checker> {
+    static KINDS: OnceLock<BTreeMap<&'static str, Checker>> = OnceLock::new();
+    KINDS.get_or_init(|| {
+        let mut map: BTreeMap<&'static str, Checker> = BTreeMap::new();
+        map.insert(
+            "MaintenanceWindow",
+            crd_checker::<api::MaintenanceWindow>(lint::maintenance_window),
+        );
+        map.insert("Device", crd_checker::<api::Device>(lint::device));
+        map.insert(
+            "FirmwareUpgrade",
+            crd_checker::<api::FirmwareUpgrade>(lint::firmware_upgrade),
+        );
+        map.insert("PatchJob", crd_checker::<api::PatchJob>(lint::patch_job));
+        map.insert(
+            "UpgradeTask",
+            crd_checker::<api::UpgradeTask>(|_| Vec::new()),
+        );
+        map
+    })
+}
+
+/// Schema first; when the structure is sound, the CEL rules and the engine's static checks (on
+/// the typed object). A broken structure is reported alone, at its root, since the later stages
+/// would only repeat it in vaguer words.
+fn crd_checker<K>(lint: fn(&K) -> Vec<Finding>) -> Checker
+where
+    K: kube::CustomResourceExt + DeserializeOwned + 'static,
+{
+    let crd = K::crd();
+    let openapi = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .map(|s| serde_json::to_value(s).unwrap_or_default())
+        .unwrap_or_default();
+    let schema = KindSchema::new(openapi);
+    Box::new(move |doc: &Value| {
+        let structural = schema.problems(doc);
+        if !structural.is_empty() {
+            return structural;
+        }
+        // Every rule's message says what to change, so it carries the fix itself.
+        let mut problems: Vec<Problem> = match Validator::new().validate(&schema.openapi, doc, None)
+        {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors
+                .iter()
+                .map(|e| Problem::new(e.field_path.clone(), e.message.clone(), String::new()))
+                .collect(),
+        };
+        match serde_json::from_value::<K>(doc.clone()) {
+            Ok(object) => problems.extend(lint(&object).into_iter().map(Problem::from)),
+            Err(e) => problems.push(Problem::new(
+                "spec".into(),
+                one_line(&e.to_string()),
+                "correct the value the message names".into(),
+            )),
+        }
+        problems
+    })
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests;

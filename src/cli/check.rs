@@ -1,0 +1,92 @@
+//! `upkeep check FILE…`: validate manifests offline. Exit 0 when every document is valid, 1 when
+//! any is invalid, 2 on usage or I/O errors.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::Error;
+use crate::check::{Outcome, check_text};
+
+/// Arguments of `upkeep check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Manifest files or directories (searched recursively for .yaml and .yml files); `-` reads
+    /// standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Checks every document of every file and prints one line per problem.
+pub fn run(args: &Args) -> Result<ExitCode, Error> {
+    let mut sources = Vec::new();
+    for path in &args.files {
+        collect(path, &mut sources)?;
+    }
+    if sources.is_empty() {
+        return Err(Error::Usage(
+            "no .yaml or .yml files found in the given directories".into(),
+        ));
+    }
+    let (mut documents, mut invalid, mut skipped) = (0, 0, 0);
+    let mut all_valid = true;
+    for (name, text) in sources {
+        let report = check_text(&name, &text);
+        print!("{report}");
+        all_valid &= report.is_valid();
+        invalid += usize::from(report.syntax_error.is_some());
+        for doc in &report.documents {
+            documents += 1;
+            match doc.outcome {
+                Outcome::Valid => {}
+                Outcome::Skipped(_) => skipped += 1,
+                Outcome::Invalid(_) => invalid += 1,
+            }
+        }
+    }
+    let verdict = if all_valid { "all valid" } else { "invalid" };
+    println!("checked {documents} documents: {invalid} invalid, {skipped} skipped: {verdict}");
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Reads a file, standard input (`-`) or every YAML file under a directory, in name order.
+fn collect(path: &Path, out: &mut Vec<(String, String)>) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(io)?;
+        out.push(("<stdin>".into(), text));
+        return Ok(());
+    }
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(io)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort();
+        for entry in entries {
+            let yaml = entry.extension().is_some_and(|e| e == "yaml" || e == "yml");
+            if entry.is_dir() || yaml {
+                collect(&entry, out)?;
+            }
+        }
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
+    })?;
+    out.push((path.display().to_string(), text));
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! The command line: one module per subcommand; `main` only parses and dispatches.
+
+pub mod check;
+pub mod codes;
+pub mod crds;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// upkeep: firmware upgrades, OS patch jobs and maintenance packages as Kubernetes resources.
+#[derive(Debug, Parser)]
+#[command(name = "upkeep", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CRD YAML of every kind, or write one file per CRD into a directory.
+    Crds(crds::Args),
+    /// Validate manifests offline: schema, CEL rules and the engine's static checks.
+    Check(check::Args),
+    /// List every status code: kind, name, numeric code, terminal, result and meaning.
+    Codes(codes::Args),
+}
+
+/// A failure that stops a command (exit status 2): bad usage or I/O.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Serializing output failed.
+    #[error("could not render output: {0}")]
+    Render(String),
+    /// The arguments cannot be acted on.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Runs a parsed command line and returns the process exit status.
+pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Crds(args) => crds::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Codes(args) => codes::run(&args),
+    }
+}

@@ -1,0 +1,258 @@
+//! Static checks of a resource that need the engine's knowledge rather than the CRD schema:
+//! appliance image names, cron expressions, time zones, glob patterns, label selectors and
+//! durations that must be positive. `upkeep check` runs them offline; the controllers report the
+//! same findings in status.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::firmware::image::{ApplianceImage, ImageNameError};
+use crate::api::common::{GoDuration, TargetSelector};
+use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow, PatchJob};
+use crate::schedule;
+
+/// One problem with a resource, tied to a field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The field, e.g. `spec.image`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it; empty when the message already says.
+    pub fix: String,
+}
+
+impl Finding {
+    fn new(field: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Static checks of a MaintenanceWindow: the cron expression and the time zone.
+pub fn maintenance_window(window: &MaintenanceWindow) -> Vec<Finding> {
+    let spec = &window.spec;
+    let mut findings = Vec::new();
+    if let Some(expr) = &spec.schedule
+        && let Err(e) = schedule::parse_cron(expr)
+    {
+        findings.push(Finding::new("spec.schedule", e.to_string(), ""));
+    }
+    if let Some(zone) = &spec.time_zone
+        && let Err(e) = schedule::time_zone(zone)
+    {
+        findings.push(Finding::new("spec.timeZone", e.to_string(), ""));
+    }
+    findings
+}
+
+/// Static checks of a Device. The CRD schema and CEL rules cover its fields; nothing more to do
+/// offline (reachability is checked at run time).
+pub fn device(_device: &Device) -> Vec<Finding> {
+    Vec::new()
+}
+
+/// Static checks of a FirmwareUpgrade: the appliance image name, targets and timeouts.
+pub fn firmware_upgrade(upgrade: &FirmwareUpgrade) -> Vec<Finding> {
+    let spec = &upgrade.spec;
+    let mut findings = Vec::new();
+    if ApplianceImage::is_appliance_name(&spec.image) {
+        match ApplianceImage::parse(&spec.image) {
+            Ok(_) => {}
+            Err(e @ ImageNameError::UnknownFormat { .. }) => findings.push(Finding::new(
+                "spec.image",
+                format!("{e} (the task would end ERROR_UNKNOWN_IMAGE_FILE_FORMAT)"),
+                "pick the .scrypt3 image for physical or the .scrypt4 image for virtual appliances",
+            )),
+            Err(e @ ImageNameError::Unparseable { .. }) => findings.push(Finding::new(
+                "spec.image",
+                format!("{e} (the task would end ERROR_COULD_NOT_PARSE_IMAGE_FILE_NAME)"),
+                "use the image's file name as the vendor ships it",
+            )),
+        }
+    }
+    findings.extend(targets("spec.targets", &spec.targets));
+    let timeouts = [
+        ("spec.quiesceTimeout", spec.quiesce_timeout),
+        ("spec.upgradeTimeout", spec.upgrade_timeout),
+        ("spec.maxRunDuration", spec.max_run_duration),
+        ("spec.maxWait", spec.max_wait),
+        ("spec.restart.timeout", spec.restart.timeout),
+    ];
+    findings.extend(positive(&timeouts));
+    findings.extend(unique(
+        "spec.maintenanceWindows",
+        spec.maintenance_windows.iter(),
+    ));
+    findings
+}
+
+/// Static checks of a PatchJob: targets, waves, packages and actions.
+pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
+    let spec = &job.spec;
+    let mut findings = targets("spec.hosts", &spec.hosts);
+    for (i, wave) in spec.waves.iter().enumerate() {
+        findings.extend(selector(
+            &format!("spec.waves[{i}].selector"),
+            &wave.selector,
+        ));
+    }
+    findings.extend(unique("spec.waves", spec.waves.iter().map(|w| &w.name)));
+    findings.extend(unique("spec.packages", spec.packages.iter().map(|p| &p.id)));
+    if let Some(actions) = &spec.actions {
+        let all = actions.pre.iter().chain(&actions.post);
+        findings.extend(unique("spec.actions", all.clone().map(|a| &a.name)));
+        for (i, action) in actions.pre.iter().enumerate() {
+            findings.extend(positive(&[(
+                &format!("spec.actions.pre[{i}].timeout"),
+                action.timeout,
+            )]));
+        }
+        for (i, action) in actions.post.iter().enumerate() {
+            findings.extend(positive(&[(
+                &format!("spec.actions.post[{i}].timeout"),
+                action.timeout,
+            )]));
+        }
+    }
+    findings.extend(positive(&[
+        ("spec.drain.timeout", spec.drain.timeout),
+        (
+            "spec.reboot.deferralInterval",
+            spec.reboot.deferral_interval,
+        ),
+    ]));
+    findings.extend(unique(
+        "spec.maintenanceWindows",
+        spec.maintenance_windows.iter(),
+    ));
+    findings
+}
+
+fn targets(field: &str, targets: &TargetSelector) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if let Some(pattern) = &targets.pattern
+        && let Err(e) = glob::Pattern::new(pattern)
+    {
+        findings.push(Finding::new(
+            format!("{field}.pattern"),
+            format!("{pattern:?} is not a valid glob: {e}"),
+            "use *, ? and [abc] only, e.g. dp-*",
+        ));
+    }
+    if let Some(sel) = &targets.selector {
+        findings.extend(selector(&format!("{field}.selector"), sel));
+    }
+    findings.extend(unique(&format!("{field}.names"), targets.names.iter()));
+    findings
+}
+
+fn selector(field: &str, selector: &LabelSelector) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (i, req) in selector.match_expressions.iter().flatten().enumerate() {
+        let at = format!("{field}.matchExpressions[{i}]");
+        let values = req.values.as_deref().unwrap_or_default();
+        match req.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => findings.push(Finding::new(
+                format!("{at}.values"),
+                format!("operator {} needs at least one value", req.operator),
+                "list the label values to match",
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => findings.push(Finding::new(
+                format!("{at}.values"),
+                format!("operator {} takes no values", req.operator),
+                "remove values",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => findings.push(Finding::new(
+                format!("{at}.operator"),
+                format!("{other:?} is not a selector operator"),
+                "use one of: In, NotIn, Exists, DoesNotExist",
+            )),
+        }
+    }
+    findings
+}
+
+fn positive(durations: &[(&str, GoDuration)]) -> Vec<Finding> {
+    durations
+        .iter()
+        .filter(|(_, d)| d.get() == Duration::ZERO)
+        .map(|(field, _)| {
+            Finding::new(
+                *field,
+                "a zero duration would end the step at once",
+                "give a positive duration, e.g. 10m",
+            )
+        })
+        .collect()
+}
+
+fn unique<'a>(field: &str, names: impl Iterator<Item = &'a String>) -> Vec<Finding> {
+    let mut seen = BTreeSet::new();
+    names
+        .filter(|n| !seen.insert(n.as_str()))
+        .map(|n| {
+            Finding::new(
+                field,
+                format!("{n:?} is listed twice"),
+                "list each entry once",
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::FirmwareUpgradeSpec;
+
+    fn upgrade(image: &str) -> FirmwareUpgrade {
+        FirmwareUpgrade::new(
+            "fw",
+            FirmwareUpgradeSpec {
+                image: image.into(),
+                targets: TargetSelector {
+                    names: vec!["dp-1".into()],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn appliance_images_must_parse_other_images_wait_for_run_time() {
+        assert!(firmware_upgrade(&upgrade("idg7519.oradco.scrypt4")).is_empty());
+        assert!(firmware_upgrade(&upgrade("bios-2.4.1.bin")).is_empty());
+        let format = firmware_upgrade(&upgrade("idg7519.oradco.zip"));
+        assert!(
+            format[0]
+                .message
+                .contains("ERROR_UNKNOWN_IMAGE_FILE_FORMAT"),
+            "{format:?}"
+        );
+        let version = firmware_upgrade(&upgrade("idg75.scrypt4"));
+        assert!(
+            version[0]
+                .message
+                .contains("ERROR_COULD_NOT_PARSE_IMAGE_FILE_NAME"),
+            "{version:?}"
+        );
+    }
+
+    #[test]
+    fn zero_timeouts_and_duplicate_names_are_flagged() {
+        let mut fw = upgrade("idg7519.scrypt4");
+        fw.spec.upgrade_timeout = GoDuration::default();
+        fw.spec.targets.names.push("dp-1".into());
+        let findings = firmware_upgrade(&fw);
+        let fields: Vec<_> = findings.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["spec.targets.names", "spec.upgradeTimeout"]);
+    }
+}

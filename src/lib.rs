@@ -1,0 +1,8 @@
+//! upkeep: a Kubernetes operator that runs firmware upgrades, OS patch jobs and maintenance
+//! packages as custom resources, gated by maintenance and blackout windows.
+
+pub mod api;
+pub mod check;
+pub mod cli;
+pub mod engine;
+pub mod schedule;
