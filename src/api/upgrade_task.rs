@@ -6,6 +6,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::codes::FirmwareCode;
+
 /// Label on every task: the kind of its parent.
 pub const LABEL_PARENT_KIND: &str = "upkeep.dev/parent-kind";
 /// Label on every task: the name of its parent.
@@ -167,6 +169,10 @@ pub struct UpgradeTaskStatus {
     /// the first and the latest entries are kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// FirmwareUpgrade tasks: what the engine remembers between steps, so that a restarted
+    /// controller resumes exactly where the last one stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareProgress>,
     /// PatchJob tasks: the numeric status code (2031–2060).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
@@ -176,4 +182,48 @@ pub struct UpgradeTaskStatus {
     /// kstatus conditions: `Ready`, `Reconciling`, `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// How a firmware task will end, decided before the steps that still run (unquiesce on error,
+/// the post hook).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingOutcome {
+    /// The code the task ends with.
+    pub code: FirmwareCode,
+    /// The message it ends with.
+    pub message: String,
+    /// Its incident id, for the codes of unexpected failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+}
+
+/// The engine's memory of a firmware task between steps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FirmwareProgress {
+    /// The firmware the device ran when it passed validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_firmware: Option<String>,
+    /// The version the image installs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    /// A quiesce was requested and not undone: a failure before the upgrade unquiesces first.
+    #[serde(default)]
+    pub quiesced: bool,
+    /// When the current step (its first code) began; step timeouts count from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_since: Option<Time>,
+    /// The device acknowledged the start of the current step's operation.
+    #[serde(default)]
+    pub acknowledged: bool,
+    /// The upgrade operation finished; the device's version is being confirmed.
+    #[serde(default)]
+    pub verifying: bool,
+    /// The post hook was started for the pending outcome.
+    #[serde(default)]
+    pub post_hook: bool,
+    /// The outcome decided while unquiesce-on-error or the post hook still run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingOutcome>,
 }

@@ -228,6 +228,42 @@ impl FirmwareCode {
     }
 }
 
+impl FirmwareCode {
+    /// Whether a task ending with this code carries an incident id: the codes of unexpected
+    /// failures, whose details are in the operator's log under that id.
+    pub fn has_incident(self) -> bool {
+        self.name().contains("EXCEPTION")
+    }
+}
+
+impl Serialize for FirmwareCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FirmwareCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for FirmwareCode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FirmwareCode".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
+        schemars::json_schema!({ "type": "string", "enum": names })
+    }
+}
+
 impl fmt::Display for FirmwareCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

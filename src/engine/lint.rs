@@ -9,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::firmware::image::{ApplianceImage, ImageNameError};
+use super::targets::{glob_pattern, requirement_problem};
 use crate::api::common::{GoDuration, TargetSelector};
 use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow, PatchJob};
 use crate::schedule;
@@ -137,11 +138,11 @@ pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
 fn targets(field: &str, targets: &TargetSelector) -> Vec<Finding> {
     let mut findings = Vec::new();
     if let Some(pattern) = &targets.pattern
-        && let Err(e) = glob::Pattern::new(pattern)
+        && let Err(e) = glob_pattern(pattern)
     {
         findings.push(Finding::new(
             format!("{field}.pattern"),
-            format!("{pattern:?} is not a valid glob: {e}"),
+            e.to_string(),
             "use *, ? and [abc] only, e.g. dp-*",
         ));
     }
@@ -153,30 +154,26 @@ fn targets(field: &str, targets: &TargetSelector) -> Vec<Finding> {
 }
 
 fn selector(field: &str, selector: &LabelSelector) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for (i, req) in selector.match_expressions.iter().flatten().enumerate() {
-        let at = format!("{field}.matchExpressions[{i}]");
-        let values = req.values.as_deref().unwrap_or_default();
-        match req.operator.as_str() {
-            "In" | "NotIn" if values.is_empty() => findings.push(Finding::new(
-                format!("{at}.values"),
-                format!("operator {} needs at least one value", req.operator),
-                "list the label values to match",
-            )),
-            "Exists" | "DoesNotExist" if !values.is_empty() => findings.push(Finding::new(
-                format!("{at}.values"),
-                format!("operator {} takes no values", req.operator),
-                "remove values",
-            )),
-            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            other => findings.push(Finding::new(
-                format!("{at}.operator"),
-                format!("{other:?} is not a selector operator"),
-                "use one of: In, NotIn, Exists, DoesNotExist",
-            )),
-        }
-    }
-    findings
+    selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, req)| {
+            let (part, problem) =
+                requirement_problem(&req.operator, req.values.as_deref().unwrap_or_default())?;
+            let fix = if part == "operator" {
+                "use one of: In, NotIn, Exists, DoesNotExist"
+            } else {
+                "give values for In and NotIn, none for Exists and DoesNotExist"
+            };
+            Some(Finding::new(
+                format!("{field}.matchExpressions[{i}].{part}"),
+                problem,
+                fix,
+            ))
+        })
+        .collect()
 }
 
 fn positive(durations: &[(&str, GoDuration)]) -> Vec<Finding> {

@@ -4,3 +4,6 @@
 pub mod codes;
 pub mod firmware;
 pub mod lint;
+pub mod rollout;
+pub mod size;
+pub mod targets;

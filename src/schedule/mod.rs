@@ -1,6 +1,9 @@
 //! Window arithmetic shared by every kind: cron schedules in IANA time zones, one-time windows,
 //! blackouts and the gate that decides whether a target may start.
 
+pub mod gate;
+pub mod window;
+
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use jiff::tz::TimeZone;
@@ -18,6 +21,9 @@ pub enum ScheduleError {
         /// What the cron parser said.
         reason: String,
     },
+    /// The window's fields do not form a recurring or a one-time window.
+    #[error("{0}")]
+    Shape(String),
     /// The time zone is not in the IANA database.
     #[error(
         "{name:?} is not an IANA time zone; use a name such as UTC, Europe/Berlin or America/New_York"

@@ -1,0 +1,217 @@
+//! Target resolution: which objects of the namespace a resource acts on. The named ones (even if
+//! missing, so the user sees a task saying so) plus those matching every given filter.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Selector, SelectorExt};
+
+use crate::api::common::TargetSelector;
+
+/// An object that can be a target: its name and labels.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    /// The object's name.
+    pub name: &'a str,
+    /// Its labels.
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+/// One resolved target.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    /// The object's name.
+    pub name: String,
+    /// Whether an object with the name exists.
+    pub exists: bool,
+}
+
+/// The outcome of resolving a selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The targets, ordered by name.
+    Targets(Vec<Target>),
+    /// Nothing that exists matched: no task is created.
+    NoneMatching,
+}
+
+/// Why targets could not be resolved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The glob does not parse.
+    #[error("targets.pattern {pattern:?} is not a valid glob: {reason}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The label selector is malformed.
+    #[error("targets.selector is invalid: {0}")]
+    Selector(String),
+}
+
+/// Resolves `selector` over the objects of the namespace.
+pub fn resolve(
+    selector: &TargetSelector,
+    objects: &[Candidate<'_>],
+) -> Result<Resolution, ResolveError> {
+    let pattern = selector.pattern.as_deref().map(glob_pattern).transpose()?;
+    let labels = selector.selector.clone().map(label_selector).transpose()?;
+    let existing: BTreeSet<&str> = objects.iter().map(|o| o.name).collect();
+
+    let mut targets: BTreeMap<&str, bool> = selector
+        .names
+        .iter()
+        .map(|n| (n.as_str(), existing.contains(n.as_str())))
+        .collect();
+    if pattern.is_some() || labels.is_some() {
+        for object in objects {
+            let by_pattern = pattern.as_ref().is_none_or(|p| p.matches(object.name));
+            let by_labels = labels.as_ref().is_none_or(|s| s.matches(object.labels));
+            if by_pattern && by_labels {
+                targets.insert(object.name, true);
+            }
+        }
+    }
+    if !targets.values().any(|exists| *exists) {
+        return Ok(Resolution::NoneMatching);
+    }
+    Ok(Resolution::Targets(
+        targets
+            .into_iter()
+            .map(|(name, exists)| Target {
+                name: name.to_string(),
+                exists,
+            })
+            .collect(),
+    ))
+}
+
+/// Compiles a target glob.
+pub fn glob_pattern(pattern: &str) -> Result<glob::Pattern, ResolveError> {
+    glob::Pattern::new(pattern).map_err(|e| ResolveError::Pattern {
+        pattern: pattern.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Why one requirement of a label selector is malformed, if it is: the field that is wrong
+/// (`operator` or `values`) and what is wrong with it.
+pub fn requirement_problem(operator: &str, values: &[String]) -> Option<(&'static str, String)> {
+    match operator {
+        "In" | "NotIn" if values.is_empty() => Some((
+            "values",
+            format!("operator {operator} needs at least one value"),
+        )),
+        "Exists" | "DoesNotExist" if !values.is_empty() => {
+            Some(("values", format!("operator {operator} takes no values")))
+        }
+        "In" | "NotIn" | "Exists" | "DoesNotExist" => None,
+        other => Some((
+            "operator",
+            format!("{other:?} is not a selector operator (In, NotIn, Exists, DoesNotExist)"),
+        )),
+    }
+}
+
+fn label_selector(selector: LabelSelector) -> Result<Selector, ResolveError> {
+    for req in selector.match_expressions.iter().flatten() {
+        if let Some((_, problem)) =
+            requirement_problem(&req.operator, req.values.as_deref().unwrap_or_default())
+        {
+            return Err(ResolveError::Selector(format!(
+                "key {:?}: {problem}",
+                req.key
+            )));
+        }
+    }
+    Selector::try_from(selector).map_err(|e| ResolveError::Selector(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects() -> Vec<(String, BTreeMap<String, String>)> {
+        [("dp-1", "a"), ("dp-2", "a"), ("dp-3", "b"), ("web-1", "a")]
+            .iter()
+            .map(|(n, site)| {
+                (
+                    n.to_string(),
+                    BTreeMap::from([("site".to_string(), site.to_string())]),
+                )
+            })
+            .collect()
+    }
+
+    fn run(selector: TargetSelector) -> Result<Resolution, ResolveError> {
+        let objects = objects();
+        let candidates: Vec<Candidate<'_>> = objects
+            .iter()
+            .map(|(n, l)| Candidate { name: n, labels: l })
+            .collect();
+        resolve(&selector, &candidates)
+    }
+
+    fn names(resolution: Resolution) -> Vec<(String, bool)> {
+        match resolution {
+            Resolution::Targets(t) => t.into_iter().map(|t| (t.name, t.exists)).collect(),
+            Resolution::NoneMatching => vec![],
+        }
+    }
+
+    #[test]
+    fn names_plus_devices_matching_every_filter() {
+        let selector = TargetSelector {
+            names: vec!["dp-3".into(), "gone".into()],
+            pattern: Some("dp-*".into()),
+            selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("site".into(), "a".into())])),
+                ..Default::default()
+            }),
+        };
+        assert_eq!(
+            names(run(selector).unwrap()),
+            [
+                ("dp-1".into(), true),
+                ("dp-2".into(), true),
+                ("dp-3".into(), true),
+                ("gone".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_existing_matched_means_no_tasks() {
+        let missing = TargetSelector {
+            names: vec!["gone".into()],
+            pattern: Some("db-*".into()),
+            ..Default::default()
+        };
+        assert_eq!(run(missing), Ok(Resolution::NoneMatching));
+    }
+
+    #[test]
+    fn malformed_filters_are_errors() {
+        let glob = TargetSelector {
+            pattern: Some("dp-[".into()),
+            ..Default::default()
+        };
+        assert!(matches!(run(glob), Err(ResolveError::Pattern { .. })));
+        let selector = TargetSelector {
+            selector: Some(LabelSelector {
+                match_expressions: Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                        key: "site".into(),
+                        operator: "Near".into(),
+                        values: None,
+                    },
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(run(selector), Err(ResolveError::Selector(_))));
+    }
+}
