@@ -4,5 +4,9 @@
 pub mod api;
 pub mod check;
 pub mod cli;
+pub mod clock;
+pub mod drivers;
 pub mod engine;
+pub mod repository;
 pub mod schedule;
+pub mod sim;

@@ -1,0 +1,864 @@
+//! The fleet file and the simulated devices it describes.
+//!
+//! A fleet file lists an image repository and devices with their facts, timings and faults. The
+//! [`FleetModel`] plays those devices: operations take the configured time, faults strike at
+//! their step, and the model counts upgrade starts, so tests can prove an upgrade never starts
+//! twice. The model is shared by `upkeep simulate` (in-process, on the virtual clock) and
+//! `upkeep devicesim` (over HTTP, in real time); time always comes in as a value.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use jiff::{SignedDuration, Timestamp};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::api::common::GoDuration;
+use crate::drivers::{Caller, ImageRef, Phase};
+use crate::engine::firmware::image::ApplianceImage;
+use crate::engine::firmware::observe::{
+    CallError, Domain, DomainStatus, Facts, FaultKind, HookKind, HookStatus, ImageEntry, OpKind,
+    OpStatus,
+};
+use crate::engine::size::parse_bytes;
+use crate::repository::StaticRepository;
+
+/// The namespace of devices and manifests that name none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// A fleet file: the image repository and the devices of a simulation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fleet {
+    /// `upkeep.dev/v1alpha1`.
+    pub api_version: String,
+    /// `Fleet`.
+    pub kind: String,
+    /// The image repository.
+    #[serde(default)]
+    pub images: Vec<FleetImage>,
+    /// The devices.
+    #[serde(default)]
+    pub devices: Vec<FleetDevice>,
+}
+
+/// An image in the simulated repository.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FleetImage {
+    /// The file name, e.g. `idg7519.oradco.scrypt4`.
+    pub name: String,
+    /// Its size, e.g. `600Mi`.
+    #[serde(default = "default_image_size")]
+    pub size: String,
+    /// The version it installs, for names that carry none (Redfish images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+fn default_image_size() -> String {
+    "600Mi".into()
+}
+
+/// Free space per file system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FleetFreeSpace {
+    /// Free space in the encrypted file system. Default `2Gi`.
+    #[serde(default = "two_gi")]
+    pub encrypted: String,
+    /// Free space in the temporary file system. Default `2Gi`.
+    #[serde(default = "two_gi")]
+    pub temporary: String,
+}
+
+fn two_gi() -> String {
+    "2Gi".into()
+}
+
+impl Default for FleetFreeSpace {
+    fn default() -> Self {
+        Self {
+            encrypted: two_gi(),
+            temporary: two_gi(),
+        }
+    }
+}
+
+/// A domain on a simulated device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FleetDomain {
+    /// Its name.
+    pub name: String,
+    /// Whether it starts quiesced.
+    #[serde(default)]
+    pub quiesced: bool,
+}
+
+/// How long the device's operations take.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timings {
+    /// A quiesce. Default `30s`.
+    #[serde(default = "thirty_seconds")]
+    pub quiesce: GoDuration,
+    /// An unquiesce. Default `30s`.
+    #[serde(default = "thirty_seconds")]
+    pub unquiesce: GoDuration,
+    /// A restart. Default `5m`.
+    #[serde(default = "five_minutes")]
+    pub restart: GoDuration,
+    /// Installing an image, restart included. Default `15m`.
+    #[serde(default = "fifteen_minutes")]
+    pub upgrade: GoDuration,
+    /// Upload speed per second, e.g. `50Mi`. Default `50Mi`.
+    #[serde(default = "fifty_mi")]
+    pub upload_rate: String,
+}
+
+fn thirty_seconds() -> GoDuration {
+    GoDuration::from_secs(30)
+}
+
+fn five_minutes() -> GoDuration {
+    GoDuration::from_mins(5)
+}
+
+fn fifteen_minutes() -> GoDuration {
+    GoDuration::from_mins(15)
+}
+
+fn fifty_mi() -> String {
+    "50Mi".into()
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            quiesce: thirty_seconds(),
+            unquiesce: thirty_seconds(),
+            restart: five_minutes(),
+            upgrade: fifteen_minutes(),
+            upload_rate: fifty_mi(),
+        }
+    }
+}
+
+/// Where a fault strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultStep {
+    /// Reading the facts.
+    Facts,
+    /// Reading the licenses.
+    Licenses,
+    /// Reading the domain status.
+    DomainStatus,
+    /// Uploading the image.
+    Upload,
+    /// The optional first quiesce.
+    FirstQuiesce,
+    /// The quiesce before the upgrade.
+    SecondQuiesce,
+    /// The optional restart.
+    Restart,
+    /// The upgrade.
+    Upgrade,
+    /// The unquiesce after a failure.
+    Unquiesce,
+}
+
+impl FaultStep {
+    /// The step of an operation.
+    pub fn of(op: OpKind) -> Self {
+        match op {
+            OpKind::FirstQuiesce => Self::FirstQuiesce,
+            OpKind::Restart => Self::Restart,
+            OpKind::Upload => Self::Upload,
+            OpKind::SecondQuiesce => Self::SecondQuiesce,
+            OpKind::Upgrade => Self::Upgrade,
+            OpKind::Unquiesce => Self::Unquiesce,
+        }
+    }
+}
+
+/// What kind of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultMode {
+    /// The device answers with an error.
+    Error,
+    /// The call breaks: a reset connection or a malformed answer.
+    Exception,
+    /// The step never completes (a reading never answers).
+    Hang,
+}
+
+/// A fault: where it strikes and what it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fault {
+    /// The step.
+    pub step: FaultStep,
+    /// The kind.
+    pub kind: FaultMode,
+}
+
+/// From when a device stops answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UnavailableFrom {
+    /// From the first validation call on.
+    Validation,
+    /// From the first execution call on.
+    Execution,
+}
+
+/// How a hook Job of the simulation ends for this device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HookOutcome {
+    /// The exit code; non-zero fails the hook. Default 0.
+    #[serde(default)]
+    pub exit_code: i32,
+    /// How long the Job runs. Default `10s`.
+    #[serde(default = "ten_seconds")]
+    pub duration: GoDuration,
+}
+
+fn ten_seconds() -> GoDuration {
+    GoDuration::from_secs(10)
+}
+
+impl Default for HookOutcome {
+    fn default() -> Self {
+        Self {
+            exit_code: 0,
+            duration: ten_seconds(),
+        }
+    }
+}
+
+/// The outcome of each hook in a simulation (a real cluster runs the Jobs instead).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HookOutcomes {
+    /// The prePlan hook.
+    #[serde(default)]
+    pub pre_plan: HookOutcome,
+    /// The pre hook.
+    #[serde(default)]
+    pub pre: HookOutcome,
+    /// The post hook.
+    #[serde(default)]
+    pub post: HookOutcome,
+}
+
+/// A simulated device. Every field but `name` has a default: a healthy virtual IDG at 7.5.1.7
+/// with DCO-Oracle and 2Gi free in both file systems.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FleetDevice {
+    /// The Device's name.
+    pub name: String,
+    /// Its namespace. Default `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Labels of the Device object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The device type. Default `IDG`.
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// Whether it is a virtual appliance. Default true.
+    #[serde(default = "default_true", rename = "virtual")]
+    pub r#virtual: bool,
+    /// Its firmware. Default `7.5.1.7`.
+    #[serde(default = "default_firmware")]
+    pub firmware: String,
+    /// Its licensed features. Default `[DCO-Oracle]`.
+    #[serde(default = "default_features")]
+    pub features: Vec<String>,
+    /// Free space.
+    #[serde(default)]
+    pub free_space: FleetFreeSpace,
+    /// Whether the running configuration has unsaved changes. Default false.
+    #[serde(default)]
+    pub unsaved_changes: bool,
+    /// Its domains. Default one unquiesced `default` domain.
+    #[serde(default = "default_domains")]
+    pub domains: Vec<FleetDomain>,
+    /// Whether it answers at all. Default true.
+    #[serde(default = "default_true")]
+    pub available: bool,
+    /// How long its operations take.
+    #[serde(default)]
+    pub timings: Timings,
+    /// Its faults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
+    /// An external party changes the firmware to this version once execution starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_changes_to: Option<String>,
+    /// The device stops answering from this phase on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_from: Option<UnavailableFrom>,
+    /// How the hook Jobs end for this device (simulation only).
+    #[serde(default)]
+    pub hooks: HookOutcomes,
+}
+
+fn default_model() -> String {
+    "IDG".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_firmware() -> String {
+    "7.5.1.7".into()
+}
+
+fn default_features() -> Vec<String> {
+    vec!["DCO-Oracle".into()]
+}
+
+fn default_domains() -> Vec<FleetDomain> {
+    vec![FleetDomain {
+        name: "default".into(),
+        quiesced: false,
+    }]
+}
+
+impl FleetDevice {
+    /// The namespace the device lives in.
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+}
+
+/// A fleet file that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FleetError {
+    /// The field, e.g. `devices[2].timings.uploadRate`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Fleet {
+    /// Parses a fleet file and checks what its schema cannot: sizes and unique names.
+    pub fn from_yaml(text: &str) -> Result<Self, FleetError> {
+        let fleet: Fleet = serde_saphyr::from_str(text).map_err(|e| FleetError {
+            field: "(file)".into(),
+            message: e.to_string(),
+        })?;
+        fleet.validate()?;
+        Ok(fleet)
+    }
+
+    /// Checks the fields serde cannot.
+    pub fn validate(&self) -> Result<(), FleetError> {
+        let err = |field: String, message: String| Err(FleetError { field, message });
+        if self.api_version != crate::api::API_VERSION || self.kind != "Fleet" {
+            return err(
+                "apiVersion/kind".into(),
+                format!(
+                    "a fleet file is apiVersion {} kind Fleet",
+                    crate::api::API_VERSION
+                ),
+            );
+        }
+        let mut images = std::collections::BTreeSet::new();
+        for (i, image) in self.images.iter().enumerate() {
+            if let Err(e) = parse_bytes(&image.size) {
+                return err(format!("images[{i}].size"), e.to_string());
+            }
+            if !images.insert(image.name.as_str()) {
+                return err(
+                    format!("images[{i}].name"),
+                    format!("{:?} is listed twice", image.name),
+                );
+            }
+        }
+        let mut devices = std::collections::BTreeSet::new();
+        for (i, device) in self.devices.iter().enumerate() {
+            for (field, size) in [
+                ("freeSpace.encrypted", &device.free_space.encrypted),
+                ("freeSpace.temporary", &device.free_space.temporary),
+                ("timings.uploadRate", &device.timings.upload_rate),
+            ] {
+                match parse_bytes(size) {
+                    Ok(0) if field == "timings.uploadRate" => {
+                        return err(
+                            format!("devices[{i}].{field}"),
+                            "the upload rate must be above zero".into(),
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => return err(format!("devices[{i}].{field}"), e.to_string()),
+                }
+            }
+            if !devices.insert((device.namespace(), device.name.as_str())) {
+                return err(
+                    format!("devices[{i}].name"),
+                    format!("{}/{} is listed twice", device.namespace(), device.name),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The image repository the fleet describes.
+    pub fn repository(&self) -> StaticRepository {
+        StaticRepository::new(self.images.iter().map(|image| ImageRef {
+            entry: ImageEntry {
+                name: image.name.clone(),
+                size: parse_bytes(&image.size).unwrap_or(0),
+                catalog_version: image.version.clone(),
+            },
+            sha256: None,
+            path: None,
+        }))
+    }
+}
+
+/// The answer of a simulated device to a reading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply<T> {
+    /// The device answered (or failed at once).
+    Ready(Result<T, CallError>),
+    /// The device never answers; the caller's timeout decides.
+    Hang,
+}
+
+/// Identifies a device in the fleet: namespace and name.
+pub type DeviceKey = (String, String);
+
+#[derive(Clone, Debug)]
+struct Operation {
+    kind: OpKind,
+    started: Timestamp,
+    /// `None` for an operation that never completes.
+    length: Option<SignedDuration>,
+    image: Option<(String, u64, Option<String>)>,
+    applied: bool,
+}
+
+#[derive(Debug)]
+struct DeviceState {
+    spec: FleetDevice,
+    firmware: String,
+    domains: Vec<Domain>,
+    available: bool,
+    execution_seen: bool,
+    ops: HashMap<String, Operation>,
+    uploaded: BTreeMap<String, u64>,
+    upgrade_starts: u32,
+    down_until: Option<Timestamp>,
+    hooks: HashMap<String, Timestamp>,
+}
+
+impl DeviceState {
+    fn new(spec: &FleetDevice) -> Self {
+        Self {
+            firmware: spec.firmware.clone(),
+            domains: spec
+                .domains
+                .iter()
+                .map(|d| Domain {
+                    name: d.name.clone(),
+                    quiesced: d.quiesced,
+                })
+                .collect(),
+            available: spec.available && spec.unavailable_from != Some(UnavailableFrom::Validation),
+            execution_seen: false,
+            ops: HashMap::new(),
+            uploaded: BTreeMap::new(),
+            upgrade_starts: 0,
+            down_until: None,
+            hooks: HashMap::new(),
+            spec: spec.clone(),
+        }
+    }
+
+    fn fault(&self, step: FaultStep) -> Option<FaultMode> {
+        self.spec
+            .faults
+            .iter()
+            .find(|f| f.step == step)
+            .map(|f| f.kind)
+    }
+
+    /// Applies what time and the caller's phase change: finished operations take effect, the
+    /// scripted changes of the execution phase happen.
+    fn advance(&mut self, caller: Caller<'_>, now: Timestamp) {
+        if caller.phase == Phase::Execution && !self.execution_seen {
+            self.execution_seen = true;
+            if let Some(version) = self.spec.firmware_changes_to.clone() {
+                self.firmware = version;
+            }
+            if self.spec.unavailable_from == Some(UnavailableFrom::Execution) {
+                self.available = false;
+            }
+        }
+        let finished: Vec<String> = self
+            .ops
+            .iter()
+            .filter(|(_, op)| !op.applied && op.length.is_some_and(|l| op.started + l <= now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in finished {
+            let Some(op) = self.ops.get_mut(&key) else {
+                continue;
+            };
+            op.applied = true;
+            let (kind, image) = (op.kind, op.image.clone());
+            match kind {
+                OpKind::FirstQuiesce | OpKind::SecondQuiesce => {
+                    self.domains.iter_mut().for_each(|d| d.quiesced = true)
+                }
+                OpKind::Unquiesce => self.domains.iter_mut().for_each(|d| d.quiesced = false),
+                OpKind::Upload => {
+                    if let Some((name, size, _)) = image {
+                        self.uploaded.insert(name, size);
+                    }
+                }
+                OpKind::Upgrade => {
+                    if let Some(version) = image.and_then(|(_, _, v)| v) {
+                        self.firmware = version;
+                    }
+                    self.domains.iter_mut().for_each(|d| d.quiesced = false);
+                }
+                OpKind::Restart => self.domains.iter_mut().for_each(|d| d.quiesced = false),
+            }
+        }
+        if self.down_until.is_some_and(|t| t <= now) {
+            self.down_until = None;
+        }
+    }
+
+    /// Why the device cannot answer now, if it cannot.
+    fn silent(&self, now: Timestamp) -> Option<CallError> {
+        if !self.available {
+            return Some(CallError::new(
+                FaultKind::Unreachable,
+                "the device does not answer (connection refused)",
+            ));
+        }
+        if self.down_until.is_some_and(|t| t > now) {
+            return Some(CallError::new(
+                FaultKind::Unreachable,
+                "the device is restarting",
+            ));
+        }
+        None
+    }
+
+    fn reading<T>(
+        &self,
+        step: FaultStep,
+        now: Timestamp,
+        value: impl FnOnce(&Self) -> T,
+    ) -> Reply<T> {
+        if let Some(e) = self.silent(now) {
+            return Reply::Ready(Err(e));
+        }
+        match self.fault(step) {
+            Some(FaultMode::Hang) => Reply::Hang,
+            Some(FaultMode::Error) => Reply::Ready(Err(CallError::new(
+                FaultKind::Error,
+                format!("{step:?}: the device returned an error"),
+            ))),
+            Some(FaultMode::Exception) => Reply::Ready(Err(CallError::new(
+                FaultKind::Exception,
+                format!("{step:?}: the connection was reset"),
+            ))),
+            None => Reply::Ready(Ok(value(self))),
+        }
+    }
+
+    /// How an operation stands. The answer to a start comes before a restarting device goes
+    /// silent (`starting`); polls while it restarts get no answer.
+    fn progress(&self, key: &str, now: Timestamp, starting: bool) -> OpStatus {
+        let Some(op) = self.ops.get(key) else {
+            return OpStatus::Unknown;
+        };
+        let rebooting = matches!(op.kind, OpKind::Restart | OpKind::Upgrade);
+        if !rebooting && let Some(e) = self.silent(now) {
+            return OpStatus::Failed(e);
+        }
+        match op.length {
+            None => OpStatus::Running { retry_after: None },
+            Some(length) if op.started + length <= now => OpStatus::Done,
+            Some(length) => {
+                if rebooting && !starting && self.silent(now).is_some() {
+                    // The device is down while it restarts: the poll gets no answer.
+                    return OpStatus::Failed(CallError::new(
+                        FaultKind::Unreachable,
+                        "the device is restarting",
+                    ));
+                }
+                OpStatus::Running {
+                    retry_after: Some((op.started + length).duration_since(now)),
+                }
+            }
+        }
+    }
+}
+
+/// The simulated devices of a fleet.
+#[derive(Debug)]
+pub struct FleetModel {
+    devices: Mutex<BTreeMap<DeviceKey, DeviceState>>,
+}
+
+impl FleetModel {
+    /// The devices of `fleet`, in their initial state.
+    pub fn new(fleet: &Fleet) -> Self {
+        let devices = fleet
+            .devices
+            .iter()
+            .map(|d| {
+                (
+                    (d.namespace().to_string(), d.name.clone()),
+                    DeviceState::new(d),
+                )
+            })
+            .collect();
+        Self {
+            devices: Mutex::new(devices),
+        }
+    }
+
+    fn with<T>(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        now: Timestamp,
+        f: impl FnOnce(&mut DeviceState) -> T,
+    ) -> Option<T> {
+        let mut devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = devices.get_mut(device)?;
+        state.advance(caller, now);
+        Some(f(state))
+    }
+
+    fn missing<T>(device: &DeviceKey) -> Reply<T> {
+        Reply::Ready(Err(CallError::new(
+            FaultKind::Unreachable,
+            format!("no simulated device {}/{}", device.0, device.1),
+        )))
+    }
+
+    /// The device's facts.
+    pub fn facts(&self, device: &DeviceKey, caller: Caller<'_>, now: Timestamp) -> Reply<Facts> {
+        self.with(device, caller, now, |s| {
+            s.reading(FaultStep::Facts, now, |s| Facts {
+                model: s.spec.model.clone(),
+                r#virtual: s.spec.r#virtual,
+                firmware: s.firmware.clone(),
+                free_encrypted: parse_bytes(&s.spec.free_space.encrypted).ok(),
+                free_temporary: parse_bytes(&s.spec.free_space.temporary).ok(),
+            })
+        })
+        .unwrap_or_else(|| Self::missing(device))
+    }
+
+    /// The device's licensed features.
+    pub fn licenses(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        now: Timestamp,
+    ) -> Reply<Vec<String>> {
+        self.with(device, caller, now, |s| {
+            s.reading(FaultStep::Licenses, now, |s| s.spec.features.clone())
+        })
+        .unwrap_or_else(|| Self::missing(device))
+    }
+
+    /// The device's domains and unsaved changes.
+    pub fn domain_status(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        now: Timestamp,
+    ) -> Reply<DomainStatus> {
+        self.with(device, caller, now, |s| {
+            s.reading(FaultStep::DomainStatus, now, |s| DomainStatus {
+                domains: s.domains.clone(),
+                unsaved_changes: s.spec.unsaved_changes,
+            })
+        })
+        .unwrap_or_else(|| Self::missing(device))
+    }
+
+    /// Starts an operation, or reports the one already started with `key`.
+    pub fn start(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        op: OpKind,
+        key: &str,
+        image: &ImageRef,
+        now: Timestamp,
+    ) -> OpStatus {
+        self.with(device, caller, now, |s| {
+            if let Some(e) = s.silent(now) {
+                return OpStatus::Failed(e);
+            }
+            match s.fault(FaultStep::of(op)) {
+                Some(FaultMode::Error) => {
+                    return OpStatus::Failed(CallError::new(
+                        FaultKind::Error,
+                        format!("{}: the device refused", op.as_str()),
+                    ));
+                }
+                Some(FaultMode::Exception) => {
+                    return OpStatus::Failed(CallError::new(
+                        FaultKind::Exception,
+                        format!("{}: the connection was reset", op.as_str()),
+                    ));
+                }
+                _ => {}
+            }
+            if s.ops.contains_key(key) {
+                return s.progress(key, now, true);
+            }
+            let timings = &s.spec.timings;
+            let hangs = s.fault(FaultStep::of(op)) == Some(FaultMode::Hang);
+            let size = image.entry.size;
+            let length = match op {
+                OpKind::FirstQuiesce | OpKind::SecondQuiesce => timings.quiesce.get(),
+                OpKind::Unquiesce => timings.unquiesce.get(),
+                OpKind::Restart => timings.restart.get(),
+                OpKind::Upgrade => timings.upgrade.get(),
+                OpKind::Upload if s.uploaded.get(&image.entry.name) == Some(&size) => {
+                    std::time::Duration::ZERO
+                }
+                OpKind::Upload => {
+                    let rate = parse_bytes(&timings.upload_rate).unwrap_or(1).max(1);
+                    std::time::Duration::from_secs(size.div_ceil(rate))
+                }
+            };
+            if op == OpKind::Upgrade {
+                if s.uploaded.get(&image.entry.name) != Some(&size) {
+                    return OpStatus::Failed(CallError::new(
+                        FaultKind::Error,
+                        format!("image {} is not on the device", image.entry.name),
+                    ));
+                }
+                s.upgrade_starts += 1;
+            }
+            let length =
+                (!hangs).then(|| SignedDuration::try_from(length).unwrap_or(SignedDuration::MAX));
+            if matches!(op, OpKind::Restart | OpKind::Upgrade)
+                && let Some(length) = length
+            {
+                s.down_until = Some(now + length);
+            }
+            let version = image_version(&image.entry);
+            s.ops.insert(
+                key.to_string(),
+                Operation {
+                    kind: op,
+                    started: now,
+                    length,
+                    image: Some((image.entry.name.clone(), size, version)),
+                    applied: false,
+                },
+            );
+            s.advance(caller, now);
+            s.progress(key, now, true)
+        })
+        .unwrap_or_else(|| {
+            OpStatus::Failed(CallError::new(
+                FaultKind::Unreachable,
+                format!("no simulated device {}/{}", device.0, device.1),
+            ))
+        })
+    }
+
+    /// How the operation started with `key` stands.
+    pub fn poll(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        key: &str,
+        now: Timestamp,
+    ) -> OpStatus {
+        self.with(device, caller, now, |s| s.progress(key, now, false))
+            .unwrap_or(OpStatus::Unknown)
+    }
+
+    /// How the hook Job `key` of `kind` stands for the device (started on first sight).
+    pub fn hook(
+        &self,
+        device: &DeviceKey,
+        kind: HookKind,
+        key: &str,
+        now: Timestamp,
+    ) -> HookStatus {
+        let mut devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(state) = devices.get_mut(device) else {
+            return HookStatus::Failed(format!("no simulated device {}/{}", device.0, device.1));
+        };
+        let started = *state.hooks.entry(key.to_string()).or_insert(now);
+        let outcome = match kind {
+            HookKind::PrePlan => &state.spec.hooks.pre_plan,
+            HookKind::Pre => &state.spec.hooks.pre,
+            HookKind::Post => &state.spec.hooks.post,
+        };
+        let length =
+            SignedDuration::try_from(outcome.duration.get()).unwrap_or(SignedDuration::MAX);
+        if now < started + length {
+            HookStatus::Running
+        } else if outcome.exit_code == 0 {
+            HookStatus::Succeeded
+        } else {
+            HookStatus::Failed(format!(
+                "the Job's pod exited with code {}",
+                outcome.exit_code
+            ))
+        }
+    }
+
+    /// How many upgrades the device started.
+    pub fn upgrade_starts(&self, device: &DeviceKey) -> u32 {
+        let devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        devices.get(device).map_or(0, |s| s.upgrade_starts)
+    }
+
+    /// Every device's key, in order.
+    pub fn keys(&self) -> Vec<DeviceKey> {
+        let devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        devices.keys().cloned().collect()
+    }
+}
+
+/// The version an image installs: from its appliance name, else from the repository's catalog.
+fn image_version(entry: &ImageEntry) -> Option<String> {
+    ApplianceImage::parse(&entry.name)
+        .ok()
+        .map(|i| i.version.to_string())
+        .or_else(|| entry.catalog_version.clone())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+use super::*;
+use crate::drivers::Phase;
+
+const FLEET: &str = r#"
+apiVersion: upkeep.dev/v1alpha1
+kind: Fleet
+images:
+  - { name: idg7519.oradco.scrypt4, size: 600Mi }
+devices:
+  - name: dp-1
+  - name: dp-2
+    namespace: lab
+    labels: { site: b }
+    model: XG45
+    virtual: false
+    firmware: 2018.4.1.2
+    timings: { quiesce: 10s, upgrade: 20m, uploadRate: 100Mi }
+    faults:
+      - { step: licenses, kind: error }
+      - { step: upgrade, kind: hang }
+    firmwareChangesTo: 2018.4.1.9
+    unavailableFrom: execution
+"#;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn key(ns: &str, name: &str) -> DeviceKey {
+    (ns.to_string(), name.to_string())
+}
+
+const VALIDATING: Caller<'static> = Caller {
+    task: Some("default/t"),
+    phase: Phase::Validation,
+};
+const EXECUTING: Caller<'static> = Caller {
+    task: Some("default/t"),
+    phase: Phase::Execution,
+};
+
+fn image(fleet: &Fleet) -> ImageRef {
+    use crate::repository::ImageRepository as _;
+    fleet
+        .repository()
+        .lookup("idg7519.oradco.scrypt4")
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn every_field_but_the_name_has_a_default() {
+    let fleet = Fleet::from_yaml(FLEET).unwrap();
+    let d = &fleet.devices[0];
+    assert_eq!(
+        (d.model.as_str(), d.r#virtual, d.firmware.as_str()),
+        ("IDG", true, "7.5.1.7")
+    );
+    assert_eq!(d.features, ["DCO-Oracle"]);
+    assert_eq!(d.namespace(), "default");
+    assert_eq!(d.timings.upload_rate, "50Mi");
+    assert_eq!(
+        fleet.devices[1].timings.unquiesce,
+        GoDuration::from_secs(30)
+    );
+}
+
+#[test]
+fn bad_fleets_name_the_field() {
+    let bad_size = FLEET.replace("size: 600Mi", "size: lots");
+    assert_eq!(
+        Fleet::from_yaml(&bad_size).unwrap_err().field,
+        "images[0].size"
+    );
+    let twice = FLEET.replace(
+        "name: dp-2\n    namespace: lab",
+        "name: dp-1\n    namespace: default",
+    );
+    assert_eq!(
+        Fleet::from_yaml(&twice).unwrap_err().field,
+        "devices[1].name"
+    );
+    let unknown = FLEET.replace("model: XG45", "modle: XG45");
+    assert!(
+        Fleet::from_yaml(&unknown)
+            .unwrap_err()
+            .message
+            .contains("modle")
+    );
+}
+
+#[test]
+fn a_healthy_device_upgrades_in_its_timings() {
+    let fleet = Fleet::from_yaml(FLEET).unwrap();
+    let model = FleetModel::new(&fleet);
+    let dp1 = key("default", "dp-1");
+    let image = image(&fleet);
+    // 600Mi at 50Mi/s: 12 s.
+    assert_eq!(
+        model.start(&dp1, EXECUTING, OpKind::Upload, "u", &image, at(0)),
+        OpStatus::Running {
+            retry_after: Some(SignedDuration::from_secs(12))
+        }
+    );
+    assert_eq!(model.poll(&dp1, EXECUTING, "u", at(12)), OpStatus::Done);
+    // Uploading the same bytes again is instant.
+    assert_eq!(
+        model.start(&dp1, EXECUTING, OpKind::Upload, "u2", &image, at(13)),
+        OpStatus::Done
+    );
+    assert!(matches!(
+        model.start(&dp1, EXECUTING, OpKind::Upgrade, "g", &image, at(20)),
+        OpStatus::Running { .. }
+    ));
+    // The same key again is the same upgrade (the restarting device does not even answer).
+    assert!(matches!(
+        model.start(&dp1, EXECUTING, OpKind::Upgrade, "g", &image, at(21)),
+        OpStatus::Failed(CallError {
+            kind: FaultKind::Unreachable,
+            ..
+        })
+    ));
+    assert_eq!(model.upgrade_starts(&dp1), 1);
+    // While the device restarts into the new image it does not answer.
+    assert!(matches!(
+        model.facts(&dp1, EXECUTING, at(60)),
+        Reply::Ready(Err(CallError {
+            kind: FaultKind::Unreachable,
+            ..
+        }))
+    ));
+    assert_eq!(
+        model.poll(&dp1, EXECUTING, "g", at(20 + 900)),
+        OpStatus::Done
+    );
+    match model.facts(&dp1, EXECUTING, at(20 + 900)) {
+        Reply::Ready(Ok(facts)) => assert_eq!(facts.firmware, "7.5.1.9"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        model.poll(&dp1, EXECUTING, "nope", at(1000)),
+        OpStatus::Unknown
+    );
+}
+
+#[test]
+fn an_upgrade_needs_the_image_on_the_device() {
+    let fleet = Fleet::from_yaml(FLEET).unwrap();
+    let model = FleetModel::new(&fleet);
+    let status = model.start(
+        &key("default", "dp-1"),
+        EXECUTING,
+        OpKind::Upgrade,
+        "g",
+        &image(&fleet),
+        at(0),
+    );
+    assert!(
+        matches!(
+            status,
+            OpStatus::Failed(CallError {
+                kind: FaultKind::Error,
+                ..
+            })
+        ),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn faults_and_execution_phase_changes() {
+    let fleet = Fleet::from_yaml(FLEET).unwrap();
+    let model = FleetModel::new(&fleet);
+    let dp2 = key("lab", "dp-2");
+    assert!(matches!(
+        model.licenses(&dp2, VALIDATING, at(0)),
+        Reply::Ready(Err(CallError {
+            kind: FaultKind::Error,
+            ..
+        }))
+    ));
+    match model.facts(&dp2, VALIDATING, at(1)) {
+        Reply::Ready(Ok(facts)) => assert_eq!(
+            (
+                facts.firmware.as_str(),
+                facts.model.as_str(),
+                facts.r#virtual
+            ),
+            ("2018.4.1.2", "XG45", false)
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Execution starts: the firmware changes behind upkeep's back and the device goes silent.
+    assert!(matches!(
+        model.facts(&dp2, EXECUTING, at(2)),
+        Reply::Ready(Err(CallError {
+            kind: FaultKind::Unreachable,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn hooks_run_for_their_duration_and_exit_as_scripted() {
+    let mut fleet = Fleet::from_yaml(FLEET).unwrap();
+    fleet.devices[0].hooks.post.exit_code = 2;
+    let model = FleetModel::new(&fleet);
+    let dp1 = key("default", "dp-1");
+    assert_eq!(
+        model.hook(&dp1, HookKind::Pre, "h", at(0)),
+        HookStatus::Running
+    );
+    assert_eq!(
+        model.hook(&dp1, HookKind::Pre, "h", at(10)),
+        HookStatus::Succeeded
+    );
+    model.hook(&dp1, HookKind::Post, "p", at(0));
+    assert!(
+        matches!(model.hook(&dp1, HookKind::Post, "p", at(10)), HookStatus::Failed(why) if why.contains("code 2"))
+    );
+}
