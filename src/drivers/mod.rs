@@ -1,6 +1,9 @@
 //! Drivers: how upkeep talks to devices. One trait, [`DeviceDriver`], with an implementation per
 //! protocol; the engine's actions map onto its calls one to one.
 
+pub mod credentials;
+pub mod http;
+
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
