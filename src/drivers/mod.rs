@@ -1,6 +1,7 @@
 //! Drivers: how upkeep talks to devices. One trait, [`DeviceDriver`], with an implementation per
 //! protocol; the engine's actions map onto its calls one to one.
 
+pub mod connect;
 pub mod credentials;
 pub mod http;
 
