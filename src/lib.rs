@@ -5,6 +5,7 @@ pub mod api;
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod controller;
 pub mod drivers;
 pub mod engine;
 pub mod repository;

@@ -17,8 +17,7 @@ use crate::api::common::GoDuration;
 use crate::drivers::{Caller, ImageRef, Phase};
 use crate::engine::firmware::image::ApplianceImage;
 use crate::engine::firmware::observe::{
-    CallError, Domain, DomainStatus, Facts, FaultKind, HookKind, HookStatus, ImageEntry, OpKind,
-    OpStatus,
+    CallError, Domain, DomainStatus, Facts, FaultKind, HookKind, ImageEntry, OpKind, OpStatus,
 };
 use crate::engine::size::parse_bytes;
 use crate::repository::StaticRepository;
@@ -459,7 +458,6 @@ struct DeviceState {
     uploaded: BTreeMap<String, u64>,
     upgrade_starts: u32,
     down_until: Option<Timestamp>,
-    hooks: HashMap<String, Timestamp>,
 }
 
 impl DeviceState {
@@ -480,7 +478,6 @@ impl DeviceState {
             uploaded: BTreeMap::new(),
             upgrade_starts: 0,
             down_until: None,
-            hooks: HashMap::new(),
             spec: spec.clone(),
         }
     }
@@ -798,39 +795,18 @@ impl FleetModel {
             .unwrap_or(OpStatus::Unknown)
     }
 
-    /// How the hook Job `key` of `kind` stands for the device (started on first sight).
-    pub fn hook(
-        &self,
-        device: &DeviceKey,
-        kind: HookKind,
-        key: &str,
-        now: Timestamp,
-    ) -> HookStatus {
-        let mut devices = self
+    /// How the hook Jobs of `kind` end for the device, if the device is in the fleet.
+    pub fn hook_outcome(&self, device: &DeviceKey, kind: HookKind) -> Option<HookOutcome> {
+        let devices = self
             .devices
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(state) = devices.get_mut(device) else {
-            return HookStatus::Failed(format!("no simulated device {}/{}", device.0, device.1));
-        };
-        let started = *state.hooks.entry(key.to_string()).or_insert(now);
-        let outcome = match kind {
-            HookKind::PrePlan => &state.spec.hooks.pre_plan,
-            HookKind::Pre => &state.spec.hooks.pre,
-            HookKind::Post => &state.spec.hooks.post,
-        };
-        let length =
-            SignedDuration::try_from(outcome.duration.get()).unwrap_or(SignedDuration::MAX);
-        if now < started + length {
-            HookStatus::Running
-        } else if outcome.exit_code == 0 {
-            HookStatus::Succeeded
-        } else {
-            HookStatus::Failed(format!(
-                "the Job's pod exited with code {}",
-                outcome.exit_code
-            ))
-        }
+        let hooks = &devices.get(device)?.spec.hooks;
+        Some(match kind {
+            HookKind::PrePlan => hooks.pre_plan.clone(),
+            HookKind::Pre => hooks.pre.clone(),
+            HookKind::Post => hooks.post.clone(),
+        })
     }
 
     /// How many upgrades the device started.

@@ -201,21 +201,23 @@ fn faults_and_execution_phase_changes() {
 }
 
 #[test]
-fn hooks_run_for_their_duration_and_exit_as_scripted() {
+fn hook_outcomes_default_to_a_quick_success() {
     let mut fleet = Fleet::from_yaml(FLEET).unwrap();
     fleet.devices[0].hooks.post.exit_code = 2;
     let model = FleetModel::new(&fleet);
     let dp1 = key("default", "dp-1");
     assert_eq!(
-        model.hook(&dp1, HookKind::Pre, "h", at(0)),
-        HookStatus::Running
+        model.hook_outcome(&dp1, HookKind::Pre),
+        Some(HookOutcome::default())
     );
     assert_eq!(
-        model.hook(&dp1, HookKind::Pre, "h", at(10)),
-        HookStatus::Succeeded
+        model
+            .hook_outcome(&dp1, HookKind::Post)
+            .map(|o| o.exit_code),
+        Some(2)
     );
-    model.hook(&dp1, HookKind::Post, "p", at(0));
-    assert!(
-        matches!(model.hook(&dp1, HookKind::Post, "p", at(10)), HookStatus::Failed(why) if why.contains("code 2"))
+    assert_eq!(
+        model.hook_outcome(&key("default", "nope"), HookKind::Pre),
+        None
     );
 }

@@ -1,0 +1,248 @@
+//! `upkeep run`: the operator, in a cluster (in-cluster config) or from a kubeconfig.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kube::Client;
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio_util::sync::CancellationToken;
+
+use super::Error;
+use crate::api::common::GoDuration;
+use crate::clock::Clock;
+use crate::controller::connections::ClusterConnections;
+use crate::controller::context::Settings;
+use crate::controller::endpoints::Health;
+use crate::controller::metrics::Metrics;
+use crate::controller::operator::{self, Parts};
+use crate::repository::DirRepository;
+
+/// Log output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Arguments of `upkeep run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address of the metrics and health endpoints (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Run only while holding the leader Lease, so several replicas run with one active.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The leader Lease's name.
+    #[arg(long, default_value = "upkeep-leader")]
+    pub lease_name: String,
+    /// The leader Lease's namespace (default: the client's namespace).
+    #[arg(long, env = "UPKEEP_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The directory holding firmware images (and an optional catalog.yaml).
+    #[arg(long, default_value = "/var/lib/upkeep/images")]
+    pub image_repository: PathBuf,
+    /// Where devices download images upkeep serves (Redfish ImageURI), e.g.
+    /// http://upkeep.upkeep-system.svc:8080/images.
+    #[arg(long)]
+    pub image_base_url: Option<String>,
+    /// Watch only this namespace (repeat for several); default: every namespace.
+    #[arg(long = "namespace")]
+    pub namespaces: Vec<String>,
+    /// How often Device facts are read again.
+    #[arg(long, default_value = "10m")]
+    pub device_refresh: GoDuration,
+    /// The bound on one call to a device.
+    #[arg(long, default_value = "30s")]
+    pub device_timeout: GoDuration,
+}
+
+/// Sets up logging: `RUST_LOG` filters (default `info`), in JSON or text.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    if installed.is_err() {
+        eprintln!("upkeep: logging was already set up");
+    }
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub fn run(args: &Args) -> Result<ExitCode, Error> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
+        path: "tokio runtime".into(),
+        source,
+    })?;
+    runtime.block_on(operate(args))
+}
+
+async fn operate(args: &Args) -> Result<ExitCode, Error> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| Error::Usage(format!("cannot reach the Kubernetes API: {e}")))?;
+    let metrics = Metrics::new();
+    let health = Health::new(metrics.clone());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| Error::Io {
+            path: args.listen.to_string(),
+            source,
+        })?;
+    let shutdown = CancellationToken::new();
+    let server = {
+        let router = health.router();
+        let stop = shutdown.clone();
+        async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    };
+    let signals = {
+        let stop = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        }
+    };
+    let work = work(args, client, metrics, health.clone(), shutdown.clone());
+    let (served, (), worked) = tokio::join!(server, signals, work);
+    served.map_err(|source| Error::Io {
+        path: args.listen.to_string(),
+        source,
+    })?;
+    worked?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The operators (one per watched namespace, or one for all), run while this replica leads.
+async fn work(
+    args: &Args,
+    client: Client,
+    metrics: Arc<Metrics>,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "upkeep".into());
+    let settings = Settings {
+        device_refresh: args.device_refresh.get(),
+        ..Settings::default()
+    };
+    let connections = Arc::new(ClusterConnections::new(
+        client.clone(),
+        args.image_base_url.clone(),
+        args.device_timeout.get(),
+    ));
+    let repository = Arc::new(DirRepository::new(&args.image_repository));
+    let run_all = |token: CancellationToken| {
+        let runs = scopes.iter().map(|scope| {
+            operator::run(
+                Parts {
+                    client: client.clone(),
+                    clock: Clock::system(),
+                    repository: repository.clone(),
+                    connections: connections.clone(),
+                    settings: settings.clone(),
+                    instance: identity.clone(),
+                    namespace: scope.clone(),
+                    metrics: metrics.clone(),
+                },
+                token.clone(),
+            )
+        });
+        futures::future::join_all(runs)
+    };
+    if !args.leader_elect {
+        health.set_ready(true);
+        run_all(shutdown).await;
+        return Ok(());
+    }
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(namespace)
+        .with_identity(identity.clone())
+        .build()
+        .await
+        .map_err(|e| Error::Usage(format!("leader election cannot start: {e}")))?;
+    let (mut leading, lease_task) = manager.watch().await;
+    health.set_ready(true);
+    loop {
+        if *leading.borrow_and_update() {
+            tracing::info!(%identity, "leading: starting the controllers");
+            let term = shutdown.child_token();
+            let lost = {
+                let term = term.clone();
+                let mut leading = leading.clone();
+                async move {
+                    let _ = leading.wait_for(|l| !*l).await;
+                    tracing::warn!("leadership lost: stopping the controllers");
+                    term.cancel();
+                }
+            };
+            tokio::select! {
+                _ = run_all(term.clone()) => {}
+                () = lost => {}
+            }
+            term.cancel();
+        }
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() { break },
+            () = shutdown.cancelled() => break,
+        }
+    }
+    drop(leading);
+    let _ = lease_task.await;
+    Ok(())
+}

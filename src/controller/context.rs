@@ -1,0 +1,135 @@
+//! What every reconcile shares: the API client, the clock, stores of the kinds it reads, the
+//! device connections, hooks, events, metrics and the rollout's expectations.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::connections::Connections;
+use super::events::Events;
+use super::hooks::JobHooks;
+use super::index::TaskIndex;
+use super::metrics::Metrics;
+use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow};
+use crate::clock::Clock;
+use crate::engine::codes::FirmwareCode;
+use crate::repository::ImageRepository;
+
+/// Tunables of the controllers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// How often a Device's facts are read again.
+    pub device_refresh: Duration,
+    /// How soon to retry after a lost compare-and-swap or an API error.
+    pub retry: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            device_refresh: Duration::from_secs(600),
+            retry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Read-only caches of the kinds the reconciles look up. Objects that cannot be read are kept
+/// as such and skipped by lookups, so one malformed object never stops a watch.
+#[derive(Clone)]
+pub struct Stores {
+    /// FirmwareUpgrades.
+    pub upgrades: Store<DeserializeGuard<FirmwareUpgrade>>,
+    /// Devices.
+    pub devices: Store<DeserializeGuard<Device>>,
+    /// MaintenanceWindows.
+    pub windows: Store<DeserializeGuard<MaintenanceWindow>>,
+    /// UpgradeTasks by parent.
+    pub tasks: TaskIndex,
+}
+
+/// The readable object `namespace/name` of a guarded store.
+pub fn lookup<K>(store: &Store<DeserializeGuard<K>>, namespace: &str, name: &str) -> Option<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    let guard = store.get(&ObjectRef::new(name).within(namespace))?;
+    guard.0.as_ref().ok().cloned()
+}
+
+/// The readable objects of a namespace in a guarded store.
+pub fn in_namespace<K>(
+    store: &Store<DeserializeGuard<K>>,
+    namespace: &str,
+) -> Vec<Arc<DeserializeGuard<K>>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    store.state_filter(|g| {
+        g.0.as_ref()
+            .is_ok_and(|k| k.meta().namespace.as_deref() == Some(namespace))
+    })
+}
+
+/// Rollout decisions written but perhaps not yet seen in the task cache: a task that left the
+/// queue is counted as executing (or ended) until the cache shows it, so a second reconcile on a
+/// stale cache cannot grant more than `maxConcurrent`.
+#[derive(Debug, Default)]
+pub struct Expectations(Mutex<HashMap<(String, String), FirmwareCode>>);
+
+impl Expectations {
+    /// Records that task `namespace/name` was moved to `code`.
+    pub fn expect(&self, namespace: &str, name: &str, code: FirmwareCode) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert((namespace.to_string(), name.to_string()), code);
+    }
+
+    /// The code to count for a task whose cache shows `cached`: the code written, while the
+    /// cache still shows it unstarted.
+    pub fn view(&self, namespace: &str, name: &str, cached: FirmwareCode) -> FirmwareCode {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (namespace.to_string(), name.to_string());
+        match map.get(&key) {
+            Some(written)
+                if matches!(
+                    cached,
+                    FirmwareCode::WaitingForPreValidation | FirmwareCode::ReadyForExecution
+                ) =>
+            {
+                *written
+            }
+            Some(_) => {
+                map.remove(&key);
+                cached
+            }
+            None => cached,
+        }
+    }
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// The clock: the only source of time.
+    pub clock: Clock,
+    /// The firmware images.
+    pub repository: Arc<dyn ImageRepository>,
+    /// Drivers for Devices.
+    pub connections: Arc<dyn Connections>,
+    /// Hook Jobs.
+    pub hooks: JobHooks,
+    /// Kubernetes Events.
+    pub events: Events,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Caches of the kinds reconciles read.
+    pub stores: Stores,
+    /// Rollout decisions not yet in the cache.
+    pub expectations: Expectations,
+    /// Tunables.
+    pub settings: Settings,
+}

@@ -1,0 +1,193 @@
+//! The Device controller: reads the device's facts through its driver and reports them with
+//! `Reachable` and `Ready` conditions, a bounded history of reachability changes, and the time
+//! the device last answered (refreshed at least hourly, so a healthy fleet costs few writes).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::SignedDuration;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt as _;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use tracing::{Instrument as _, info_span};
+
+use super::context::Context;
+use super::status;
+use crate::api::Device;
+use crate::api::conditions::{self, Desired, Phase};
+use crate::api::device::{DeviceEvent, DeviceFacts, DeviceStatus, DomainState, FreeSpace};
+use crate::drivers::{Caller, Phase as CallPhase};
+use crate::engine::size::format_bytes;
+
+/// The most history entries a Device keeps.
+const HISTORY_LIMIT: usize = 20;
+/// How stale `lastSeen` may get before a refresh writes it although nothing else changed.
+const LAST_SEEN_REFRESH: SignedDuration = SignedDuration::from_hours(1);
+/// How soon an unreachable device is tried again.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(60);
+
+/// A reconcile that could not finish; it is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the status of Device {device}: {source}")]
+pub struct Error {
+    device: String,
+    source: kube::Error,
+}
+
+/// Reconciles one Device.
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<Device>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let span = info_span!("reconcile", kind = "Device", namespace = %guard.namespace().unwrap_or_default(), name = %guard.name_any());
+    let result = async {
+        match &guard.0 {
+            Ok(device) => reconcile_device(device, &ctx).await,
+            Err(invalid) => {
+                tracing::warn!(error = %invalid.error, "the Device cannot be read; it is left alone");
+                Ok(Action::await_change())
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    ctx.metrics
+        .reconciled("Device", started.elapsed(), result.is_err());
+    result
+}
+
+async fn reconcile_device(device: &Device, ctx: &Context) -> Result<Action, Error> {
+    let name = device.name_any();
+    let driver = ctx.connections.driver(device).await;
+    let caller = Caller {
+        task: None,
+        phase: CallPhase::Inventory,
+    };
+    let facts = driver.facts(caller).await;
+    let now = ctx.clock.now();
+    let previous = device.status.clone().unwrap_or_default();
+    let generation = device.metadata.generation;
+    let mut status = DeviceStatus {
+        observed_generation: generation,
+        conditions: previous.conditions.clone(),
+        history: previous.history.clone(),
+        last_seen: previous.last_seen.clone(),
+        facts: previous.facts.clone(),
+        reachable: facts.is_ok(),
+    };
+    let message = match facts {
+        Ok(facts) => {
+            let licenses = driver.licenses(caller).await.unwrap_or_default();
+            let domains = driver.domain_status(caller).await.ok();
+            status.facts = Some(DeviceFacts {
+                model: Some(facts.model).filter(|m| !m.is_empty()),
+                r#virtual: Some(facts.r#virtual),
+                firmware: Some(facts.firmware.clone()),
+                features: licenses,
+                free_space: Some(FreeSpace {
+                    encrypted: facts.free_encrypted.map(|b| Quantity(format_bytes(b))),
+                    temporary: facts.free_temporary.map(|b| Quantity(format_bytes(b))),
+                }),
+                unsaved_changes: domains.as_ref().map(|d| d.unsaved_changes),
+                domains: domains
+                    .map(|d| {
+                        d.domains
+                            .into_iter()
+                            .map(|d| DomainState {
+                                name: d.name,
+                                quiesced: d.quiesced,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                patches: previous
+                    .facts
+                    .as_ref()
+                    .map(|f| f.patches.clone())
+                    .unwrap_or_default(),
+            });
+            format!("the device answers; firmware {}", facts.firmware)
+        }
+        Err(error) => error.to_string(),
+    };
+    if previous.reachable != status.reachable || previous.conditions.is_empty() {
+        let event = if status.reachable {
+            "Reachable"
+        } else {
+            "Unreachable"
+        };
+        status.history.push(DeviceEvent {
+            at: Time(now),
+            event: event.into(),
+            message: message.clone(),
+        });
+        let excess = status.history.len().saturating_sub(HISTORY_LIMIT);
+        status.history.drain(..excess);
+    }
+    let reason = if status.reachable {
+        "Answered"
+    } else {
+        "NotAnswering"
+    };
+    conditions::set(
+        &mut status.conditions,
+        Desired::new(
+            conditions::REACHABLE,
+            status.reachable,
+            reason,
+            message.clone(),
+        ),
+        generation,
+        now,
+    );
+    let phase = if status.reachable {
+        Phase::Ready
+    } else {
+        Phase::Stalled
+    };
+    conditions::set_phase(
+        &mut status.conditions,
+        phase,
+        reason,
+        &message,
+        generation,
+        now,
+    );
+    // Reconciling is not a state of a Device; keep only Ready, Reachable and Stalled.
+    status
+        .conditions
+        .retain(|c| c.type_ != conditions::RECONCILING);
+
+    let stale = previous
+        .last_seen
+        .as_ref()
+        .is_none_or(|t| now.duration_since(t.0) >= LAST_SEEN_REFRESH);
+    let changed = device.status.as_ref() != Some(&status);
+    if status.reachable && (changed || stale) {
+        status.last_seen = Some(Time(now));
+    }
+    if device.status.as_ref() != Some(&status) {
+        let api =
+            Api::<Device>::namespaced(ctx.client.clone(), &device.namespace().unwrap_or_default());
+        match status::apply(&api, &name, &status, None).await {
+            Ok(_) => ctx.metrics.wrote("Device", "status"),
+            Err(e) if status::is_not_found(&e) => return Ok(Action::await_change()),
+            Err(source) => {
+                return Err(Error {
+                    device: name,
+                    source,
+                });
+            }
+        }
+    }
+    let next = if status.reachable {
+        ctx.settings.device_refresh
+    } else {
+        UNREACHABLE_RETRY.min(ctx.settings.device_refresh)
+    };
+    Ok(Action::requeue(next))
+}

@@ -1,0 +1,170 @@
+//! Prometheus metrics: tasks by code, reconciles, errors and their durations, API writes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::index::TaskIndex;
+
+/// The controller a metric is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// The kind the controller reconciles.
+    pub controller: &'static str,
+}
+
+/// An API write.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// The kind written.
+    pub kind: &'static str,
+    /// `status`, `object` or `event`.
+    pub target: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    parent_kind: &'static str,
+    code: String,
+    result: &'static str,
+}
+
+/// The operator's metrics and their registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ControllerLabels, Counter>,
+    errors: Family<ControllerLabels, Counter>,
+    durations: Family<ControllerLabels, Histogram>,
+    writes: Family<WriteLabels, Counter>,
+    tasks: TaskCollector,
+}
+
+/// Counts tasks by code at scrape time, from the task indexes of every running operator.
+#[derive(Debug, Clone, Default)]
+struct TaskCollector(Arc<RwLock<Vec<TaskIndex>>>);
+
+impl prometheus_client::collector::Collector for TaskCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let mut counts: BTreeMap<(String, &'static str, &'static str), i64> = BTreeMap::new();
+        let indexes = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for task in indexes.iter().flat_map(TaskIndex::all) {
+            let code = task
+                .status
+                .as_ref()
+                .and_then(|s| s.code.clone())
+                .unwrap_or_default();
+            let result = task
+                .status
+                .as_ref()
+                .map(|s| s.result.as_str())
+                .unwrap_or("InProgress");
+            *counts
+                .entry((code, result, task.spec.parent_kind.as_str()))
+                .or_default() += 1;
+        }
+        let family = Family::<TaskLabels, Gauge>::default();
+        for ((code, result, parent_kind), n) in counts {
+            family
+                .get_or_create(&TaskLabels {
+                    parent_kind,
+                    code,
+                    result,
+                })
+                .set(n);
+        }
+        let metric = encoder.encode_descriptor(
+            "upkeep_tasks",
+            "UpgradeTasks by current code",
+            None,
+            family.metric_type(),
+        )?;
+        family.encode(metric)
+    }
+}
+
+impl Metrics {
+    /// Empty metrics; tasks are counted from the indexes given to [`Metrics::count_tasks_of`].
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        let errors = Family::<ControllerLabels, Counter>::default();
+        let durations = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 4.0, 9))
+        });
+        let writes = Family::<WriteLabels, Counter>::default();
+        registry.register("upkeep_reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "upkeep_reconcile_errors",
+            "Reconciles that failed",
+            errors.clone(),
+        );
+        registry.register(
+            "upkeep_reconcile_duration_seconds",
+            "How long reconciles take",
+            durations.clone(),
+        );
+        registry.register(
+            "upkeep_api_writes",
+            "Writes to the Kubernetes API",
+            writes.clone(),
+        );
+        let tasks = TaskCollector::default();
+        registry.register_collector(Box::new(tasks.clone()));
+        Arc::new(Self {
+            registry,
+            reconciles,
+            errors,
+            durations,
+            writes,
+            tasks,
+        })
+    }
+
+    /// Counts the tasks of `index` in `upkeep_tasks`.
+    pub fn count_tasks_of(&self, index: TaskIndex) {
+        self.tasks
+            .0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(index);
+    }
+
+    /// Records one reconcile of `controller` that took `took`.
+    pub fn reconciled(&self, controller: &'static str, took: Duration, failed: bool) {
+        let labels = ControllerLabels { controller };
+        self.reconciles.get_or_create(&labels).inc();
+        self.durations
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if failed {
+            self.errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Records one API write.
+    pub fn wrote(&self, kind: &'static str, target: &'static str) {
+        self.writes
+            .get_or_create(&WriteLabels { kind, target })
+            .inc();
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}

@@ -1,0 +1,185 @@
+//! The operator: the four controllers and the caches they share, run together until shutdown.
+//! Everything runs inside one future (nothing is spawned detached), so dropping it stops the
+//! operator at once, as a crash would.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::{Future, StreamExt as _};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::connections::Connections;
+use super::context::{Context, Settings, Stores};
+use super::events::Events;
+use super::hooks::JobHooks;
+use super::index::TaskIndex;
+use super::metrics::Metrics;
+use super::{device, firmware_upgrade, maintenance_window, upgrade_task};
+use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow, UpgradeTask};
+use crate::clock::Clock;
+use crate::repository::ImageRepository;
+
+/// What the operator is built from.
+pub struct Parts {
+    /// The API client.
+    pub client: Client,
+    /// The clock.
+    pub clock: Clock,
+    /// The firmware images.
+    pub repository: Arc<dyn ImageRepository>,
+    /// Drivers for Devices.
+    pub connections: Arc<dyn Connections>,
+    /// Tunables.
+    pub settings: Settings,
+    /// The name events are reported under (e.g. the pod name).
+    pub instance: String,
+    /// The namespace to watch; `None` for every namespace.
+    pub namespace: Option<String>,
+    /// Where to count metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A cache of `K` kept by a watcher, and the future that keeps it.
+fn cache<K>(api: Api<DeserializeGuard<K>>) -> (Store<DeserializeGuard<K>>, impl Future<Output = ()>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let feed = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .for_each(|_| futures::future::ready(()));
+    (store, feed)
+}
+
+fn error_policy<K, E: std::fmt::Display>(_: Arc<K>, error: &E, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "reconcile failed; retrying");
+    Action::requeue(ctx.settings.retry)
+}
+
+/// Runs the operator until `shutdown` is cancelled.
+pub async fn run(parts: Parts, shutdown: CancellationToken) {
+    let Parts {
+        client,
+        clock,
+        repository,
+        connections,
+        settings,
+        instance,
+        namespace,
+        metrics,
+    } = parts;
+    let ns = namespace.as_deref();
+    let (upgrades, upgrades_feed) = cache::<FirmwareUpgrade>(api(&client, ns));
+    let (devices, devices_feed) = cache::<Device>(api(&client, ns));
+    let (windows, windows_feed) = cache::<MaintenanceWindow>(api(&client, ns));
+    let tasks = TaskIndex::default();
+    let tasks_feed = tasks.clone().run(
+        watcher(
+            api::<DeserializeGuard<UpgradeTask>>(&client, ns),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    );
+    metrics.count_tasks_of(tasks.clone());
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        clock,
+        repository,
+        connections,
+        hooks: JobHooks::new(client.clone()),
+        events: Events::new(client.clone(), clock, instance),
+        metrics,
+        stores: Stores {
+            upgrades: upgrades.clone(),
+            devices: devices.clone(),
+            windows: windows.clone(),
+            tasks: tasks.clone(),
+        },
+        expectations: Default::default(),
+        settings,
+    });
+
+    let controllers = {
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            // Reconciles read the caches: start once they hold a full listing.
+            let _ = tokio::join!(
+                upgrades.wait_until_ready(),
+                devices.wait_until_ready(),
+                windows.wait_until_ready(),
+                tasks.wait_until_ready()
+            );
+            let cfg = watcher::Config::default;
+            let stop = || shutdown.clone().cancelled_owned();
+            let upgrade_controller =
+                Controller::new(api::<DeserializeGuard<FirmwareUpgrade>>(&client, ns), cfg());
+            let upgrade_store = upgrade_controller.store();
+            let upgrades_of_namespace = move |namespace: Option<String>| {
+                upgrade_store
+                    .state()
+                    .into_iter()
+                    .filter(|u| {
+                        u.0.as_ref()
+                            .is_ok_and(|u| u.metadata.namespace == namespace)
+                    })
+                    .map(|u| reflector::ObjectRef::from_obj(u.as_ref()))
+                    .collect::<Vec<_>>()
+            };
+            let upgrade_loop = upgrade_controller
+                .owns(api::<DeserializeGuard<UpgradeTask>>(&client, ns), cfg())
+                .watches(
+                    api::<DeserializeGuard<MaintenanceWindow>>(&client, ns),
+                    cfg(),
+                    move |w| upgrades_of_namespace(w.meta().namespace.clone()),
+                )
+                .graceful_shutdown_on(stop())
+                .run(firmware_upgrade::reconcile, error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(()));
+            let task_loop =
+                Controller::new(api::<DeserializeGuard<UpgradeTask>>(&client, ns), cfg())
+                    .owns(api::<k8s_openapi::api::batch::v1::Job>(&client, ns), cfg())
+                    .graceful_shutdown_on(stop())
+                    .run(upgrade_task::reconcile, error_policy, ctx.clone())
+                    .for_each(|_| futures::future::ready(()));
+            let window_loop = Controller::new(
+                api::<DeserializeGuard<MaintenanceWindow>>(&client, ns),
+                cfg(),
+            )
+            .graceful_shutdown_on(stop())
+            .run(maintenance_window::reconcile, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(()));
+            let device_loop = Controller::new(api::<DeserializeGuard<Device>>(&client, ns), cfg())
+                .graceful_shutdown_on(stop())
+                .run(device::reconcile, error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(()));
+            tokio::join!(upgrade_loop, task_loop, window_loop, device_loop);
+        }
+    };
+    let feeds = async {
+        tokio::join!(upgrades_feed, devices_feed, windows_feed, tasks_feed);
+    };
+    tokio::select! {
+        () = controllers => {}
+        () = feeds => {}
+        () = shutdown.cancelled() => {}
+    }
+}

@@ -1,0 +1,49 @@
+//! Status writes: server-side apply of the status subresource with upkeep's one field manager,
+//! optionally as compare-and-swap on the object's resourceVersion.
+
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::events::MANAGER;
+
+/// Applies `status` to the status of the object `name`. With `resource_version`, the write only
+/// succeeds if the object has not changed since (409 Conflict otherwise).
+pub async fn apply<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl Serialize,
+    resource_version: Option<&str>,
+) -> Result<K, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut metadata = json!({ "name": name });
+    if let Some(rv) = resource_version {
+        metadata["resourceVersion"] = json!(rv);
+    }
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": metadata,
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+}
+
+/// Whether an API error is a 409 Conflict (a compare-and-swap that lost).
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
+/// Whether an API error is a 404 Not Found.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
