@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::api::{self, API_VERSION, GROUP};
 use crate::engine::lint::{self, Finding};
+use crate::sim::fleet::Fleet;
 use schema::{KindSchema, short};
 
 /// One thing wrong with a document.
@@ -218,8 +219,7 @@ pub fn check_document(index: usize, doc: &Value) -> DocumentReport {
         };
         return report(problem("kind", message, &format!("use one of: {known}")));
     };
-    let mut problems = metadata_problems(doc);
-    problems.extend(checker(doc));
+    let problems = checker(doc);
     if problems.is_empty() {
         report(Outcome::Valid)
     } else {
@@ -292,7 +292,39 @@ fn kinds() -> &'static BTreeMap<&'static str, Checker> {
             "UpgradeTask",
             crd_checker::<api::UpgradeTask>(|_| Vec::new()),
         );
+        map.insert("Fleet", fleet_checker());
         map
+    })
+}
+
+/// The simulator's fleet file: its schema (from the Rust types), then what only code can check
+/// (sizes, unique names).
+fn fleet_checker() -> Checker {
+    let generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .with_transform(kube::core::schema::StructuralSchemaRewriter)
+        .into_generator();
+    let schema =
+        serde_json::to_value(generator.into_root_schema_for::<Fleet>()).unwrap_or_default();
+    let schema = KindSchema::new(schema);
+    Box::new(move |doc: &Value| {
+        let structural = schema.problems(doc);
+        if !structural.is_empty() {
+            return structural;
+        }
+        let fix = "correct the value the message names";
+        let fleet = serde_json::from_value::<Fleet>(doc.clone())
+            .map_err(|e| Problem::new("(document)".into(), one_line(&e.to_string()), fix.into()));
+        match fleet.and_then(|f| {
+            f.validate()
+                .map_err(|e| Problem::new(e.field, e.message, String::new()))
+        }) {
+            Ok(()) => Vec::new(),
+            Err(problem) => vec![problem],
+        }
     })
 }
 
@@ -312,7 +344,8 @@ where
         .unwrap_or_default();
     let schema = KindSchema::new(openapi);
     Box::new(move |doc: &Value| {
-        let structural = schema.problems(doc);
+        let mut structural = metadata_problems(doc);
+        structural.extend(schema.problems(doc));
         if !structural.is_empty() {
             return structural;
         }

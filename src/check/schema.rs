@@ -170,9 +170,37 @@ impl KindSchema {
                 format!("{shown} is too large"),
                 format!("use {limit} or less"),
             ),
-            other => (
-                format!("{shown} is not valid here ({other:?})"),
-                "see `kubectl explain` for the field".into(),
+            ValidationErrorKind::OneOfNotValid { context }
+            | ValidationErrorKind::AnyOf { context } => {
+                let allowed: Vec<String> = context
+                    .iter()
+                    .flatten()
+                    .filter_map(|e| match e.kind() {
+                        ValidationErrorKind::Enum { options } => options
+                            .as_array()
+                            .map(|o| o.iter().map(short).collect::<Vec<_>>()),
+                        ValidationErrorKind::Constant { expected_value } => {
+                            Some(vec![short(expected_value)])
+                        }
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                if allowed.is_empty() {
+                    (
+                        format!("{shown} matches none of the allowed forms"),
+                        "see the field's description".into(),
+                    )
+                } else {
+                    (
+                        format!("{shown} is not an allowed value"),
+                        format!("use one of: {}", allowed.join(", ")),
+                    )
+                }
+            }
+            _ => (
+                format!("{shown} is not valid here"),
+                "see the field's description (kubectl explain)".into(),
             ),
         };
         Problem::new(

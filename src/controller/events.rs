@@ -101,7 +101,7 @@ impl Events {
 /// A status code as an event reason: `EXECUTION_UPLOAD_IMAGE_STARTED` → `ExecutionUploadImageStarted`,
 /// `Pending Reboot` → `PendingReboot`.
 pub fn reason_of(code: &str) -> String {
-    code.split(|c: char| c == '_' || c == ' ' || c == '-')
+    code.split(['_', ' ', '-'])
         .filter(|w| !w.is_empty())
         .map(|w| {
             let mut chars = w.chars();
