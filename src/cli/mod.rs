@@ -3,6 +3,7 @@
 pub mod check;
 pub mod codes;
 pub mod crds;
+pub mod windows;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ pub enum Command {
     Check(check::Args),
     /// List every status code: kind, name, numeric code, terminal, result and meaning.
     Codes(codes::Args),
+    /// List the next openings of the MaintenanceWindows in manifest files, ordered by start.
+    Windows(windows::Args),
 }
 
 /// A failure that stops a command (exit status 2): bad usage or I/O.
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Crds(args) => crds::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Codes(args) => codes::run(&args),
+        Command::Windows(args) => windows::run(&args),
     }
 }
