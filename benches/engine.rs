@@ -9,7 +9,8 @@
 //! of the tasks up to date), so they understate the engine alone.
 //!
 //! Run: `cargo bench --bench engine` (options after `--`: `--devices N`, `--max-concurrent N`,
-//! `--rounds N`).
+//! `--rounds N`, and `--rebuild-view` to rebuild the rollout's list of all tasks before every
+//! `plan()` instead of keeping it up to date, as a controller without an index would).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ struct Options {
     devices: usize,
     max_concurrent: usize,
     rounds: usize,
+    rebuild_view: bool,
 }
 
 impl Options {
@@ -44,6 +46,7 @@ impl Options {
             devices: 100_000,
             max_concurrent: 500,
             rounds: 3,
+            rebuild_view: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -56,6 +59,7 @@ impl Options {
                 "--devices" => options.devices = value("--devices").max(1),
                 "--max-concurrent" => options.max_concurrent = value("--max-concurrent").max(1),
                 "--rounds" => options.rounds = value("--rounds").max(1),
+                "--rebuild-view" => options.rebuild_view = true,
                 // `cargo bench` passes `--bench`; anything else is a filter we do not use.
                 _ => {}
             }
@@ -249,6 +253,18 @@ fn run(options: &Options) -> Outcome {
     loop {
         now += SignedDuration::from_secs(1);
         let planned = Instant::now();
+        if options.rebuild_view {
+            queued = fleet
+                .tasks
+                .iter()
+                .zip(&targets)
+                .map(|(task, target)| Queued {
+                    target,
+                    code: task.code,
+                    created_at: task.created_at,
+                })
+                .collect();
+        }
         let plan = rollout::plan(&policy, &queued, &gate, now);
         planning += planned.elapsed();
         plans += 1;
@@ -306,10 +322,15 @@ fn thousands(n: f64) -> String {
 fn main() {
     let options = Options::from_args();
     println!(
-        "engine bench: {} devices, maxConcurrent {}, {} rounds (one thread)",
+        "engine bench: {} devices, maxConcurrent {}, {} rounds (one thread){}",
         thousands(options.devices as f64),
         options.max_concurrent,
-        options.rounds
+        options.rounds,
+        if options.rebuild_view {
+            ", rollout view rebuilt before every plan()"
+        } else {
+            ""
+        }
     );
     let mut outcomes = Vec::new();
     for round in 1..=options.rounds {
