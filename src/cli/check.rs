@@ -19,15 +19,7 @@ pub struct Args {
 
 /// Checks every document of every file and prints one line per problem.
 pub fn run(args: &Args) -> Result<ExitCode, Error> {
-    let mut sources = Vec::new();
-    for path in &args.files {
-        collect(path, &mut sources)?;
-    }
-    if sources.is_empty() {
-        return Err(Error::Usage(
-            "no .yaml or .yml files found in the given directories".into(),
-        ));
-    }
+    let sources = read_sources(&args.files)?;
     let (mut documents, mut invalid, mut skipped) = (0, 0, 0);
     let mut all_valid = true;
     for (name, text) in sources {
@@ -51,6 +43,21 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Reads every named file, standard input (`-`) and every YAML file under the named directories
+/// (recursively, in name order), as `(name, text)` pairs. No file at all is a usage error.
+pub(crate) fn read_sources(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Error> {
+    let mut sources = Vec::new();
+    for path in paths {
+        collect(path, &mut sources)?;
+    }
+    if sources.is_empty() {
+        return Err(Error::Usage(
+            "no .yaml or .yml files found in the given directories".into(),
+        ));
+    }
+    Ok(sources)
 }
 
 /// Reads a file, standard input (`-`) or every YAML file under a directory, in name order.

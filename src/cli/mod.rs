@@ -4,6 +4,7 @@ pub mod check;
 pub mod codes;
 pub mod crds;
 pub mod run;
+pub mod windows;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Codes(codes::Args),
     /// Run the operator (in a cluster, or from a kubeconfig).
     Run(run::Args),
+    /// List the next openings of the MaintenanceWindows in manifest files, ordered by start.
+    Windows(windows::Args),
 }
 
 /// A failure that stops a command (exit status 2): bad usage or I/O.
@@ -57,5 +60,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Check(args) => check::run(&args),
         Command::Codes(args) => codes::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Windows(args) => windows::run(&args),
     }
 }

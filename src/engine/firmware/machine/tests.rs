@@ -2,6 +2,7 @@
 //! that answer (or fail, or hang) per step, hook Jobs, the rollout and the window gate.
 
 mod cases;
+mod docs;
 mod world;
 
 use proptest::prelude::*;
