@@ -116,7 +116,7 @@ fn the_occurrence_open_at_from_comes_first_and_counts() {
     // Inside the Saturday window of 2026-12-26 and inside the blackout.
     let out = upkeep(&[
         "windows",
-        "examples/",
+        "examples/maintenance-windows.yaml",
         "--from",
         "2026-12-26T22:00:00Z",
         "--count",
