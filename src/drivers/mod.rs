@@ -5,6 +5,7 @@ pub mod connect;
 pub mod credentials;
 pub mod http;
 pub mod inventory;
+pub mod upkeep;
 
 use std::path::PathBuf;
 
