@@ -396,7 +396,7 @@ async fn an_operation_key_starts_an_operation_once() {
     let dir = tempfile::tempdir().unwrap();
     let image = image(&dir);
     let sim = serve(
-        &fleet(&format!("  - name: dp-1\n    timings: {QUICK}\n")),
+        &fleet("  - name: dp-1\n    timings: { quiesce: 1s, upgrade: 2s }\n"),
         Options::default(),
     );
     let dp1 = driver(&sim, "dp-1");
@@ -458,11 +458,17 @@ async fn an_operation_key_starts_an_operation_once() {
         Some(FaultKind::Unreachable),
         "{polled:?}"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        dp1.poll(EXECUTING, OpKind::Upgrade, "k/upgrade").await,
-        OpStatus::Done
-    );
+    // The device is back after the upgrade's 2s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match dp1.poll(EXECUTING, OpKind::Upgrade, "k/upgrade").await {
+            OpStatus::Done => break,
+            other => {
+                assert!(Instant::now() < deadline, "still {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
     // Once done, the same key reports the finished upgrade.
     assert_eq!(
         dp1.start(EXECUTING, OpKind::Upgrade, "k/upgrade", &image)
@@ -554,14 +560,22 @@ async fn a_broken_upload_resumes_where_it_stopped() {
         .send()
         .await;
     assert!(broken.is_err(), "{broken:?}");
-    let held: serde_json::Value = client
-        .get(format!("{url}/images/{IMAGE}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The simulator notices the broken transfer a moment after the sender gives up.
+    let mut held = serde_json::Value::Null;
+    for _ in 0..100 {
+        held = client
+            .get(format!("{url}/images/{IMAGE}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if held["complete"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(held["complete"], false, "{held}");
     let received = held["received"].as_u64().unwrap();
     assert!(received > 0 && received < IMAGE_SIZE as u64, "{held}");
