@@ -3,6 +3,9 @@
 pub mod check;
 pub mod codes;
 pub mod crds;
+pub mod device;
+pub mod devicesim;
+pub mod logging;
 
 use std::process::ExitCode;
 
@@ -26,6 +29,11 @@ pub enum Command {
     Check(check::Args),
     /// List every status code: kind, name, numeric code, terminal, result and meaning.
     Codes(codes::Args),
+    /// Read a device's facts or upgrade its firmware from the command line, without a cluster.
+    Device(device::Args),
+    /// Serve the devices of a fleet file over the upkeep device API (HTTP or HTTPS), in real
+    /// time, until Ctrl-C.
+    Devicesim(devicesim::Args),
 }
 
 /// A failure that stops a command (exit status 2): bad usage or I/O.
@@ -53,5 +61,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Crds(args) => crds::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Codes(args) => codes::run(&args),
+        Command::Device(args) => device::run(&args),
+        Command::Devicesim(args) => devicesim::run(&args),
     }
 }
