@@ -369,6 +369,8 @@ async fn a_hang_at_every_step_is_bounded_by_the_timeout() {
                 );
             }
             ("upload", Outcome::Operation { start, .. }) => {
+                let message = format!("{start:?}");
+                assert!(message.contains("no answer within 1.5s"), "{message}");
                 assert_eq!(
                     failed_kind(&start),
                     Some(FaultKind::Unreachable),

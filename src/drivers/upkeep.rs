@@ -132,11 +132,17 @@ impl UpkeepDriver {
         }
     }
 
-    /// Sends a request once and reads the whole answer.
-    async fn call_once(&self, what: &str, request: RequestBuilder) -> Result<Answer, CallError> {
+    /// Sends a request once, bounded by `timeout`, and reads the whole answer.
+    async fn call_once(
+        &self,
+        what: &str,
+        request: RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Answer, CallError> {
+        let request = request.timeout(timeout);
         self.exchange(what, request).await.map_err(|e| match e {
             Failed::Final(e) => e,
-            Failed::Transport(e) => failure::transport(&self.address, what, self.timeout, &e),
+            Failed::Transport(e) => failure::transport(&self.address, what, timeout, &e),
         })
     }
 

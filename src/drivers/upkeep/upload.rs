@@ -134,14 +134,15 @@ impl UpkeepDriver {
         let started = Instant::now();
         let request = self
             .request(Method::PUT, &[wire::IMAGES, name], caller)
-            .timeout(upload_timeout(self.timeout, remaining))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .header(reqwest::header::CONTENT_LENGTH, remaining)
             .header(wire::SHA256_HEADER, sha256)
             .header(wire::SIZE_HEADER, size)
             .header(wire::OFFSET_HEADER, offset)
             .body(Body::wrap_stream(stream));
-        let answer = self.call_once(&what, request).await?;
+        let answer = self
+            .call_once(&what, request, upload_timeout(self.timeout, remaining))
+            .await?;
         let held: ImageStatusBody =
             self.json(&what, &answer, &[StatusCode::OK, StatusCode::CREATED])?;
         if !held.complete || !held.sha256.eq_ignore_ascii_case(sha256) {
