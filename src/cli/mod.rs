@@ -3,6 +3,9 @@
 pub mod check;
 pub mod codes;
 pub mod crds;
+pub mod device;
+pub mod devicesim;
+pub mod logging;
 pub mod run;
 pub mod windows;
 
@@ -32,6 +35,11 @@ pub enum Command {
     Run(run::Args),
     /// List the next openings of the MaintenanceWindows in manifest files, ordered by start.
     Windows(windows::Args),
+    /// Read a device's facts or upgrade its firmware from the command line, without a cluster.
+    Device(device::Args),
+    /// Serve the devices of a fleet file over the upkeep device API (HTTP or HTTPS), in real
+    /// time, until Ctrl-C.
+    Devicesim(devicesim::Args),
 }
 
 /// A failure that stops a command (exit status 2): bad usage or I/O.
@@ -61,5 +69,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Codes(args) => codes::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Windows(args) => windows::run(&args),
+        Command::Device(args) => device::run(&args),
+        Command::Devicesim(args) => devicesim::run(&args),
     }
 }

@@ -10,6 +10,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 
 use super::Error;
+use super::logging::{self, LogFormat};
 use crate::api::common::GoDuration;
 use crate::clock::Clock;
 use crate::controller::connections::ClusterConnections;
@@ -18,15 +19,6 @@ use crate::controller::endpoints::Health;
 use crate::controller::metrics::Metrics;
 use crate::controller::operator::{self, Parts};
 use crate::repository::DirRepository;
-
-/// Log output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable lines.
-    Text,
-}
 
 /// Arguments of `upkeep run`.
 #[derive(Debug, clap::Args)]
@@ -67,30 +59,10 @@ pub struct Args {
     pub device_timeout: GoDuration,
 }
 
-/// Sets up logging: `RUST_LOG` filters (default `info`), in JSON or text.
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-    if installed.is_err() {
-        eprintln!("upkeep: logging was already set up");
-    }
-}
-
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub fn run(args: &Args) -> Result<ExitCode, Error> {
-    init_logging(args.log_format);
-    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
-        path: "tokio runtime".into(),
-        source,
-    })?;
-    runtime.block_on(operate(args))
+    logging::init_as("info", args.log_format);
+    logging::runtime()?.block_on(operate(args))
 }
 
 async fn operate(args: &Args) -> Result<ExitCode, Error> {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
 use kube::api::Api;
@@ -18,9 +17,9 @@ use super::context::Context;
 use super::status;
 use crate::api::Device;
 use crate::api::conditions::{self, Desired, Phase};
-use crate::api::device::{DeviceEvent, DeviceFacts, DeviceStatus, DomainState, FreeSpace};
+use crate::api::device::{DeviceEvent, DeviceStatus};
 use crate::drivers::{Caller, Phase as CallPhase};
-use crate::engine::size::format_bytes;
+use crate::engine::firmware::observe::FaultKind;
 
 /// The most history entries a Device keeps.
 const HISTORY_LIMIT: usize = 20;
@@ -67,50 +66,25 @@ async fn reconcile_device(device: &Device, ctx: &Context) -> Result<Action, Erro
         task: None,
         phase: CallPhase::Inventory,
     };
-    let facts = driver.facts(caller).await;
+    let inventory = driver.inventory(caller).await;
     let now = ctx.clock.now();
     let previous = device.status.clone().unwrap_or_default();
     let generation = device.metadata.generation;
+    // A device that answers with an error is reachable, but its facts are not current.
+    let reachable = !matches!(&inventory, Err(e) if e.kind == FaultKind::Unreachable);
     let mut status = DeviceStatus {
         observed_generation: generation,
         conditions: previous.conditions.clone(),
         history: previous.history.clone(),
         last_seen: previous.last_seen.clone(),
         facts: previous.facts.clone(),
-        reachable: facts.is_ok(),
+        reachable,
     };
-    let message = match facts {
-        Ok(facts) => {
-            let licenses = driver.licenses(caller).await.unwrap_or_default();
-            let domains = driver.domain_status(caller).await.ok();
-            status.facts = Some(DeviceFacts {
-                model: Some(facts.model).filter(|m| !m.is_empty()),
-                r#virtual: Some(facts.r#virtual),
-                firmware: Some(facts.firmware.clone()),
-                features: licenses,
-                free_space: Some(FreeSpace {
-                    encrypted: facts.free_encrypted.map(|b| Quantity(format_bytes(b))),
-                    temporary: facts.free_temporary.map(|b| Quantity(format_bytes(b))),
-                }),
-                unsaved_changes: domains.as_ref().map(|d| d.unsaved_changes),
-                domains: domains
-                    .map(|d| {
-                        d.domains
-                            .into_iter()
-                            .map(|d| DomainState {
-                                name: d.name,
-                                quiesced: d.quiesced,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                patches: previous
-                    .facts
-                    .as_ref()
-                    .map(|f| f.patches.clone())
-                    .unwrap_or_default(),
-            });
-            format!("the device answers; firmware {}", facts.firmware)
+    let current = inventory.is_ok();
+    let message = match inventory {
+        Ok(inventory) => {
+            status.facts = Some(inventory.to_device_facts());
+            format!("the device answers; firmware {}", inventory.facts.firmware)
         }
         Err(error) => error.to_string(),
     };
@@ -144,10 +118,10 @@ async fn reconcile_device(device: &Device, ctx: &Context) -> Result<Action, Erro
         generation,
         now,
     );
-    let phase = if status.reachable {
-        Phase::Ready
-    } else {
-        Phase::Stalled
+    let (phase, reason) = match (status.reachable, current) {
+        (true, true) => (Phase::Ready, "FactsRead"),
+        (true, false) => (Phase::Stalled, "FactsUnreadable"),
+        (false, _) => (Phase::Stalled, reason),
     };
     conditions::set_phase(
         &mut status.conditions,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::DeviceDriver;
 use super::credentials::Credentials;
 use super::http::{ClientError, TlsSettings};
+use super::upkeep::UpkeepDriver;
 use crate::api::device::{DriverKind, RedfishTarget};
 
 /// The default bound on one call to a device.
@@ -53,6 +54,8 @@ pub fn connect(
     kind: DriverKind,
     config: DriverConfig,
 ) -> Result<Box<dyn DeviceDriver>, ConnectError> {
-    let _ = config;
-    Err(ConnectError::Unavailable(kind))
+    match kind {
+        DriverKind::Upkeep => Ok(Box::new(UpkeepDriver::new(config)?)),
+        DriverKind::Redfish | DriverKind::Datapower => Err(ConnectError::Unavailable(kind)),
+    }
 }

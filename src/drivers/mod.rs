@@ -4,10 +4,15 @@
 pub mod connect;
 pub mod credentials;
 pub mod http;
+pub mod inventory;
+pub mod upkeep;
 
 use std::path::PathBuf;
 
+use futures::FutureExt as _;
 use futures::future::BoxFuture;
+
+pub use inventory::Inventory;
 
 use crate::engine::firmware::observe::{
     CallError, DomainStatus, Facts, ImageEntry, OpKind, OpStatus,
@@ -82,4 +87,17 @@ pub trait DeviceDriver: Send + Sync {
     ) -> BoxFuture<'a, OpStatus>;
     /// Reports how the operation started with `key` stands.
     fn poll<'a>(&'a self, caller: Caller<'a>, op: OpKind, key: &'a str) -> BoxFuture<'a, OpStatus>;
+    /// Reads everything the Device's status shows. By default the facts, licenses and domain
+    /// status in turn (no patches); drivers whose device reports it all at once override this.
+    fn inventory<'a>(&'a self, caller: Caller<'a>) -> BoxFuture<'a, Result<Inventory, CallError>> {
+        async move {
+            Ok(Inventory {
+                facts: self.facts(caller).await?,
+                features: self.licenses(caller).await?,
+                domains: self.domain_status(caller).await?,
+                patches: Vec::new(),
+            })
+        }
+        .boxed()
+    }
 }

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::api::common::GoDuration;
-use crate::drivers::{Caller, ImageRef, Phase};
+use crate::drivers::{Caller, ImageRef, Inventory, Phase};
 use crate::engine::firmware::image::ApplianceImage;
 use crate::engine::firmware::observe::{
     CallError, Domain, DomainStatus, Facts, FaultKind, HookKind, ImageEntry, OpKind, OpStatus,
@@ -666,6 +666,88 @@ impl FleetModel {
             })
         })
         .unwrap_or_else(|| Self::missing(device))
+    }
+
+    /// Everything the device reports about itself in one reading (the device API's facts), with
+    /// the faults of the facts step.
+    pub fn inventory(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        now: Timestamp,
+    ) -> Reply<Inventory> {
+        self.with(device, caller, now, |s| {
+            s.reading(FaultStep::Facts, now, |s| Inventory {
+                facts: Facts {
+                    model: s.spec.model.clone(),
+                    r#virtual: s.spec.r#virtual,
+                    firmware: s.firmware.clone(),
+                    free_encrypted: parse_bytes(&s.spec.free_space.encrypted).ok(),
+                    free_temporary: parse_bytes(&s.spec.free_space.temporary).ok(),
+                },
+                features: s.spec.features.clone(),
+                domains: DomainStatus {
+                    domains: s.domains.clone(),
+                    unsaved_changes: s.spec.unsaved_changes,
+                },
+                patches: Vec::new(),
+            })
+        })
+        .unwrap_or_else(|| Self::missing(device))
+    }
+
+    /// Whether the device answers at all now (it may be unavailable or restarting), after the
+    /// caller's phase and the time took effect.
+    pub fn reachable(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        now: Timestamp,
+    ) -> Result<(), CallError> {
+        self.with(device, caller, now, |s| s.silent(now).map_or(Ok(()), Err))
+            .unwrap_or_else(|| {
+                Err(CallError::new(
+                    FaultKind::Unreachable,
+                    format!("no simulated device {}/{}", device.0, device.1),
+                ))
+            })
+    }
+
+    /// Admits the bytes of an image transfer (the device simulator's upload), with the faults of
+    /// the upload step; the value is the device's upload rate in bytes per second.
+    pub fn admit_upload(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        now: Timestamp,
+    ) -> Reply<u64> {
+        self.with(device, caller, now, |s| {
+            s.reading(FaultStep::Upload, now, |s| {
+                parse_bytes(&s.spec.timings.upload_rate).unwrap_or(1).max(1)
+            })
+        })
+        .unwrap_or_else(|| Self::missing(device))
+    }
+
+    /// Records that a transfer of the image `name` (`size` bytes) to the device completed: an
+    /// upload operation for it is then done at once, and an upgrade may install it.
+    pub fn store_image(&self, device: &DeviceKey, name: &str, size: u64) {
+        let mut devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(state) = devices.get_mut(device) {
+            state.uploaded.insert(name.to_string(), size);
+        }
+    }
+
+    /// The kind of the operation started on the device with `key`, if there is one.
+    pub fn operation(&self, device: &DeviceKey, key: &str) -> Option<OpKind> {
+        let devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        devices.get(device)?.ops.get(key).map(|op| op.kind)
     }
 
     /// The device's licensed features.

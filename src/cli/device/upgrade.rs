@@ -1,0 +1,254 @@
+//! `upkeep device upgrade DEVICE.yaml --image NAME --repository DIR`: one firmware upgrade in the
+//! foreground, in real time, through the operator's engine (validation, then every execution
+//! step), printing each status code as it passes.
+//!
+//! The task's state lives in this process only: an interrupted run is not resumed (start it
+//! again; an image the device already holds is not sent twice). Hooks need a cluster and are not
+//! offered here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use jiff::{Timestamp, Unit};
+
+use super::Connection;
+use super::target::{self, Target};
+use crate::api::FirmwareUpgradeSpec;
+use crate::api::common::{GoDuration, TargetSelector};
+use crate::api::firmware_upgrade::RestartSpec;
+use crate::cli::{Error, logging};
+use crate::clock::Clock;
+use crate::drivers::{Caller, ImageRef, Phase};
+use crate::engine::codes::FirmwareCode;
+use crate::engine::firmware::machine::Context;
+use crate::engine::firmware::observe::{Action, Observation};
+use crate::engine::firmware::state::TaskState;
+use crate::engine::firmware::validation::Readings;
+use crate::repository::{DirRepository, ImageRepository as _};
+
+/// Arguments of `upkeep device upgrade`. The spec options are those of a FirmwareUpgrade, with
+/// its defaults.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How to reach the device.
+    #[command(flatten)]
+    pub connection: Connection,
+    /// The image's file name in the repository, e.g. idg7519.oradco.scrypt4.
+    #[arg(long, value_name = "NAME")]
+    pub image: String,
+    /// The image repository: a directory of image files, with an optional catalog.yaml.
+    #[arg(long, value_name = "DIR")]
+    pub repository: PathBuf,
+    /// Stop after validation: exit 0 when the device is ready for the upgrade, 1 when not.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Approve a downgrade within the same release (a.b.c).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Approve an image that lacks licensed features the device has.
+    #[arg(long)]
+    pub allow_missing_device_features: bool,
+    /// Quiesce before the optional restart and the upload.
+    #[arg(long)]
+    pub first_quiesce: bool,
+    /// Timeout of every quiesce and unquiesce (a grace of 3m is added) [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    pub quiesce_timeout: Option<GoDuration>,
+    /// Restart the device before the upload.
+    #[arg(long)]
+    pub restart: bool,
+    /// How long to wait for the device to come back from the restart [default: 10m].
+    #[arg(long, value_name = "DURATION", requires = "restart")]
+    pub restart_timeout: Option<GoDuration>,
+    /// How long to wait after the restart before the upload [default: 0s].
+    #[arg(long, value_name = "DURATION", requires = "restart")]
+    pub restart_wait_after: Option<GoDuration>,
+    /// How long the device may take to upgrade and report the new version [default: 30m].
+    #[arg(long, value_name = "DURATION")]
+    pub upgrade_timeout: Option<GoDuration>,
+    /// Give up an execution running longer than this [default: 60m].
+    #[arg(long, value_name = "DURATION")]
+    pub max_run_duration: Option<GoDuration>,
+}
+
+impl Args {
+    /// The FirmwareUpgrade spec these options describe, for the device `name`.
+    pub fn spec(&self, name: &str) -> FirmwareUpgradeSpec {
+        let defaults = FirmwareUpgradeSpec::default();
+        FirmwareUpgradeSpec {
+            image: self.image.clone(),
+            targets: TargetSelector {
+                names: vec![name.to_string()],
+                ..TargetSelector::default()
+            },
+            allow_downgrade: self.allow_downgrade,
+            allow_missing_device_features: self.allow_missing_device_features,
+            first_quiesce: self.first_quiesce,
+            quiesce_timeout: self.quiesce_timeout.unwrap_or(defaults.quiesce_timeout),
+            restart: RestartSpec {
+                enabled: self.restart,
+                timeout: self.restart_timeout.unwrap_or(defaults.restart.timeout),
+                wait_after: self
+                    .restart_wait_after
+                    .unwrap_or(defaults.restart.wait_after),
+            },
+            upgrade_timeout: self.upgrade_timeout.unwrap_or(defaults.upgrade_timeout),
+            max_run_duration: self.max_run_duration.unwrap_or(defaults.max_run_duration),
+            ..defaults
+        }
+    }
+}
+
+/// Runs the upgrade; exit 0 on SUCCESS (or READY_FOR_EXECUTION with `--dry-run`), 1 otherwise.
+pub fn run(args: &Args) -> Result<ExitCode, Error> {
+    logging::init("warn");
+    if !args.repository.is_dir() {
+        return Err(Error::Usage(format!(
+            "--repository {} is not a directory of images",
+            args.repository.display()
+        )));
+    }
+    let target = target::open(&args.connection)?;
+    let name = target.id.rsplit('/').next().unwrap_or_default().to_string();
+    let spec = args.spec(&name);
+    let repository = DirRepository::new(&args.repository);
+    let image = repository.lookup(&args.image).map_err(|e| {
+        Error::Usage(format!(
+            "reading the repository {}: {e}",
+            args.repository.display()
+        ))
+    })?;
+    let code = logging::runtime()?.block_on(execute(&target, &spec, image, args.dry_run));
+    let passed =
+        code == FirmwareCode::Success || (args.dry_run && code == FirmwareCode::ReadyForExecution);
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Drives one task through the engine until it ends (or is ready, for a dry run); returns its
+/// last code.
+async fn execute(
+    target: &Target,
+    spec: &FirmwareUpgradeSpec,
+    image: Option<ImageRef>,
+    dry_run: bool,
+) -> FirmwareCode {
+    let clock = Clock::system();
+    let started = clock.now();
+    // Operation keys derive from the task identity: unique per run.
+    let task = format!("upkeep-cli/{}/{}", target.id, started.as_nanosecond());
+    let entry = image.as_ref().map(|i| i.entry.clone());
+    let ctx = Context {
+        spec,
+        task: &task,
+        family: target.family,
+        device_exists: true,
+        image: entry.as_ref(),
+    };
+    let mut state = TaskState::new(started);
+    let mut readings = Readings::default();
+    let mut printer = Printer::default();
+    let mut input = None;
+    loop {
+        let step = state.step(&ctx, &mut readings, input.take(), clock.now());
+        printer.print(&state);
+        if state.is_terminal() {
+            break;
+        }
+        if state.code == FirmwareCode::ReadyForExecution {
+            if dry_run {
+                break;
+            }
+            // One target, no rollout: the slot is granted at once.
+            state.grant(clock.now());
+            printer.print(&state);
+            continue;
+        }
+        let phase = if state.started_at.is_some() {
+            Phase::Execution
+        } else {
+            Phase::Validation
+        };
+        let caller = Caller {
+            task: Some(&task),
+            phase,
+        };
+        input = match (step.action, step.wake_at) {
+            (Some(action), _) => Some(perform(target, caller, action, image.as_ref()).await),
+            (None, Some(at)) => {
+                tokio::time::sleep(clock.until(at)).await;
+                None
+            }
+            (None, None) => Some(Observation::Internal(
+                "the engine neither acts nor waits on a task that is not done".into(),
+            )),
+        };
+    }
+    let result = state.code.result();
+    let incident = state
+        .incident_id
+        .as_deref()
+        .map(|id| format!(", incident {id}"))
+        .unwrap_or_default();
+    println!("{}: {} ({result:?}{incident})", target.id, state.code);
+    state.code
+}
+
+/// Performs one action of the engine with the device's driver.
+async fn perform(
+    target: &Target,
+    caller: Caller<'_>,
+    action: Action,
+    image: Option<&ImageRef>,
+) -> Observation {
+    let driver = &target.driver;
+    match action {
+        Action::ReadFacts => Observation::Facts(driver.facts(caller).await),
+        Action::ReadLicenses => Observation::Licenses(driver.licenses(caller).await),
+        Action::ReadDomainStatus => Observation::DomainStatus(driver.domain_status(caller).await),
+        Action::Hook(kind) => Observation::Internal(format!(
+            "the {} hook needs a cluster; hooks are not supported by `upkeep device upgrade`",
+            kind.as_str()
+        )),
+        Action::Start(op, key) => match image {
+            Some(image) => Observation::Op(op, driver.start(caller, op, &key, image).await),
+            None => Observation::Internal(format!(
+                "{} needs the image, which the repository does not hold",
+                op.as_str()
+            )),
+        },
+        Action::Poll(op, key) => Observation::Op(op, driver.poll(caller, op, &key).await),
+    }
+}
+
+/// Prints each code a task passes, once: `TIME  CODE  MESSAGE`.
+#[derive(Debug, Default)]
+struct Printer {
+    last: Option<(FirmwareCode, Timestamp)>,
+}
+
+impl Printer {
+    fn print(&mut self, state: &TaskState) {
+        let history = &state.history;
+        let from = self
+            .last
+            .and_then(|last| history.iter().rposition(|e| *e == last))
+            .map_or(0, |i| i + 1);
+        let fresh = &history[from.min(history.len())..];
+        for (i, (code, at)) in fresh.iter().enumerate() {
+            let message = if from + i + 1 == history.len() {
+                state.message.as_str()
+            } else {
+                code.description()
+            };
+            let at = at.round(Unit::Second).unwrap_or(*at);
+            println!("{at}  {code}  {message}");
+        }
+        if let Some(last) = history.last() {
+            self.last = Some(*last);
+        }
+    }
+}
