@@ -53,6 +53,8 @@ pub fn connect(
     kind: DriverKind,
     config: DriverConfig,
 ) -> Result<Box<dyn DeviceDriver>, ConnectError> {
-    let _ = config;
-    Err(ConnectError::Unavailable(kind))
+    match kind {
+        DriverKind::Redfish => Ok(Box::new(super::redfish::RedfishDriver::new(&config)?)),
+        other => Err(ConnectError::Unavailable(other)),
+    }
 }

@@ -4,6 +4,9 @@
 pub mod connect;
 pub mod credentials;
 pub mod http;
+pub mod image_server;
+pub mod redfish;
+pub mod wire;
 
 use std::path::PathBuf;
 
