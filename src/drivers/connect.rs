@@ -55,6 +55,7 @@ pub fn connect(
 ) -> Result<Box<dyn DeviceDriver>, ConnectError> {
     match kind {
         DriverKind::Redfish => Ok(Box::new(super::redfish::RedfishDriver::new(&config)?)),
+        DriverKind::Datapower => Ok(Box::new(super::datapower::DatapowerDriver::new(&config)?)),
         other => Err(ConnectError::Unavailable(other)),
     }
 }

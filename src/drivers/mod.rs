@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod credentials;
+pub mod datapower;
 pub mod http;
 pub mod image_server;
 pub mod redfish;
