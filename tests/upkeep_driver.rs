@@ -742,14 +742,14 @@ async fn the_execution_phase_scripts_the_device() {
 }
 
 #[test]
-fn connect_builds_the_upkeep_driver_only() {
+fn connect_builds_every_driver_and_rejects_bad_addresses() {
     let good = || config("https://10.0.0.5:5554".into(), None, TlsSettings::default());
-    assert!(connect(DriverKind::Upkeep, good()).is_ok());
-    for kind in [DriverKind::Redfish, DriverKind::Datapower] {
-        assert!(matches!(
-            connect(kind, good()),
-            Err(ConnectError::Unavailable(k)) if k == kind
-        ));
+    for kind in [
+        DriverKind::Upkeep,
+        DriverKind::Redfish,
+        DriverKind::Datapower,
+    ] {
+        assert!(connect(kind, good()).is_ok(), "{kind:?}");
     }
     assert!(matches!(
         connect(

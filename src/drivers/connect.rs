@@ -44,9 +44,6 @@ pub enum ConnectError {
     /// The HTTP client cannot be built (CA bundle, TLS).
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The driver is not available in this build.
-    #[error("driver {0:?} is not available")]
-    Unavailable(DriverKind),
 }
 
 /// The driver for a device of `kind`.
@@ -56,6 +53,7 @@ pub fn connect(
 ) -> Result<Box<dyn DeviceDriver>, ConnectError> {
     match kind {
         DriverKind::Upkeep => Ok(Box::new(UpkeepDriver::new(config)?)),
-        DriverKind::Redfish | DriverKind::Datapower => Err(ConnectError::Unavailable(kind)),
+        DriverKind::Redfish => Ok(Box::new(super::redfish::RedfishDriver::new(&config)?)),
+        DriverKind::Datapower => Ok(Box::new(super::datapower::DatapowerDriver::new(&config)?)),
     }
 }

@@ -3,9 +3,13 @@
 
 pub mod connect;
 pub mod credentials;
+pub mod datapower;
 pub mod http;
+pub mod image_server;
 pub mod inventory;
+pub mod redfish;
 pub mod upkeep;
+pub mod wire;
 
 use std::path::PathBuf;
 
