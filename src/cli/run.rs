@@ -18,12 +18,14 @@ use crate::controller::context::Settings;
 use crate::controller::endpoints::Health;
 use crate::controller::metrics::Metrics;
 use crate::controller::operator::{self, Parts};
+use crate::drivers::image_server;
 use crate::repository::DirRepository;
 
 /// Arguments of `upkeep run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Address of the metrics and health endpoints (/metrics, /healthz, /readyz).
+    /// Address of the HTTP endpoints: /metrics, /healthz, /readyz, and /images/{name} (the image
+    /// repository, read-only, for devices that download images).
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// Run only while holding the leader Lease, so several replicas run with one active.
@@ -78,8 +80,10 @@ async fn operate(args: &Args) -> Result<ExitCode, Error> {
             source,
         })?;
     let shutdown = CancellationToken::new();
+    let repository: Arc<DirRepository> = Arc::new(DirRepository::new(&args.image_repository));
     let server = {
-        let router = health.router();
+        // Devices that download images (Redfish ImageURI) fetch them from /images/{name}.
+        let router = health.router().merge(image_server::router(repository.clone()));
         let stop = shutdown.clone();
         async move {
             axum::serve(listener, router)
@@ -95,7 +99,7 @@ async fn operate(args: &Args) -> Result<ExitCode, Error> {
             stop.cancel();
         }
     };
-    let work = work(args, client, metrics, health.clone(), shutdown.clone());
+    let work = work(args, client, repository, metrics, health.clone(), shutdown.clone());
     let (served, (), worked) = tokio::join!(server, signals, work);
     served.map_err(|source| Error::Io {
         path: args.listen.to_string(),
@@ -131,6 +135,7 @@ async fn wait_for_signal() {
 async fn work(
     args: &Args,
     client: Client,
+    repository: Arc<DirRepository>,
     metrics: Arc<Metrics>,
     health: Health,
     shutdown: CancellationToken,
@@ -154,7 +159,6 @@ async fn work(
         args.image_base_url.clone(),
         args.device_timeout.get(),
     ));
-    let repository = Arc::new(DirRepository::new(&args.image_repository));
     let run_all = |token: CancellationToken| {
         let runs = scopes.iter().map(|scope| {
             operator::run(
