@@ -7,6 +7,7 @@ pub mod device;
 pub mod devicesim;
 pub mod logging;
 pub mod run;
+pub mod simulate;
 pub mod windows;
 
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ pub enum Command {
     Codes(codes::Args),
     /// Run the operator (in a cluster, or from a kubeconfig).
     Run(run::Args),
+    /// Run the controllers on a simulated fleet and an in-memory API, on a virtual clock.
+    Simulate(simulate::Args),
     /// List the next openings of the MaintenanceWindows in manifest files, ordered by start.
     Windows(windows::Args),
     /// Read a device's facts or upgrade its firmware from the command line, without a cluster.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Check(args) => check::run(&args),
         Command::Codes(args) => codes::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Windows(args) => windows::run(&args),
         Command::Device(args) => device::run(&args),
         Command::Devicesim(args) => devicesim::run(&args),

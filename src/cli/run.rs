@@ -83,7 +83,9 @@ async fn operate(args: &Args) -> Result<ExitCode, Error> {
     let repository: Arc<DirRepository> = Arc::new(DirRepository::new(&args.image_repository));
     let server = {
         // Devices that download images (Redfish ImageURI) fetch them from /images/{name}.
-        let router = health.router().merge(image_server::router(repository.clone()));
+        let router = health
+            .router()
+            .merge(image_server::router(repository.clone()));
         let stop = shutdown.clone();
         async move {
             axum::serve(listener, router)
@@ -99,7 +101,14 @@ async fn operate(args: &Args) -> Result<ExitCode, Error> {
             stop.cancel();
         }
     };
-    let work = work(args, client, repository, metrics, health.clone(), shutdown.clone());
+    let work = work(
+        args,
+        client,
+        repository,
+        metrics,
+        health.clone(),
+        shutdown.clone(),
+    );
     let (served, (), worked) = tokio::join!(server, signals, work);
     served.map_err(|source| Error::Io {
         path: args.listen.to_string(),

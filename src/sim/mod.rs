@@ -1,7 +1,11 @@
-//! The simulation: simulated devices (the fleet model), drivers onto them, and (with the
-//! controllers issue) the in-memory Kubernetes API and the virtual-clock runner.
+//! The simulation: simulated devices (the fleet model) and drivers onto them, the device
+//! simulator served over HTTP, the in-memory Kubernetes API, simulated hook Jobs, and the
+//! virtual-clock runner behind `upkeep simulate`.
 
+pub mod apiserver;
 pub mod devicesim;
 pub mod driver;
 pub mod fleet;
 pub mod jobs;
+pub mod report;
+pub mod runner;

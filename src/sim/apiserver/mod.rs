@@ -1,0 +1,471 @@
+//! An in-memory Kubernetes API server, faithful enough that kube's `Api`, `watcher`,
+//! `reflector` and `Controller` run on it unchanged.
+//!
+//! There is no cluster and no kube-apiserver binary here, and kube-fake-client neither builds
+//! with kube 5 nor watches, so tests, `upkeep simulate` and benchmarks use this server. It
+//! serves the project's CRDs (whatever [`crate::api::crds()`] returns) and the built-in kinds
+//! the operator uses: core `v1` Namespace, Node, Secret, ConfigMap, Pod; `events.k8s.io/v1`
+//! Event; `coordination.k8s.io/v1` Lease; `batch/v1` Job.
+//!
+//! What it does, as the real API server does:
+//! - get, list (label and field selectors), create (`generateName`), replace, patch (merge,
+//!   JSON, strategic for built-in kinds, server-side apply with field ownership), delete and
+//!   deletecollection, on the main resource and on the `status` subresource;
+//! - a global resourceVersion, uid, creationTimestamp, generation (bumped on spec changes),
+//!   409 on stale versions, `managedFields`;
+//! - watch with resume from a version, bookmarks, `sendInitialEvents`, and 410 `Expired` as a
+//!   watch event once the bounded event log no longer reaches back;
+//! - finalizers and deletionTimestamp; owner-reference garbage collection (background,
+//!   foreground and orphan propagation); deleting a Namespace deletes its contents;
+//! - `Status` errors with the real codes and reasons; discovery and `Table` output for
+//!   `kubectl`.
+//!
+//! Simplifications: objects may be created in a namespace that does not exist (namespaces
+//! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start);
+//! `limit`/`continue` are ignored (lists are whole); a list or get always reads the latest state
+//! (`resourceVersion` on reads is ignored); objects are not validated against their schema (only
+//! identity, names, and the shape of metadata); no admission, no authentication, no
+//! `gracePeriodSeconds`.
+//!
+//! Time comes only from the clock the server is built with (creationTimestamp,
+//! deletionTimestamp, managedFields times, `Table` ages), and watch timeouts and bookmarks run on
+//! tokio's clock, so the server runs on a current-thread runtime with paused time and the same
+//! requests give the same objects.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use upkeep::clock::Clock;
+//! use upkeep::sim::apiserver::ApiServer;
+//!
+//! let server = ApiServer::new(Clock::starting_at("2026-01-01T00:00:00Z".parse().unwrap()));
+//! let client = server.client();
+//! let tasks: kube::Api<upkeep::api::UpgradeTask> = kube::Api::default_namespaced(client);
+//! # let _ = tasks;
+//! # }
+//! ```
+
+mod apply;
+mod discovery;
+mod fields;
+mod http;
+mod patch;
+mod render;
+mod resources;
+mod routes;
+mod selector;
+mod service;
+mod status;
+mod store;
+mod verbs;
+mod watch;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::clock::Clock;
+
+pub use self::http::HttpServer;
+pub use self::routes::ResponseBody;
+pub use self::service::ApiService;
+
+use self::resources::Registry;
+use self::store::{ObjKey, State};
+
+/// The default number of events each resource's log keeps for watches to resume from.
+pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
+
+/// The default interval of watch bookmarks (virtual time).
+pub const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The namespaces that exist from the start, as in a fresh cluster.
+pub const INITIAL_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+type NowFn = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// State shared by every handle, service and watch of one server.
+struct Shared {
+    registry: Registry,
+    state: Mutex<State>,
+    now: NowFn,
+    bookmark_interval: Duration,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counts of successful write requests. `status_writes` are writes to the `status` subresource
+/// (replace, patch or apply); the other fields count writes to the main resource. `conflicts`
+/// counts write requests refused with 409 (stale resourceVersion, apply conflict, already
+/// exists) and is not part of [`WriteCounts::total`]. Server-side changes (garbage collection,
+/// finishing a foreground deletion) are not counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Creates (POST, and applies that created the object).
+    pub creates: u64,
+    /// Replaces (PUT).
+    pub replaces: u64,
+    /// Merge, JSON and strategic merge patches.
+    pub patches: u64,
+    /// Server-side applies to an existing object.
+    pub applies: u64,
+    /// Deletes (including those that only set deletionTimestamp).
+    pub deletes: u64,
+    /// Writes to the status subresource.
+    pub status_writes: u64,
+    /// Write requests refused with 409.
+    pub conflicts: u64,
+}
+
+impl WriteCounts {
+    /// Every successful write.
+    pub fn total(&self) -> u64 {
+        self.creates
+            + self.replaces
+            + self.patches
+            + self.applies
+            + self.deletes
+            + self.status_writes
+    }
+}
+
+/// An object, as write counts are kept per object: kind, namespace (empty for cluster-scoped
+/// kinds) and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// The kind, e.g. `UpgradeTask`.
+    pub kind: String,
+    /// The namespace; empty for cluster-scoped kinds.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+/// Why [`ApiServer::insert_raw`] refused an object.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InsertRawError {
+    /// The object has no string `apiVersion` and `kind`, or the server does not serve them.
+    #[error("the server does not serve apiVersion {api_version:?} kind {kind:?}")]
+    UnknownKind {
+        /// The object's `apiVersion`.
+        api_version: String,
+        /// The object's `kind`.
+        kind: String,
+    },
+    /// The object has no `metadata.name`.
+    #[error("the object has no metadata.name")]
+    MissingName,
+}
+
+/// Builds an [`ApiServer`].
+pub struct ApiServerBuilder {
+    now: NowFn,
+    crds: Vec<CustomResourceDefinition>,
+    capacity: usize,
+    bookmark_interval: Duration,
+    namespaces: Vec<String>,
+}
+
+impl std::fmt::Debug for ApiServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServerBuilder")
+            .field("crds", &self.crds.len())
+            .field("capacity", &self.capacity)
+            .field("bookmark_interval", &self.bookmark_interval)
+            .field("namespaces", &self.namespaces)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiServerBuilder {
+    /// Serves these CRDs instead of [`crate::api::crds()`].
+    pub fn crds(mut self, crds: Vec<CustomResourceDefinition>) -> Self {
+        self.crds = crds;
+        self
+    }
+
+    /// Serves one more CRD.
+    pub fn crd(mut self, crd: CustomResourceDefinition) -> Self {
+        self.crds.push(crd);
+        self
+    }
+
+    /// How many events each resource's log keeps (default
+    /// [`DEFAULT_EVENT_LOG_CAPACITY`]); a watch from a version older than the log reaches gets
+    /// 410 `Expired`.
+    pub fn event_log_capacity(mut self, events: usize) -> Self {
+        self.capacity = events;
+        self
+    }
+
+    /// How often open watches that asked for bookmarks get one (default
+    /// [`DEFAULT_BOOKMARK_INTERVAL`], tokio time).
+    pub fn bookmark_interval(mut self, interval: Duration) -> Self {
+        self.bookmark_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The namespaces that exist from the start (default [`INITIAL_NAMESPACES`]).
+    pub fn namespaces<S: Into<String>>(mut self, namespaces: impl IntoIterator<Item = S>) -> Self {
+        self.namespaces = namespaces.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The server.
+    pub fn build(self) -> ApiServer {
+        let registry = Registry::new(&self.crds);
+        let mut state = State::new(registry.all().len(), self.capacity);
+        if let Some(res) = registry.lookup("", "v1", "namespaces") {
+            let created = verbs::timestamp((self.now)());
+            for ns in &self.namespaces {
+                let uid = state.next_uid();
+                let object = json!({
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": ns,
+                        "uid": uid,
+                        "creationTimestamp": created,
+                        "labels": {"kubernetes.io/metadata.name": ns},
+                    },
+                    "spec": {},
+                    "status": {"phase": "Active"},
+                });
+                state.put(res, ObjKey::new("", ns), object);
+            }
+        }
+        ApiServer {
+            shared: Arc::new(Shared {
+                registry,
+                state: Mutex::new(state),
+                now: self.now,
+                bookmark_interval: self.bookmark_interval,
+            }),
+        }
+    }
+}
+
+/// An in-memory API server. Cheap to clone; clones are the same server.
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("resource_version", &self.resource_version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiServer {
+    /// A server with the project's CRDs, reading time from `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self::builder(clock).build()
+    }
+
+    /// A builder reading time from `clock`.
+    pub fn builder(clock: Clock) -> ApiServerBuilder {
+        Self::builder_with_time(move || clock.now())
+    }
+
+    /// A builder reading time from `now`.
+    pub fn builder_with_time(
+        now: impl Fn() -> Timestamp + Send + Sync + 'static,
+    ) -> ApiServerBuilder {
+        ApiServerBuilder {
+            now: Arc::new(now),
+            crds: crate::api::crds(),
+            capacity: DEFAULT_EVENT_LOG_CAPACITY,
+            bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
+            namespaces: INITIAL_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The in-process service.
+    pub fn service(&self) -> ApiService {
+        ApiService {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// A kube client on the in-process service, default namespace `default`. Must be called
+    /// inside a tokio runtime (the client spawns its request buffer).
+    pub fn client(&self) -> kube::Client {
+        self.client_in("default")
+    }
+
+    /// A kube client on the in-process service with the given default namespace.
+    pub fn client_in(&self, namespace: &str) -> kube::Client {
+        kube::Client::new(self.service(), namespace)
+    }
+
+    /// An axum router serving the API (every path), to mount or serve as the caller likes.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.service())
+    }
+
+    /// Serves the API over plain HTTP on `addr` (e.g. `127.0.0.1:0`) until the returned server
+    /// is dropped.
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<HttpServer> {
+        HttpServer::start(self.service(), addr).await
+    }
+
+    /// The latest resourceVersion handed out.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.lock().rv
+    }
+
+    /// Write counts over all objects.
+    pub fn write_counts(&self) -> WriteCounts {
+        self.shared.lock().totals
+    }
+
+    /// Write counts of one object (zero if never written).
+    pub fn object_write_counts(&self, kind: &str, namespace: &str, name: &str) -> WriteCounts {
+        let key = ObjectKey {
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        self.shared
+            .lock()
+            .per_object
+            .get(&key)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Write counts of every object written so far.
+    pub fn write_counts_by_object(&self) -> BTreeMap<ObjectKey, WriteCounts> {
+        self.shared.lock().per_object.clone()
+    }
+
+    /// Sets every write count to zero.
+    pub fn reset_write_counts(&self) {
+        let mut state = self.shared.lock();
+        state.totals = WriteCounts::default();
+        state.per_object.clear();
+    }
+
+    /// Every object of `kind` (the first served resource with that kind), ordered by namespace
+    /// and name, as stored.
+    pub fn snapshot(&self, kind: &str) -> Vec<Value> {
+        let Some(res) = self.shared.registry.by_kind(kind) else {
+            return Vec::new();
+        };
+        let state = self.shared.lock();
+        state.stores[res]
+            .objects
+            .values()
+            .map(|s| s.value.clone())
+            .collect()
+    }
+
+    /// Every object of `K`, ordered by namespace and name; an error if one does not
+    /// deserialize (see [`ApiServer::snapshot`] for the raw objects).
+    pub fn objects<K>(&self) -> Result<Vec<K>, serde_json::Error>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned,
+    {
+        let api_version = K::api_version(&());
+        let kind = K::kind(&());
+        let Some(res) = self
+            .shared
+            .registry
+            .by_api_version_kind(&api_version, &kind)
+        else {
+            return Ok(Vec::new());
+        };
+        let values: Vec<Value> = {
+            let state = self.shared.lock();
+            state.stores[res]
+                .objects
+                .values()
+                .map(|s| s.value.clone())
+                .collect()
+        };
+        values.into_iter().map(serde_json::from_value).collect()
+    }
+
+    /// One object of `kind` by namespace (empty for cluster-scoped kinds) and name.
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let res = self.shared.registry.by_kind(kind)?;
+        let state = self.shared.lock();
+        state
+            .get(res, &ObjKey::new(namespace, name))
+            .map(|s| s.value.clone())
+    }
+
+    /// Stores an object as given, bypassing validation and the write verbs, as if an older
+    /// version of the operator (or another client) had written it: only `apiVersion`/`kind`
+    /// (to find the resource) and `metadata.name` are required. The namespace defaults to
+    /// `default` for namespaced kinds; uid and creationTimestamp are filled in when missing; a
+    /// new resourceVersion is assigned and watches see `ADDED` or `MODIFIED`. Not counted as a
+    /// write. Returns the stored object.
+    pub fn insert_raw(&self, mut object: Value) -> Result<Value, InsertRawError> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let res = self
+            .shared
+            .registry
+            .by_api_version_kind(&api_version, &kind)
+            .ok_or(InsertRawError::UnknownKind { api_version, kind })?;
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or(InsertRawError::MissingName)?
+            .to_string();
+        let namespaced = self.shared.registry.get(res).namespaced;
+        let now = verbs::timestamp((self.shared.now)());
+        let mut state = self.shared.lock();
+        let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return Err(InsertRawError::MissingName);
+        };
+        let namespace = if namespaced {
+            let ns = meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or("default")
+                .to_string();
+            meta.insert("namespace".into(), ns.clone().into());
+            ns
+        } else {
+            meta.remove("namespace");
+            String::new()
+        };
+        if !meta.get("uid").is_some_and(Value::is_string) {
+            meta.insert("uid".into(), state.next_uid().into());
+        }
+        if !meta.contains_key("creationTimestamp") {
+            meta.insert("creationTimestamp".into(), now.into());
+        }
+        let stored = state.put(res, ObjKey::new(&namespace, &name), object);
+        Ok(stored.value.clone())
+    }
+}

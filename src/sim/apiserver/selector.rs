@@ -1,0 +1,290 @@
+//! Label and field selectors, as the `labelSelector` and `fieldSelector` query parameters
+//! spell them.
+//!
+//! Labels: `key=value`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key`
+//! (exists), `!key` (does not exist), and `key>N` / `key<N` (integer comparison), joined by
+//! commas (all must hold). Fields: `path=value`, `path==value`, `path!=value` joined by commas,
+//! over `metadata.name`, `metadata.namespace` and the resource's selectable fields.
+
+use serde_json::Value;
+
+use super::resources::ResourceInfo;
+use super::status::ApiError;
+
+/// One label requirement.
+#[derive(Clone, Debug, PartialEq)]
+enum LabelReq {
+    Eq(String, String),
+    NotEq(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+    Gt(String, i64),
+    Lt(String, i64),
+}
+
+/// A parsed label selector; the empty selector matches everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct LabelSelector(Vec<LabelReq>);
+
+impl LabelSelector {
+    /// Parses a `labelSelector` query value.
+    pub fn parse(input: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for part in split_top_level(input) {
+            let part = part.trim();
+            if part.is_empty() {
+                if input.trim().is_empty() {
+                    continue;
+                }
+                return Err(bad_label(input, "empty requirement"));
+            }
+            reqs.push(parse_requirement(part).map_err(|why| bad_label(part, &why))?);
+        }
+        Ok(Self(reqs))
+    }
+
+    /// Whether an object with these labels (`metadata.labels`) matches.
+    pub fn matches(&self, object: &Value) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let labels = object.pointer("/metadata/labels");
+        let get = |key: &str| -> Option<&str> { labels?.get(key)?.as_str() };
+        self.0.iter().all(|req| match req {
+            LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
+            LabelReq::NotEq(k, v) => get(k) != Some(v.as_str()),
+            LabelReq::In(k, vs) => get(k).is_some_and(|l| vs.iter().any(|v| v == l)),
+            LabelReq::NotIn(k, vs) => get(k).is_none_or(|l| vs.iter().all(|v| v != l)),
+            LabelReq::Exists(k) => get(k).is_some(),
+            LabelReq::NotExists(k) => get(k).is_none(),
+            LabelReq::Gt(k, n) => get(k)
+                .and_then(|l| l.parse::<i64>().ok())
+                .is_some_and(|l| l > *n),
+            LabelReq::Lt(k, n) => get(k)
+                .and_then(|l| l.parse::<i64>().ok())
+                .is_some_and(|l| l < *n),
+        })
+    }
+}
+
+fn bad_label(input: &str, why: &str) -> ApiError {
+    ApiError::bad_request(format!("unable to parse requirement: {input:?}: {why}"))
+}
+
+/// Splits on commas outside parentheses.
+fn split_top_level(input: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in input.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&input[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&input[start..]);
+    parts
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')
+}
+
+fn parse_requirement(part: &str) -> Result<LabelReq, String> {
+    if let Some(rest) = part.strip_prefix('!') {
+        let key = rest.trim();
+        validate_key(key)?;
+        return Ok(LabelReq::NotExists(key.to_string()));
+    }
+    let key_end = part.find(|c: char| !is_key_char(c)).unwrap_or(part.len());
+    let key = &part[..key_end];
+    validate_key(key)?;
+    let rest = part[key_end..].trim_start();
+    if rest.is_empty() {
+        return Ok(LabelReq::Exists(key.to_string()));
+    }
+    let key = key.to_string();
+    for (op, ctor) in [
+        ("!=", LabelReq::NotEq as fn(String, String) -> LabelReq),
+        ("==", LabelReq::Eq),
+        ("=", LabelReq::Eq),
+    ] {
+        if let Some(value) = rest.strip_prefix(op) {
+            let value = value.trim();
+            validate_value(value)?;
+            return Ok(ctor(key, value.to_string()));
+        }
+    }
+    for (op, is_gt) in [(">", true), ("<", false)] {
+        if let Some(value) = rest.strip_prefix(op) {
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("for '{op}' operator, the value must be an integer"))?;
+            return Ok(if is_gt {
+                LabelReq::Gt(key, n)
+            } else {
+                LabelReq::Lt(key, n)
+            });
+        }
+    }
+    for (word, notin) in [("notin", true), ("in", false)] {
+        if let Some(after) = rest.strip_prefix(word)
+            && after.starts_with(|c: char| c.is_whitespace() || c == '(')
+        {
+            let values = parse_set(after.trim())?;
+            return Ok(if notin {
+                LabelReq::NotIn(key, values)
+            } else {
+                LabelReq::In(key, values)
+            });
+        }
+    }
+    Err(format!(
+        "found '{rest}', expected: in, notin, =, ==, !=, gt, lt"
+    ))
+}
+
+fn parse_set(input: &str) -> Result<Vec<String>, String> {
+    let inner = input
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| format!("found '{input}', expected: '(' values ')'"))?;
+    let mut values = Vec::new();
+    for v in inner.split(',') {
+        let v = v.trim();
+        validate_value(v)?;
+        values.push(v.to_string());
+    }
+    Ok(values)
+}
+
+fn validate_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix
+        && (prefix.is_empty() || prefix.len() > 253 || prefix.contains('/'))
+    {
+        return Err(format!("invalid label key {key:?}: bad prefix"));
+    }
+    if name.is_empty() || name.len() > 63 || !valid_label_value(name) {
+        return Err(format!(
+            "invalid label key {key:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_value(value: &str) -> Result<(), String> {
+    if value.len() > 63 || !valid_label_value(value) {
+        return Err(format!(
+            "invalid label value: {value:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        ));
+    }
+    Ok(())
+}
+
+/// A label value: empty, or alphanumerics with `-_.` inside.
+pub(crate) fn valid_label_value(value: &str) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    let bytes = value.as_bytes();
+    bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// One field requirement: the dotted path, the value, and whether it must differ.
+#[derive(Clone, Debug, PartialEq)]
+struct FieldReq {
+    path: String,
+    value: String,
+    negate: bool,
+}
+
+/// A parsed field selector; the empty selector matches everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct FieldSelector(Vec<FieldReq>);
+
+impl FieldSelector {
+    /// Parses a `fieldSelector` query value, rejecting field labels the resource does not
+    /// serve (as the API server does).
+    pub fn parse(input: &str, info: &ResourceInfo) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for part in input.split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let (path, value, negate) = if let Some((p, v)) = part.split_once("!=") {
+                (p, v, true)
+            } else if let Some((p, v)) = part.split_once("==") {
+                (p, v, false)
+            } else if let Some((p, v)) = part.split_once('=') {
+                (p, v, false)
+            } else {
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{input}'; can't understand '{part}'"
+                )));
+            };
+            let path = path.trim();
+            if !info.field_selectable(path) {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {path}"
+                )));
+            }
+            reqs.push(FieldReq {
+                path: path.to_string(),
+                value: value.trim().to_string(),
+                negate,
+            });
+        }
+        Ok(Self(reqs))
+    }
+
+    /// Whether `object` matches.
+    pub fn matches(&self, object: &Value) -> bool {
+        self.0.iter().all(|req| {
+            let actual = field_value(object, &req.path);
+            (actual == req.value) != req.negate
+        })
+    }
+
+    /// The name the selector pins with `metadata.name=…`, if any (a fast path for lookups).
+    pub fn pinned_name(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|r| r.path == "metadata.name" && !r.negate)
+            .map(|r| r.value.as_str())
+    }
+}
+
+/// The value of a dotted field path as a field selector compares it (absent is empty).
+fn field_value(object: &Value, path: &str) -> String {
+    let mut current = object;
+    for segment in path.split('.') {
+        match current.get(segment) {
+            Some(next) => current = next,
+            None => return String::new(),
+        }
+    }
+    match current {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,380 @@
+//! Storage: objects as JSON per resource, keyed by namespace and name; the global
+//! resourceVersion; a bounded event log per resource that watches read from; indexes by uid and
+//! by owner uid (for garbage collection); write counters.
+//!
+//! Objects are immutable once stored (`Arc<Stored>`): a write stores a new version, and the
+//! store, the event log and any response share it. Each version serializes itself at most once
+//! (on the first response or watch event that needs the bytes).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::resources::ResourceId;
+use super::{ObjectKey, WriteCounts};
+
+/// One stored version of an object.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    /// The object.
+    pub value: Value,
+    /// Its resourceVersion.
+    pub rv: u64,
+    json: OnceLock<Bytes>,
+}
+
+impl Stored {
+    /// A version (not yet in any store).
+    pub fn new(value: Value, rv: u64) -> Self {
+        Self {
+            value,
+            rv,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The object as JSON, serialized once.
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()))
+            .clone()
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        name_of(&self.value)
+    }
+
+    /// `metadata.uid`.
+    pub fn uid(&self) -> &str {
+        self.value
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// `metadata.name` of an object (empty if it has none).
+pub(crate) fn name_of(value: &Value) -> &str {
+    value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The type of a watch event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    /// As a watch event spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One entry of a resource's event log.
+#[derive(Clone, Debug)]
+pub(crate) struct LogEntry {
+    pub rv: u64,
+    pub kind: EventType,
+    /// The object after the write (for a delete: as last seen, with the delete's version).
+    pub object: Arc<Stored>,
+    /// The object before the write, so watches with selectors can tell an object entering or
+    /// leaving their selection.
+    pub prev: Option<Arc<Stored>>,
+}
+
+/// Namespace (empty for cluster-scoped) and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ObjKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjKey {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// An object anywhere in the server.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ObjRef {
+    pub res: ResourceId,
+    pub key: ObjKey,
+}
+
+/// The objects and the event log of one resource.
+#[derive(Debug)]
+pub(crate) struct ResourceStore {
+    pub objects: BTreeMap<ObjKey, Arc<Stored>>,
+    pub log: VecDeque<LogEntry>,
+    /// Events up to this version may have left the log; a watch from an older version is
+    /// expired.
+    pub floor: u64,
+    /// Carries the version of the latest event; watches wait on it.
+    pub notify: watch::Sender<u64>,
+}
+
+impl ResourceStore {
+    fn new() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            log: VecDeque::new(),
+            floor: 0,
+            notify: watch::Sender::new(0),
+        }
+    }
+
+    /// The objects of `namespace` (all namespaces for `None`), in key order.
+    pub fn in_namespace<'a>(
+        &'a self,
+        namespace: Option<&'a str>,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Stored>> + 'a> {
+        match namespace {
+            None => Box::new(self.objects.values()),
+            Some(ns) => Box::new(
+                self.objects
+                    .range(ObjKey::new(ns, "")..)
+                    .take_while(move |(k, _)| k.namespace == ns)
+                    .map(|(_, v)| v),
+            ),
+        }
+    }
+
+    /// The log entries after version `cursor`, or `Err(oldest)` if some may be gone.
+    pub fn entries_after(&self, cursor: u64) -> Result<Vec<LogEntry>, u64> {
+        if cursor < self.floor {
+            let oldest = self.log.front().map_or(self.floor + 1, |e| e.rv);
+            return Err(oldest);
+        }
+        let start = self.log.partition_point(|e| e.rv <= cursor);
+        Ok(self.log.range(start..).cloned().collect())
+    }
+}
+
+/// The whole mutable state, behind one lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// The latest resourceVersion handed out.
+    pub rv: u64,
+    uid_seq: u64,
+    name_seq: u64,
+    pub stores: Vec<ResourceStore>,
+    uids: HashMap<String, ObjRef>,
+    children: HashMap<String, BTreeSet<ObjRef>>,
+    capacity: usize,
+    pub totals: WriteCounts,
+    pub per_object: BTreeMap<ObjectKey, WriteCounts>,
+}
+
+impl State {
+    /// Empty stores for `resources` resources, each log keeping `capacity` events.
+    pub fn new(resources: usize, capacity: usize) -> Self {
+        Self {
+            rv: 0,
+            uid_seq: 0,
+            name_seq: 0,
+            stores: (0..resources).map(|_| ResourceStore::new()).collect(),
+            uids: HashMap::new(),
+            children: HashMap::new(),
+            capacity: capacity.max(1),
+            totals: WriteCounts::default(),
+            per_object: BTreeMap::new(),
+        }
+    }
+
+    /// The stored object, if any.
+    pub fn get(&self, res: ResourceId, key: &ObjKey) -> Option<&Arc<Stored>> {
+        self.stores[res].objects.get(key)
+    }
+
+    /// A new uid, deterministic: derived from a counter.
+    pub fn next_uid(&mut self) -> String {
+        self.uid_seq += 1;
+        format!("00000000-0000-4000-8000-{:012x}", self.uid_seq)
+    }
+
+    /// A name for `generateName`: the prefix and five characters from a counter.
+    pub fn generate_name(&mut self, prefix: &str) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        self.name_seq += 1;
+        // splitmix64, so consecutive names do not look alike.
+        let mut z = self.name_seq.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let mut suffix = String::with_capacity(5);
+        for _ in 0..5 {
+            suffix.push(ALPHABET[(z % ALPHABET.len() as u64) as usize] as char);
+            z /= ALPHABET.len() as u64;
+        }
+        format!("{prefix}{suffix}")
+    }
+
+    /// The object with this uid.
+    pub fn by_uid(&self, uid: &str) -> Option<&ObjRef> {
+        self.uids.get(uid)
+    }
+
+    /// Whether any object names `uid` as an owner.
+    pub fn has_children(&self, uid: &str) -> bool {
+        self.children.get(uid).is_some_and(|set| !set.is_empty())
+    }
+
+    /// The objects that name `uid` as an owner.
+    pub fn children_of(&self, uid: &str) -> Vec<ObjRef> {
+        self.children
+            .get(uid)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes the objects that name `uid` as an owner out of the owner index.
+    pub fn take_children(&mut self, uid: &str) -> BTreeSet<ObjRef> {
+        self.children.remove(uid).unwrap_or_default()
+    }
+
+    /// Stores `value` under `key` with the next resourceVersion and logs ADDED or MODIFIED.
+    pub fn put(&mut self, res: ResourceId, key: ObjKey, mut value: Value) -> Arc<Stored> {
+        self.rv += 1;
+        let rv = self.rv;
+        set_resource_version(&mut value, rv);
+        let stored = Arc::new(Stored::new(value, rv));
+        let prev = self.stores[res].objects.insert(key.clone(), stored.clone());
+        let kind = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.reindex(
+            &ObjRef { res, key },
+            prev.as_ref().map(|p| &p.value),
+            Some(&stored.value),
+        );
+        self.log(res, kind, stored.clone(), prev);
+        stored
+    }
+
+    /// Removes the object under `key`, logging DELETED with `last` (the object as last seen)
+    /// at the next resourceVersion. None if there was no such object.
+    pub fn remove(
+        &mut self,
+        res: ResourceId,
+        key: &ObjKey,
+        mut last: Value,
+    ) -> Option<Arc<Stored>> {
+        let prev = self.stores[res].objects.remove(key)?;
+        self.rv += 1;
+        let rv = self.rv;
+        set_resource_version(&mut last, rv);
+        let stored = Arc::new(Stored::new(last, rv));
+        self.reindex(
+            &ObjRef {
+                res,
+                key: key.clone(),
+            },
+            Some(&prev.value),
+            None,
+        );
+        self.log(res, EventType::Deleted, stored.clone(), Some(prev));
+        Some(stored)
+    }
+
+    fn log(
+        &mut self,
+        res: ResourceId,
+        kind: EventType,
+        object: Arc<Stored>,
+        prev: Option<Arc<Stored>>,
+    ) {
+        let rv = object.rv;
+        let store = &mut self.stores[res];
+        store.log.push_back(LogEntry {
+            rv,
+            kind,
+            object,
+            prev,
+        });
+        while store.log.len() > self.capacity {
+            if let Some(evicted) = store.log.pop_front() {
+                store.floor = evicted.rv;
+            }
+        }
+        store.notify.send_replace(rv);
+    }
+
+    fn reindex(&mut self, at: &ObjRef, old: Option<&Value>, new: Option<&Value>) {
+        let uid = |v: Option<&Value>| {
+            v.and_then(|v| v.pointer("/metadata/uid"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let (old_uid, new_uid) = (uid(old), uid(new));
+        if old_uid != new_uid
+            && let Some(u) = &old_uid
+            && self.uids.get(u) == Some(at)
+        {
+            self.uids.remove(u);
+        }
+        if let Some(u) = new_uid {
+            self.uids.insert(u, at.clone());
+        }
+        let old_owners = owner_uids(old);
+        let new_owners = owner_uids(new);
+        for gone in old_owners.difference(&new_owners) {
+            if let Some(set) = self.children.get_mut(gone) {
+                set.remove(at);
+                if set.is_empty() {
+                    self.children.remove(gone);
+                }
+            }
+        }
+        for added in new_owners.difference(&old_owners) {
+            self.children
+                .entry(added.clone())
+                .or_default()
+                .insert(at.clone());
+        }
+    }
+
+    /// Counts a successful write of `object_key`.
+    pub fn count(&mut self, object_key: ObjectKey, bump: impl Fn(&mut WriteCounts)) {
+        bump(&mut self.totals);
+        bump(self.per_object.entry(object_key).or_default());
+    }
+}
+
+/// The uids in an object's `metadata.ownerReferences`.
+pub(crate) fn owner_uids(value: Option<&Value>) -> BTreeSet<String> {
+    value
+        .and_then(|v| v.pointer("/metadata/ownerReferences"))
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_resource_version(value: &mut Value, rv: u64) {
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}

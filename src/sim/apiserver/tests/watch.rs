@@ -1,0 +1,284 @@
+//! Raw watches: resume from a version, selections, bookmarks, timeouts, 410 as an event.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use serde_json::json;
+
+use super::*;
+
+fn describe(event: &WatchEvent<UpgradeTask>) -> String {
+    match event {
+        WatchEvent::Added(t) => format!("ADDED {}", t.metadata.name.as_deref().unwrap()),
+        WatchEvent::Modified(t) => format!("MODIFIED {}", t.metadata.name.as_deref().unwrap()),
+        WatchEvent::Deleted(t) => format!("DELETED {}", t.metadata.name.as_deref().unwrap()),
+        WatchEvent::Bookmark(b) => format!("BOOKMARK {}", b.metadata.resource_version),
+        WatchEvent::Error(e) => format!("ERROR {} {}", e.code, e.reason),
+    }
+}
+
+async fn next(
+    stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<UpgradeTask>>> + Unpin),
+) -> String {
+    describe(&stream.try_next().await.unwrap().expect("the watch ended"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn watch_resumes_from_a_resource_version() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        create(&api, &task("t1", "dp-1")).await;
+        let rv = api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap();
+        create(&api, &task("t2", "dp-2")).await;
+        api.patch(
+            "t1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"target": "dp-3"}})),
+        )
+        .await
+        .unwrap();
+
+        let mut from_list = api
+            .watch(&WatchParams::default(), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        assert_eq!(next(&mut from_list).await, "ADDED t2");
+        assert_eq!(next(&mut from_list).await, "MODIFIED t1");
+
+        // Live events follow the replay.
+        api.delete("t2", &DeleteParams::default()).await.unwrap();
+        assert_eq!(next(&mut from_list).await, "DELETED t2");
+
+        // A watch from "0" starts with the current objects.
+        let mut current = api
+            .watch(&WatchParams::default(), "0")
+            .await
+            .unwrap()
+            .boxed();
+        assert_eq!(next(&mut current).await, "ADDED t1");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleted_events_carry_the_delete_version() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        let t = create(&api, &task("t1", "dp-1")).await;
+        let rv = t.metadata.resource_version.unwrap();
+        let mut stream = api
+            .watch(&WatchParams::default(), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        api.delete("t1", &DeleteParams::default()).await.unwrap();
+        match stream.try_next().await.unwrap().unwrap() {
+            WatchEvent::Deleted(t) => {
+                assert_eq!(
+                    t.metadata.resource_version.unwrap(),
+                    server.resource_version().to_string()
+                );
+            }
+            other => panic!("expected DELETED, got {}", describe(&other)),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn watches_filter_by_namespace_and_labels() {
+    bounded(async {
+        let server = server();
+        let client = server.client();
+        let a: Api<UpgradeTask> = Api::namespaced(client.clone(), "a");
+        let b: Api<UpgradeTask> = Api::namespaced(client.clone(), "b");
+        let rv = server.resource_version().to_string();
+        let wp = WatchParams::default().labels("site=x");
+        let mut stream = a.watch(&wp, &rv).await.unwrap().boxed();
+
+        create(&b, &labelled("other-ns", &[("site", "x")])).await;
+        create(&a, &labelled("other-site", &[("site", "y")])).await;
+        create(&a, &labelled("match", &[("site", "x")])).await;
+        assert_eq!(next(&mut stream).await, "ADDED match");
+
+        // Leaving the selection is a DELETED, entering it an ADDED.
+        let relabel = |site: &str| Patch::Merge(json!({"metadata": {"labels": {"site": site}}}));
+        a.patch("match", &PatchParams::default(), &relabel("y"))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut stream).await, "DELETED match");
+        a.patch("other-site", &PatchParams::default(), &relabel("x"))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut stream).await, "ADDED other-site");
+        a.patch(
+            "other-site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"target": "t"}})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(next(&mut stream).await, "MODIFIED other-site");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn bookmarks_arrive_every_minute_of_virtual_time() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        create(&api, &task("t1", "dp-1")).await;
+        let rv = server.resource_version().to_string();
+        let mut stream = api
+            .watch(&WatchParams::default(), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        let started = tokio::time::Instant::now();
+        assert_eq!(next(&mut stream).await, format!("BOOKMARK {rv}"));
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+        create(&api, &task("t2", "dp-2")).await;
+        assert_eq!(next(&mut stream).await, "ADDED t2");
+        let now = server.resource_version();
+        assert_eq!(next(&mut stream).await, format!("BOOKMARK {now}"));
+
+        // Without allowWatchBookmarks there are none.
+        let quiet = WatchParams::default().disable_bookmarks().timeout(200);
+        let events: Vec<_> = api
+            .watch(&quiet, &now.to_string())
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(events.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_ends_after_its_timeout() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        let started = tokio::time::Instant::now();
+        let events: Vec<_> = api
+            .watch(&WatchParams::default().timeout(290), "0")
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(started.elapsed(), Duration::from_secs(290));
+        assert_eq!(events.len(), 4, "bookmarks at 60, 120, 180 and 240 s");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_old_a_version_is_a_410_event_not_an_http_error() {
+    bounded(async {
+        let server = super::ApiServer::builder(crate::clock::Clock::starting_at(origin()))
+            .event_log_capacity(3)
+            .build();
+        let api = tasks(&server);
+        for i in 0..6 {
+            create(&api, &task(&format!("t{i}"), "dp")).await;
+        }
+        let mut stream = api
+            .watch(&WatchParams::default(), "1")
+            .await
+            .unwrap()
+            .boxed();
+        match stream.try_next().await.unwrap().unwrap() {
+            WatchEvent::Error(status) => {
+                assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+                assert!(
+                    status.message.starts_with("too old resource version: 1"),
+                    "{}",
+                    status.message
+                );
+            }
+            other => panic!("expected an ERROR event, got {}", describe(&other)),
+        }
+        assert!(
+            stream.try_next().await.unwrap().is_none(),
+            "the watch ends after the error"
+        );
+
+        // The last three events are still there.
+        let from = (server.resource_version() - 3).to_string();
+        let mut stream = api
+            .watch(&WatchParams::default(), &from)
+            .await
+            .unwrap()
+            .boxed();
+        assert_eq!(next(&mut stream).await, "ADDED t3");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn initial_events_end_with_a_marked_bookmark() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        create(&api, &task("t1", "dp-1")).await;
+        create(&api, &task("t2", "dp-2")).await;
+        let wp = WatchParams::default().initial_events();
+        let mut stream = api.watch(&wp, "0").await.unwrap().boxed();
+        assert_eq!(next(&mut stream).await, "ADDED t1");
+        assert_eq!(next(&mut stream).await, "ADDED t2");
+        match stream.try_next().await.unwrap().unwrap() {
+            WatchEvent::Bookmark(b) => {
+                assert_eq!(b.metadata.annotations["k8s.io/initial-events-end"], "true");
+                assert_eq!(
+                    b.metadata.resource_version,
+                    server.resource_version().to_string()
+                );
+            }
+            other => panic!(
+                "expected the initial-events-end bookmark, got {}",
+                describe(&other)
+            ),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_object_does_not_stop_a_watch() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        let rv = server.resource_version().to_string();
+        let mut stream = api
+            .watch(&WatchParams::default(), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        server
+            .insert_raw(json!({
+                "apiVersion": "upkeep.dev/v1alpha1", "kind": "UpgradeTask",
+                "metadata": {"name": "broken"},
+                "spec": {"parentKind": 42},
+            }))
+            .unwrap();
+        create(&api, &task("fine", "dp-1")).await;
+        // kube reports the line it cannot read as an error item, and the stream goes on.
+        let first = stream.next().await.unwrap();
+        assert!(first.is_err(), "{first:?}");
+        assert_eq!(next(&mut stream).await, "ADDED fine");
+        assert_eq!(server.snapshot("UpgradeTask").len(), 2);
+    })
+    .await;
+}

@@ -1,0 +1,317 @@
+//! Watch: a stream of newline-delimited JSON events read from a resource's event log.
+//!
+//! A watch keeps a cursor (the version it has delivered up to) and reads the log after it, so
+//! no per-watch queue exists and fan-out costs one log read per woken watch. It subscribes to
+//! the resource's notifier under the same lock that reads the log, so no event falls in a gap.
+//! A watch whose cursor is older than the log retains gets an `ERROR` event with a 410
+//! `Expired` `Status` (HTTP stays 200), as kube's watcher expects, and ends. Bookmarks go out
+//! every bookmark interval of (virtual) time when asked for; the stream ends after
+//! `timeoutSeconds` of (virtual) time, or when the client drops it. Waiting costs nothing: the
+//! stream sleeps on the notifier and two timers, so paused-time runtimes advance freely.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::Stream;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::Shared;
+use super::render::{Format, Renderer};
+use super::resources::ResourceId;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::{EventType, LogEntry, Stored};
+
+/// Where a watch starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// `resourceVersion` unset or `0`: synthetic `ADDED` events for the current objects, then
+    /// changes.
+    Current,
+    /// Changes after this version.
+    After(u64),
+}
+
+/// A watch request.
+pub(crate) struct WatchRequest {
+    pub res: ResourceId,
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub start: Start,
+    /// `sendInitialEvents=true`: the current objects first, then a bookmark marked
+    /// `k8s.io/initial-events-end`.
+    pub send_initial_events: bool,
+    pub bookmarks: bool,
+    pub timeout: Duration,
+    pub api_version: String,
+    pub format: Format,
+}
+
+impl WatchRequest {
+    fn matches(&self, object: &Value) -> bool {
+        if let Some(ns) = &self.namespace {
+            let object_ns = object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if object_ns != ns {
+                return false;
+            }
+        }
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+
+    /// The event a selecting watch sees for a log entry: an object entering the selection is
+    /// `ADDED`, one leaving it `DELETED`.
+    fn event_for<'e>(&self, entry: &'e LogEntry) -> Option<(EventType, &'e Stored)> {
+        let now = self.matches(&entry.object.value);
+        let before = entry
+            .prev
+            .as_ref()
+            .map(|p| self.matches(&p.value))
+            .unwrap_or(false);
+        let kind = match entry.kind {
+            EventType::Added => now.then_some(EventType::Added)?,
+            EventType::Deleted => now.then_some(EventType::Deleted)?,
+            EventType::Modified => match (before, now) {
+                (true, true) => EventType::Modified,
+                (false, true) => EventType::Added,
+                (true, false) => EventType::Deleted,
+                (false, false) => return None,
+            },
+        };
+        Some((kind, &entry.object))
+    }
+}
+
+/// Why a waiting watch woke up.
+enum Wake {
+    Changed,
+    Bookmark,
+    Closed,
+}
+
+enum Phase {
+    Start,
+    Live,
+    Done,
+}
+
+struct Watch {
+    shared: Arc<Shared>,
+    req: WatchRequest,
+    cursor: u64,
+    rx: Option<watch::Receiver<u64>>,
+    deadline: Instant,
+    next_bookmark: Instant,
+    phase: Phase,
+}
+
+/// The event stream of a watch request, as chunks of whole lines.
+pub(crate) fn stream(shared: Arc<Shared>, req: WatchRequest) -> impl Stream<Item = Bytes> + Send {
+    let now = Instant::now();
+    let interval = shared.bookmark_interval;
+    let watch = Watch {
+        deadline: now + req.timeout,
+        next_bookmark: now + interval,
+        shared,
+        req,
+        cursor: 0,
+        rx: None,
+        phase: Phase::Start,
+    };
+    futures::stream::unfold(watch, |mut w| async move {
+        let chunk = w.next_chunk().await?;
+        Some((chunk, w))
+    })
+}
+
+/// What one read of the store gave.
+enum Read {
+    Events(Vec<LogEntry>),
+    Initial(Vec<Arc<Stored>>),
+    Expired(String),
+}
+
+impl Watch {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            match self.phase {
+                Phase::Done => return None,
+                Phase::Start => {
+                    self.phase = Phase::Live;
+                    match self.start() {
+                        Read::Expired(message) => {
+                            self.phase = Phase::Done;
+                            return Some(error_line(&ApiError::expired(message)));
+                        }
+                        Read::Initial(objects) => {
+                            let mut out = BytesMut::new();
+                            let renderer = self.renderer();
+                            for object in &objects {
+                                push_event(
+                                    &mut out,
+                                    EventType::Added.as_str(),
+                                    &renderer.object(object),
+                                );
+                            }
+                            if self.req.send_initial_events {
+                                out.put_slice(&self.bookmark_line(true));
+                            }
+                            if !out.is_empty() {
+                                return Some(out.freeze());
+                            }
+                        }
+                        Read::Events(_) => {}
+                    }
+                }
+                Phase::Live => {
+                    if let Some(rx) = self.rx.as_mut() {
+                        rx.borrow_and_update();
+                    }
+                    match self.read() {
+                        Read::Expired(message) => {
+                            self.phase = Phase::Done;
+                            return Some(error_line(&ApiError::expired(message)));
+                        }
+                        Read::Events(entries) => {
+                            if let Some(chunk) = self.render(&entries) {
+                                return Some(chunk);
+                            }
+                        }
+                        Read::Initial(_) => {}
+                    }
+                    let Some(rx) = self.rx.as_mut() else {
+                        self.phase = Phase::Done;
+                        continue;
+                    };
+                    let (bookmarks, next_bookmark, deadline) =
+                        (self.req.bookmarks, self.next_bookmark, self.deadline);
+                    let wake = tokio::select! {
+                        changed = rx.changed() => match changed {
+                            Ok(()) => Wake::Changed,
+                            Err(_) => Wake::Closed,
+                        },
+                        () = tokio::time::sleep_until(next_bookmark), if bookmarks => Wake::Bookmark,
+                        () = tokio::time::sleep_until(deadline) => Wake::Closed,
+                    };
+                    match wake {
+                        Wake::Changed => {}
+                        Wake::Closed => self.phase = Phase::Done,
+                        Wake::Bookmark => {
+                            self.next_bookmark += self.shared.bookmark_interval;
+                            return Some(self.bookmark_line(false));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Subscribes and reads the starting point, under one lock.
+    fn start(&mut self) -> Read {
+        let state = self.shared.lock();
+        let store = &state.stores[self.req.res];
+        self.rx = Some(store.notify.subscribe());
+        let initial = self.req.send_initial_events || self.req.start == Start::Current;
+        if initial {
+            self.cursor = state.rv;
+            let namespace = self.req.namespace.as_deref();
+            let objects = store
+                .in_namespace(namespace)
+                .filter(|s| self.req.matches(&s.value))
+                .cloned()
+                .collect();
+            return Read::Initial(objects);
+        }
+        let Start::After(rv) = self.req.start else {
+            return Read::Events(Vec::new());
+        };
+        if rv < store.floor {
+            let oldest = store.log.front().map_or(store.floor + 1, |e| e.rv);
+            return Read::Expired(format!("too old resource version: {rv} ({})", oldest - 1));
+        }
+        self.cursor = rv;
+        Read::Events(Vec::new())
+    }
+
+    /// Reads the log after the cursor and moves the cursor to the present.
+    fn read(&mut self) -> Read {
+        let state = self.shared.lock();
+        let store = &state.stores[self.req.res];
+        match store.entries_after(self.cursor) {
+            Ok(entries) => {
+                self.cursor = self.cursor.max(state.rv);
+                Read::Events(entries)
+            }
+            Err(oldest) => Read::Expired(format!(
+                "too old resource version: {} ({})",
+                self.cursor,
+                oldest - 1
+            )),
+        }
+    }
+
+    fn renderer(&self) -> Renderer<'_> {
+        Renderer {
+            info: self.shared.registry.get(self.req.res),
+            api_version: self.req.api_version.clone(),
+            format: self.req.format,
+            now: (self.shared.now)(),
+        }
+    }
+
+    fn render(&self, entries: &[LogEntry]) -> Option<Bytes> {
+        let renderer = self.renderer();
+        let mut out = BytesMut::new();
+        for entry in entries {
+            if let Some((kind, object)) = self.req.event_for(entry) {
+                push_event(&mut out, kind.as_str(), &renderer.object(object));
+            }
+        }
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    fn bookmark_line(&self, initial_end: bool) -> Bytes {
+        let info = self.shared.registry.get(self.req.res);
+        let mut metadata = json!({"resourceVersion": self.cursor.to_string()});
+        if initial_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let (api_version, kind) = match self.req.format {
+            Format::Full => (self.req.api_version.clone(), info.kind.clone()),
+            Format::Metadata => ("meta.k8s.io/v1".into(), "PartialObjectMetadata".into()),
+            Format::Table { .. } => ("meta.k8s.io/v1".into(), "Table".into()),
+        };
+        let object = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
+        let mut out = BytesMut::new();
+        push_event(
+            &mut out,
+            "BOOKMARK",
+            &serde_json::to_vec(&object).unwrap_or_default(),
+        );
+        out.freeze()
+    }
+}
+
+fn push_event(out: &mut BytesMut, kind: &str, object: &[u8]) {
+    out.put_slice(b"{\"type\":\"");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"\",\"object\":");
+    out.put_slice(object);
+    out.put_slice(b"}\n");
+}
+
+fn error_line(error: &ApiError) -> Bytes {
+    let mut out = BytesMut::new();
+    push_event(
+        &mut out,
+        "ERROR",
+        &serde_json::to_vec(&error.to_status()).unwrap_or_default(),
+    );
+    out.freeze()
+}

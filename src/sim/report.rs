@@ -1,0 +1,215 @@
+//! What `upkeep simulate` prints: the resources and tasks at the end of the run, as one JSON
+//! document or as a readable timeline with a summary.
+
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::common::Summary;
+use crate::api::upgrade_task::HistoryEntry;
+use crate::api::{FirmwareUpgrade, UpgradeTask};
+
+/// A parent resource at the end of the run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceReport {
+    /// The kind, e.g. `FirmwareUpgrade`.
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its whole-resource code, if any.
+    pub code: Option<String>,
+    /// Its conditions.
+    pub conditions: Vec<Condition>,
+    /// Its summary.
+    pub summary: Summary,
+}
+
+/// A task at the end of the run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskReport {
+    /// `Kind/namespace/name` of the parent.
+    pub parent: String,
+    /// The target's name.
+    pub target: String,
+    /// The final (or current) code.
+    pub code: Option<String>,
+    /// How it counts.
+    pub result: String,
+    /// The incident id of an unexpected failure.
+    pub incident_id: Option<String>,
+    /// When it left the queue.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// The codes it passed.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The whole run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// When the run started (virtual time).
+    pub start: String,
+    /// When it ended: when the last task ended, or the horizon.
+    pub end: String,
+    /// The parent resources.
+    pub resources: Vec<ResourceReport>,
+    /// The tasks.
+    pub tasks: Vec<TaskReport>,
+    /// Writes the controllers made to the API.
+    pub api_writes: u64,
+}
+
+/// RFC 3339 in UTC to the second, as Kubernetes writes times.
+pub fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+impl Report {
+    /// Builds the report from the stored objects (as JSON) of the run.
+    pub fn new(
+        start: Timestamp,
+        end: Timestamp,
+        upgrades: &[Value],
+        tasks: &[Value],
+        api_writes: u64,
+    ) -> Self {
+        let mut resources: Vec<ResourceReport> = upgrades
+            .iter()
+            .filter_map(|v| serde_json::from_value::<FirmwareUpgrade>(v.clone()).ok())
+            .map(|u| {
+                let status = u.status.unwrap_or_default();
+                ResourceReport {
+                    kind: "FirmwareUpgrade".into(),
+                    namespace: u.metadata.namespace.unwrap_or_default(),
+                    name: u.metadata.name.unwrap_or_default(),
+                    code: status.code,
+                    conditions: status.conditions,
+                    summary: status.summary,
+                }
+            })
+            .collect();
+        resources.sort_by(|a, b| {
+            (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
+        });
+        let mut tasks: Vec<TaskReport> = tasks
+            .iter()
+            .filter_map(|v| serde_json::from_value::<UpgradeTask>(v.clone()).ok())
+            .map(|t| {
+                let status = t.status.unwrap_or_default();
+                let namespace = t.metadata.namespace.unwrap_or_default();
+                TaskReport {
+                    parent: format!(
+                        "{}/{namespace}/{}",
+                        t.spec.parent_kind.as_str(),
+                        t.spec.parent
+                    ),
+                    target: t.spec.target,
+                    code: status.code,
+                    result: status.result.as_str().to_string(),
+                    incident_id: status.incident_id,
+                    started_at: status.started_at.map(|t| rfc3339(t.0)),
+                    finished_at: status.finished_at.map(|t| rfc3339(t.0)),
+                    history: status.history,
+                }
+            })
+            .collect();
+        tasks.sort_by(|a, b| (&a.parent, &a.target).cmp(&(&b.parent, &b.target)));
+        Self {
+            start: rfc3339(start),
+            end: rfc3339(end),
+            resources,
+            tasks,
+            api_writes,
+        }
+    }
+
+    /// Whether every task ended.
+    pub fn complete(&self) -> bool {
+        self.tasks.iter().all(|t| t.result != "InProgress")
+    }
+
+    /// The timeline and summary tables.
+    pub fn text(&self) -> String {
+        let mut out = format!("simulated {} → {} (virtual time)\n\n", self.start, self.end);
+        // By time, then by task, then in the order each task passed its codes.
+        let mut lines: Vec<(String, &str, &str, usize, &str)> = self
+            .tasks
+            .iter()
+            .flat_map(|t| {
+                t.history.iter().enumerate().map(move |(i, h)| {
+                    (
+                        rfc3339(h.at.0),
+                        t.parent.as_str(),
+                        t.target.as_str(),
+                        i,
+                        h.code.as_str(),
+                    )
+                })
+            })
+            .collect();
+        lines.sort();
+        let parent_width = lines.iter().map(|l| l.1.len()).max().unwrap_or(0);
+        let target_width = lines.iter().map(|l| l.2.len()).max().unwrap_or(0);
+        for (at, parent, target, _, code) in &lines {
+            let _ = writeln!(
+                out,
+                "{at}  {parent:<parent_width$}  {target:<target_width$}  {code}"
+            );
+        }
+        out.push_str("\nRESOURCES\n");
+        for r in &self.resources {
+            let ready = r
+                .conditions
+                .iter()
+                .find(|c| c.status == "True")
+                .map(|c| format!("{}: {}", c.type_, c.message))
+                .unwrap_or_default();
+            let code = r
+                .code
+                .as_deref()
+                .map(|c| format!(" {c}"))
+                .unwrap_or_default();
+            let s = &r.summary;
+            let _ = writeln!(
+                out,
+                "{}/{}/{}:{code} {} targets, {} succeeded, {} failed, {} running, {} waiting. {ready}",
+                r.kind, r.namespace, r.name, s.total, s.succeeded, s.failed, s.running, s.waiting
+            );
+        }
+        out.push_str("\nTASKS\n");
+        let width = self
+            .tasks
+            .iter()
+            .map(|t| t.parent.len() + t.target.len() + 1)
+            .max()
+            .unwrap_or(0);
+        for t in &self.tasks {
+            let name = format!("{}/{}", t.parent, t.target);
+            let incident = t
+                .incident_id
+                .as_deref()
+                .map(|i| format!("  incident {i}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{name:<width$}  {:<10}  {}{incident}",
+                t.result,
+                t.code.as_deref().unwrap_or("-")
+            );
+        }
+        let _ = writeln!(out, "\nAPI writes by the controllers: {}", self.api_writes);
+        if !self.complete() {
+            out.push_str("not every task ended within the horizon\n");
+        }
+        out
+    }
+}

@@ -1,0 +1,299 @@
+//! The simulation runner: the real controllers against the in-memory API and the simulated
+//! fleet, on a virtual clock (tokio's paused time on a current-thread runtime), until every task
+//! has ended or the horizon passes. The same input always gives the same output.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use jiff::{SignedDuration, Timestamp};
+use kube::api::{ApiResource, DynamicObject, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::apiserver::ApiServer;
+use super::driver::FleetDriver;
+use super::fleet::{DEFAULT_NAMESPACE, Fleet, FleetModel};
+use super::report::Report;
+use crate::api::{self, Device};
+use crate::clock::Clock;
+use crate::controller::connections::Connections;
+use crate::controller::context::Settings;
+use crate::controller::metrics::Metrics;
+use crate::controller::operator::{self, Parts};
+use crate::drivers::DeviceDriver;
+
+/// How often the runner looks whether everything ended (virtual time).
+const CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The fleet: images and devices.
+    pub fleet: Fleet,
+    /// The manifests to apply, in order (already checked).
+    pub manifests: Vec<Value>,
+    /// When the virtual clock starts.
+    pub start: Timestamp,
+    /// How long the simulation may run at most.
+    pub horizon: SignedDuration,
+}
+
+/// How to run it.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Serve the in-memory API over HTTP here while the simulation runs, and after it until the
+    /// returned future is dropped.
+    pub serve: Option<SocketAddr>,
+    /// With `serve`: how many virtual seconds pass per real second, so a watcher can follow.
+    pub speed: f64,
+}
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// A manifest could not be applied to the in-memory API.
+    #[error("applying {object}: {source}")]
+    Apply {
+        /// The object.
+        object: String,
+        /// The API's answer.
+        source: kube::Error,
+    },
+    /// The runtime or the HTTP listener could not start.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Drivers onto the simulated fleet.
+struct FleetConnections {
+    model: Arc<FleetModel>,
+    clock: Clock,
+}
+
+impl Connections for FleetConnections {
+    fn driver<'a>(&'a self, device: &'a Device) -> BoxFuture<'a, Arc<dyn DeviceDriver>> {
+        let key = (
+            device.metadata.namespace.clone().unwrap_or_default(),
+            device.metadata.name.clone().unwrap_or_default(),
+        );
+        futures::future::ready(
+            Arc::new(FleetDriver::new(self.model.clone(), key, self.clock))
+                as Arc<dyn DeviceDriver>,
+        )
+        .boxed()
+    }
+}
+
+/// Runs the scenario to its end on a fresh virtual-clock runtime.
+pub fn simulate(scenario: Scenario, options: Options) -> Result<Report, SimulateError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()?;
+    runtime.block_on(run(scenario, options))
+}
+
+/// The simulation itself, on the current runtime (which must have paused time).
+pub async fn run(scenario: Scenario, options: Options) -> Result<Report, SimulateError> {
+    let clock = Clock::starting_at(scenario.start);
+    let server = ApiServer::new(clock);
+    let client = server.client();
+    let http = match options.serve {
+        Some(addr) => {
+            let http = server.serve(addr).await?;
+            eprintln!(
+                "serving the simulated API at {} (kubectl --server {} get fwu,ut -w)",
+                http.url(),
+                http.url()
+            );
+            Some(http)
+        }
+        None => None,
+    };
+    seed(&client, &scenario).await?;
+    server.reset_write_counts();
+
+    let model = Arc::new(FleetModel::new(&scenario.fleet));
+    let token = CancellationToken::new();
+    let parts = Parts {
+        client: client.clone(),
+        clock,
+        repository: Arc::new(scenario.fleet.repository()),
+        connections: Arc::new(FleetConnections {
+            model: model.clone(),
+            clock,
+        }),
+        settings: Settings {
+            // Inventory is not what a simulation is about: read facts rarely.
+            device_refresh: Duration::from_secs(24 * 3600),
+            ..Settings::default()
+        },
+        instance: "upkeep-simulate".into(),
+        namespace: None,
+        metrics: Metrics::new(),
+    };
+    let operator = operator::run(parts, token.clone());
+    let jobs = super::jobs::run(client.clone(), model, clock);
+    let end_at = scenario
+        .start
+        .checked_add(scenario.horizon)
+        .unwrap_or(Timestamp::MAX);
+    let watch = async {
+        loop {
+            let step = if options.serve.is_some() {
+                // Pace the virtual clock for a watcher: block the runtime for a real moment.
+                std::thread::sleep(Duration::from_secs_f64(1.0 / options.speed.max(1.0)));
+                Duration::from_secs(1)
+            } else {
+                CHECK_INTERVAL
+            };
+            tokio::time::sleep(step.min(clock.until(end_at)).max(Duration::from_millis(1))).await;
+            if clock.now() >= end_at || finished(&server) {
+                break;
+            }
+        }
+        token.cancel();
+    };
+    tokio::select! {
+        biased;
+        () = watch => {}
+        () = operator => {}
+        () = jobs => {}
+    }
+    let tasks = server.snapshot("UpgradeTask");
+    let upgrades = server.snapshot("FirmwareUpgrade");
+    let last = tasks
+        .iter()
+        .filter_map(|t| t.pointer("/status/finishedAt").and_then(Value::as_str))
+        .filter_map(|t| t.parse::<Timestamp>().ok())
+        .max();
+    let done = finished(&server);
+    let end = if done {
+        last.unwrap_or(scenario.start)
+    } else {
+        clock.now().min(end_at)
+    };
+    let report = Report::new(
+        scenario.start,
+        end,
+        &upgrades,
+        &tasks,
+        server.write_counts().total(),
+    );
+    if let Some(http) = http {
+        eprintln!(
+            "simulation over; still serving {} until interrupted",
+            http.url()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    Ok(report)
+}
+
+/// Whether every FirmwareUpgrade has settled: its status is current and either it has a
+/// whole-resource code or all its tasks ended; and every task ended.
+fn finished(server: &ApiServer) -> bool {
+    let upgrades = server.snapshot("FirmwareUpgrade");
+    let settled = upgrades.iter().all(|u| {
+        let current = u.pointer("/status/observedGeneration") == u.pointer("/metadata/generation");
+        let code = u.pointer("/status/code").is_some_and(|c| !c.is_null());
+        let summary = |field: &str| {
+            u.pointer(&format!("/status/summary/{field}"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        current
+            && (code
+                || (summary("total") > 0 && summary("running") == 0 && summary("waiting") == 0))
+    });
+    settled
+        && server
+            .snapshot("UpgradeTask")
+            .iter()
+            .all(|t| t.pointer("/status/terminal") == Some(&Value::Bool(true)))
+}
+
+/// Creates the fleet's Devices and the manifests' objects.
+async fn seed(client: &Client, scenario: &Scenario) -> Result<(), SimulateError> {
+    let devices = ApiResource::erase::<Device>(&());
+    for device in &scenario.fleet.devices {
+        let namespace = device.namespace();
+        let object = json!({
+            "apiVersion": api::API_VERSION,
+            "kind": "Device",
+            "metadata": { "name": device.name, "namespace": namespace, "labels": device.labels },
+            "spec": { "driver": "upkeep", "address": format!("https://fleet.upkeep.invalid/devices/{namespace}/{}", device.name) },
+        });
+        create(client, &devices, namespace, object).await?;
+    }
+    for manifest in &scenario.manifests {
+        let Some(resource) = resource_of(manifest) else {
+            continue;
+        };
+        let namespace = manifest
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_NAMESPACE)
+            .to_string();
+        let mut object = manifest.clone();
+        object["metadata"]["namespace"] = json!(namespace);
+        create(client, &resource, &namespace, object).await?;
+    }
+    Ok(())
+}
+
+/// The API resource of a manifest the simulation applies; `None` for documents it leaves out
+/// (Devices come from the fleet file; kinds the simulation has no use for).
+pub fn resource_of(manifest: &Value) -> Option<ApiResource> {
+    let api_version = manifest.get("apiVersion").and_then(Value::as_str)?;
+    let kind = manifest.get("kind").and_then(Value::as_str)?;
+    if api_version == api::API_VERSION {
+        return api::crds()
+            .into_iter()
+            .find(|crd| crd.spec.names.kind == kind && kind != "Device")
+            .map(|crd| ApiResource {
+                group: crd.spec.group.clone(),
+                version: api::VERSION.into(),
+                api_version: api::API_VERSION.into(),
+                kind: kind.into(),
+                plural: crd.spec.names.plural.clone(),
+            });
+    }
+    match (api_version, kind) {
+        ("v1", "Secret") => Some(ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&())),
+        ("v1", "ConfigMap") => Some(ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(
+            &(),
+        )),
+        _ => None,
+    }
+}
+
+async fn create(
+    client: &Client,
+    resource: &ApiResource,
+    namespace: &str,
+    object: Value,
+) -> Result<(), SimulateError> {
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let dynamic: DynamicObject =
+        serde_json::from_value(object).map_err(|e| SimulateError::Apply {
+            object: format!("{}/{name}", resource.kind),
+            source: kube::Error::SerdeError(e),
+        })?;
+    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource)
+        .create(&PostParams::default(), &dynamic)
+        .await
+        .map(|_| ())
+        .map_err(|source| SimulateError::Apply {
+            object: format!("{}/{namespace}/{name}", resource.kind),
+            source,
+        })
+}
