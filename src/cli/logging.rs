@@ -30,9 +30,12 @@ pub fn init_as(default: &str, format: LogFormat) {
     };
 }
 
-/// A tokio runtime for a subcommand.
+/// A tokio runtime for a subcommand. Worker threads get 8 MiB stacks: reconciles poll deep
+/// futures (the kube client, the controllers' pipelines), which need more than the default 2 MiB
+/// in unoptimized builds.
 pub fn runtime() -> Result<tokio::runtime::Runtime, super::Error> {
     tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
         .map_err(|source| super::Error::Io {

@@ -3,7 +3,7 @@
 //! the error policy), and keeps a bounded summary with kstatus conditions.
 //!
 //! New and removed Devices: while a FirmwareUpgrade has unfinished tasks (or no tasks yet), its
-//! targets are resolved again on every reconcile (at least every minute), so a Device that
+//! targets are resolved again on every reconcile (at least every five minutes), so a Device that
 //! starts matching gets a task. Once every task has ended, the set is frozen: a newcomer does
 //! not reopen a finished upgrade (change the spec, or create a new FirmwareUpgrade). A Device
 //! that disappears keeps its task, which ends with a "does not exist" or "not found" code.
@@ -42,7 +42,7 @@ use crate::schedule::window::Window;
 /// How many failed targets the status lists.
 const FIRST_FAILURES: usize = 10;
 /// How often an unfinished FirmwareUpgrade looks for new Devices.
-const RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
+const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// A reconcile that could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]

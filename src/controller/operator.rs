@@ -171,15 +171,26 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                 .graceful_shutdown_on(stop())
                 .run(device::reconcile, error_policy, ctx.clone())
                 .for_each(|_| futures::future::ready(()));
-            tokio::join!(upgrade_loop, task_loop, window_loop, device_loop);
+            // Boxed: each loop is a deep future, and polling them all inline needs a large stack.
+            tokio::join!(
+                Box::pin(upgrade_loop),
+                Box::pin(task_loop),
+                Box::pin(window_loop),
+                Box::pin(device_loop)
+            );
         }
     };
     let feeds = async {
-        tokio::join!(upgrades_feed, devices_feed, windows_feed, tasks_feed);
+        tokio::join!(
+            Box::pin(upgrades_feed),
+            Box::pin(devices_feed),
+            Box::pin(windows_feed),
+            Box::pin(tasks_feed)
+        );
     };
     tokio::select! {
-        () = controllers => {}
-        () = feeds => {}
+        () = Box::pin(controllers) => {}
+        () = Box::pin(feeds) => {}
         () = shutdown.cancelled() => {}
     }
 }

@@ -25,6 +25,7 @@ use crate::controller::context::Settings;
 use crate::controller::metrics::Metrics;
 use crate::controller::operator::{self, Parts};
 use crate::drivers::DeviceDriver;
+use crate::repository::StaticRepository;
 
 /// How often the runner looks whether everything ended (virtual time).
 const CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -97,14 +98,98 @@ pub fn simulate(scenario: Scenario, options: Options) -> Result<Report, Simulate
     runtime.block_on(run(scenario, options))
 }
 
+/// A seeded simulation: the in-memory API holding the fleet's Devices and the manifests, the
+/// simulated devices, and the clock. Operators started on it share that state, so a test can
+/// stop one at any moment and start another, as after a crash.
+pub struct World {
+    /// The in-memory API.
+    pub server: ApiServer,
+    /// The simulated devices.
+    pub model: Arc<FleetModel>,
+    /// The virtual clock.
+    pub clock: Clock,
+    repository: Arc<StaticRepository>,
+}
+
+impl World {
+    /// Seeds a world for `scenario`; must run on a runtime with paused time.
+    pub async fn new(scenario: &Scenario) -> Result<Self, SimulateError> {
+        let clock = Clock::starting_at(scenario.start);
+        let server = ApiServer::new(clock);
+        seed(&server.client(), scenario).await?;
+        server.reset_write_counts();
+        Ok(Self {
+            server,
+            model: Arc::new(FleetModel::new(&scenario.fleet)),
+            clock,
+            repository: Arc::new(scenario.fleet.repository()),
+        })
+    }
+
+    /// A fresh operator (own client, caches and expectations), running until `stop`. Boxed: the
+    /// operator's future is too large for a thread's stack.
+    pub fn operator(&self, stop: CancellationToken) -> BoxFuture<'static, ()> {
+        let parts = Parts {
+            client: self.server.client(),
+            clock: self.clock,
+            repository: self.repository.clone(),
+            connections: Arc::new(FleetConnections {
+                model: self.model.clone(),
+                clock: self.clock,
+            }),
+            settings: Settings {
+                // Inventory is not what a simulation is about: read facts daily.
+                device_refresh: Duration::from_secs(24 * 3600),
+                ..Settings::default()
+            },
+            instance: "upkeep-simulate".into(),
+            namespace: None,
+            metrics: Metrics::new(),
+        };
+        operator::run(parts, stop).boxed()
+    }
+
+    /// The simulated Job controller that completes hook Jobs, until dropped.
+    pub fn jobs(&self) -> BoxFuture<'static, ()> {
+        super::jobs::run(self.server.client(), self.model.clone(), self.clock).boxed()
+    }
+
+    /// Whether every FirmwareUpgrade settled and every task ended.
+    pub fn finished(&self) -> bool {
+        finished(&self.server)
+    }
+
+    /// The report of the run so far, which started at `start` and may go on until `end_at`.
+    pub fn report(&self, start: Timestamp, end_at: Timestamp) -> Report {
+        let tasks = self.server.snapshot("UpgradeTask");
+        let upgrades = self.server.snapshot("FirmwareUpgrade");
+        let last = tasks
+            .iter()
+            .filter_map(|t| t.pointer("/status/finishedAt").and_then(Value::as_str))
+            .filter_map(|t| t.parse::<Timestamp>().ok())
+            .max();
+        let end = if self.finished() {
+            last.unwrap_or(start)
+        } else {
+            self.clock.now().min(end_at)
+        };
+        Report::new(
+            start,
+            end,
+            &upgrades,
+            &tasks,
+            self.server.write_counts().total(),
+        )
+    }
+}
+
 /// The simulation itself, on the current runtime (which must have paused time).
 pub async fn run(scenario: Scenario, options: Options) -> Result<Report, SimulateError> {
-    let clock = Clock::starting_at(scenario.start);
-    let server = ApiServer::new(clock);
-    let client = server.client();
+    let world = World::new(&scenario).await?;
+    let clock = world.clock;
     let http = match options.serve {
         Some(addr) => {
-            let http = server.serve(addr).await?;
+            let http = world.server.serve(addr).await?;
             eprintln!(
                 "serving the simulated API at {} (kubectl --server {} get fwu,ut -w)",
                 http.url(),
@@ -114,35 +199,15 @@ pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Simulat
         }
         None => None,
     };
-    seed(&client, &scenario).await?;
-    server.reset_write_counts();
-
-    let model = Arc::new(FleetModel::new(&scenario.fleet));
     let token = CancellationToken::new();
-    let parts = Parts {
-        client: client.clone(),
-        clock,
-        repository: Arc::new(scenario.fleet.repository()),
-        connections: Arc::new(FleetConnections {
-            model: model.clone(),
-            clock,
-        }),
-        settings: Settings {
-            // Inventory is not what a simulation is about: read facts rarely.
-            device_refresh: Duration::from_secs(24 * 3600),
-            ..Settings::default()
-        },
-        instance: "upkeep-simulate".into(),
-        namespace: None,
-        metrics: Metrics::new(),
-    };
-    let operator = operator::run(parts, token.clone());
-    let jobs = super::jobs::run(client.clone(), model, clock);
+    let operator = world.operator(token.clone());
+    let jobs = world.jobs();
     let end_at = scenario
         .start
         .checked_add(scenario.horizon)
         .unwrap_or(Timestamp::MAX);
     let watch = async {
+        let mut seen = 0;
         loop {
             let step = if options.serve.is_some() {
                 // Pace the virtual clock for a watcher: block the runtime for a real moment.
@@ -152,9 +217,12 @@ pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Simulat
                 CHECK_INTERVAL
             };
             tokio::time::sleep(step.min(clock.until(end_at)).max(Duration::from_millis(1))).await;
-            if clock.now() >= end_at || finished(&server) {
+            // Nothing can have finished unless something was written since the last look.
+            let version = world.server.resource_version();
+            if clock.now() >= end_at || (version != seen && world.finished()) {
                 break;
             }
+            seen = version;
         }
         token.cancel();
     };
@@ -164,26 +232,7 @@ pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Simulat
         () = operator => {}
         () = jobs => {}
     }
-    let tasks = server.snapshot("UpgradeTask");
-    let upgrades = server.snapshot("FirmwareUpgrade");
-    let last = tasks
-        .iter()
-        .filter_map(|t| t.pointer("/status/finishedAt").and_then(Value::as_str))
-        .filter_map(|t| t.parse::<Timestamp>().ok())
-        .max();
-    let done = finished(&server);
-    let end = if done {
-        last.unwrap_or(scenario.start)
-    } else {
-        clock.now().min(end_at)
-    };
-    let report = Report::new(
-        scenario.start,
-        end,
-        &upgrades,
-        &tasks,
-        server.write_counts().total(),
-    );
+    let report = world.report(scenario.start, end_at);
     if let Some(http) = http {
         eprintln!(
             "simulation over; still serving {} until interrupted",
@@ -218,7 +267,7 @@ fn finished(server: &ApiServer) -> bool {
 }
 
 /// Creates the fleet's Devices and the manifests' objects.
-async fn seed(client: &Client, scenario: &Scenario) -> Result<(), SimulateError> {
+pub async fn seed(client: &Client, scenario: &Scenario) -> Result<(), SimulateError> {
     let devices = ApiResource::erase::<Device>(&());
     for device in &scenario.fleet.devices {
         let namespace = device.namespace();

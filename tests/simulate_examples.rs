@@ -1,0 +1,257 @@
+//! `upkeep simulate` on the examples: every scenario ends in the codes its comments promise, at
+//! the times the windows allow, and the same input gives the same output byte for byte.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+
+const START: &str = "2026-11-23T09:00:00Z";
+
+fn simulate(fleet: &str, manifests: &[&str]) -> (Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["simulate", "--start", START, "--fleet", fleet, "-o", "json"])
+        .args(manifests)
+        .output()
+        .expect("upkeep runs");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (serde_json::from_str(&stdout).unwrap(), stdout)
+}
+
+fn codes(report: &Value) -> BTreeMap<String, String> {
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let parent = t["parent"].as_str().unwrap().rsplit('/').next().unwrap();
+            (
+                format!("{parent}/{}", t["target"].as_str().unwrap()),
+                t["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn task<'a>(report: &'a Value, target: &str) -> &'a Value {
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == target)
+        .unwrap()
+}
+
+fn expect(report: &Value, expected: &[(&str, &str)]) {
+    let expected: BTreeMap<String, String> = expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(codes(report), expected);
+}
+
+#[test]
+fn the_main_example_upgrades_two_and_refuses_the_short_one() {
+    let (report, _) = simulate("examples/fleet.yaml", &["examples/firmware-upgrade.yaml"]);
+    expect(
+        &report,
+        &[
+            ("idg-7519-site-a/dp-1", "SUCCESS"),
+            ("idg-7519-site-a/dp-2", "SUCCESS"),
+            (
+                "idg-7519-site-a/dp-3",
+                "ERROR_NOT_ENOUGH_FREE_TEMP_SPACE_ON_DEVICE",
+            ),
+        ],
+    );
+    assert_eq!(report["start"], START);
+    // dp-1: 30s first quiesce, 12s upload, 30s second quiesce, 15m upgrade.
+    assert_eq!(task(&report, "dp-1")["finishedAt"], "2026-11-23T09:16:12Z");
+    let history: Vec<&str> = task(&report, "dp-1")["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "WAITING_FOR_PRE_VALIDATION",
+            "READY_FOR_EXECUTION",
+            "SENT_TO_MDB",
+            "EXECUTION_STARTED",
+            "EXECUTION_PRE_CHECKS_STARTED",
+            "EXECUTION_FIRST_QUIESCE_STARTED",
+            "EXECUTION_FIRST_QUIESCE_WAITING_FOR_QUIESCE",
+            "EXECUTION_UPLOAD_IMAGE_STARTED",
+            "EXECUTION_WAITING_FOR_UPLOAD_IMAGE",
+            "EXECUTION_SECOND_QUIESCE_STARTED",
+            "EXECUTION_SECOND_QUIESCE_WAITING_FOR_QUIESCE",
+            "EXECUTION_UPGRADE_STARTED",
+            "EXECUTION_UPGRADE_WAITING_FOR_UPGRADE",
+            "SUCCESS",
+        ]
+    );
+    let resource = &report["resources"][0];
+    assert_eq!(resource["summary"]["succeeded"], 2);
+    assert_eq!(resource["summary"]["failed"], 1);
+    let stalled = resource["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap();
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(report["end"], "2026-11-23T09:21:30Z");
+    assert!(report["apiWrites"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn the_same_input_gives_the_same_output() {
+    let (_, first) = simulate(
+        "examples/scenarios/faults/fleet.yaml",
+        &["examples/scenarios/faults/upgrade.yaml"],
+    );
+    let (_, second) = simulate(
+        "examples/scenarios/faults/fleet.yaml",
+        &["examples/scenarios/faults/upgrade.yaml"],
+    );
+    assert_eq!(first, second);
+}
+
+#[test]
+fn a_window_holds_the_rollout_until_it_opens() {
+    let (report, _) = simulate(
+        "examples/scenarios/window/fleet.yaml",
+        &["examples/scenarios/window/upgrade.yaml"],
+    );
+    expect(
+        &report,
+        &[
+            ("weekend/dp-1", "SUCCESS"),
+            ("weekend/dp-2", "SUCCESS"),
+            ("weekend/dp-3", "SUCCESS"),
+        ],
+    );
+    // Saturday 22:00 in Berlin is 21:00Z; two at a time, the third when a slot frees.
+    assert_eq!(task(&report, "dp-1")["startedAt"], "2026-11-28T21:00:00Z");
+    assert_eq!(task(&report, "dp-2")["startedAt"], "2026-11-28T21:00:00Z");
+    assert_eq!(
+        task(&report, "dp-3")["startedAt"],
+        task(&report, "dp-1")["finishedAt"]
+    );
+}
+
+#[test]
+fn a_blackout_holds_every_upgrade_of_its_namespace() {
+    let (report, _) = simulate(
+        "examples/scenarios/blackout/fleet.yaml",
+        &["examples/scenarios/blackout/upgrade.yaml"],
+    );
+    expect(
+        &report,
+        &[
+            ("now/dp-1", "SUCCESS"),
+            ("now/dp-2", "SUCCESS"),
+            (
+                "cancel/dp-3",
+                "EXECUTION_CANCELED_BECAUSE_MAINTENANCE_WINDOW",
+            ),
+        ],
+    );
+    assert_eq!(task(&report, "dp-1")["startedAt"], "2026-11-23T12:00:00Z");
+}
+
+#[test]
+fn every_kind_of_device_trouble_ends_in_its_code() {
+    let (report, _) = simulate(
+        "examples/scenarios/faults/fleet.yaml",
+        &["examples/scenarios/faults/upgrade.yaml"],
+    );
+    // The fleet file's comments name the code each device ends with.
+    let fleet = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/scenarios/faults/fleet.yaml"
+    ))
+    .unwrap();
+    let promised: Vec<(String, String)> = fleet
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- name: "))
+        .filter_map(|l| l.split_once('#'))
+        .map(|(name, code)| {
+            let code = code.split_whitespace().next().unwrap().to_string();
+            (format!("faults/{}", name.trim()), code)
+        })
+        .collect();
+    assert_eq!(promised.len(), 18);
+    let expected: Vec<(&str, &str)> = promised
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    expect(&report, &expected);
+    for t in report["tasks"].as_array().unwrap() {
+        let exception = t["code"].as_str().unwrap().contains("EXCEPTION");
+        assert_eq!(t["incidentId"].is_string(), exception, "{t}");
+    }
+}
+
+#[test]
+fn error_policy_fail_stops_the_rollout_at_the_first_failure() {
+    let (report, _) = simulate(
+        "examples/scenarios/error-policy/fleet.yaml",
+        &["examples/scenarios/error-policy/upgrade.yaml"],
+    );
+    expect(
+        &report,
+        &[
+            ("careful/dp-1", "EXECUTION_UPLOAD_IMAGE_ERROR"),
+            ("careful/dp-2", "EXECUTION_CANCELED_BECAUSE_ERROR_POLICY"),
+            ("careful/dp-3", "EXECUTION_CANCELED_BECAUSE_ERROR_POLICY"),
+            ("careful/dp-4", "EXECUTION_CANCELED_BECAUSE_ERROR_POLICY"),
+        ],
+    );
+}
+
+#[test]
+fn no_devices_matching_is_a_stalled_resource_without_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("none.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: upkeep.dev/v1alpha1\nkind: FirmwareUpgrade\nmetadata: {name: nothing}\nspec:\n  image: idg7519.oradco.scrypt4\n  targets: {pattern: \"db-*\"}\n",
+    )
+    .unwrap();
+    let (report, _) = simulate("examples/fleet.yaml", &[manifest.to_str().unwrap()]);
+    assert!(report["tasks"].as_array().unwrap().is_empty());
+    let resource = &report["resources"][0];
+    assert_eq!(resource["code"], "SKIPPED_NO_DEVICES_MATCHING_PATTERN");
+    let stalled = resource["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap();
+    assert_eq!(stalled["status"], "True");
+}
+
+#[test]
+fn invalid_manifests_are_refused_before_simulating() {
+    let out = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "simulate",
+            "--fleet",
+            "examples/fleet.yaml",
+            "tests/data/bad/06-no-targets.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.targets"));
+}
