@@ -115,7 +115,9 @@ impl World {
     /// Seeds a world for `scenario`; must run on a runtime with paused time.
     pub async fn new(scenario: &Scenario) -> Result<Self, SimulateError> {
         let clock = Clock::starting_at(scenario.start);
-        let server = ApiServer::new(clock);
+        // Watchers re-watch every few minutes; keeping the last 20,000 events per kind is plenty
+        // to resume, and keeps old object versions from filling memory at fleet scale.
+        let server = ApiServer::builder(clock).event_log_capacity(20_000).build();
         seed(&server.client(), scenario).await?;
         server.reset_write_counts();
         Ok(Self {
@@ -186,61 +188,61 @@ impl World {
 /// The simulation itself, on the current runtime (which must have paused time).
 pub async fn run(scenario: Scenario, options: Options) -> Result<Report, SimulateError> {
     let world = World::new(&scenario).await?;
-    let clock = world.clock;
     let http = match options.serve {
         Some(addr) => {
             let http = world.server.serve(addr).await?;
-            eprintln!(
-                "serving the simulated API at {} (kubectl --server {} get fwu,ut -w)",
-                http.url(),
-                http.url()
-            );
+            eprintln!("serving the simulated API at {} (kubectl --server {} get fwu,ut -w)", http.url(), http.url());
             Some(http)
         }
         None => None,
     };
-    let token = CancellationToken::new();
-    let operator = world.operator(token.clone());
-    let jobs = world.jobs();
-    let end_at = scenario
-        .start
-        .checked_add(scenario.horizon)
-        .unwrap_or(Timestamp::MAX);
-    let watch = async {
-        let mut seen = 0;
-        loop {
-            let step = if options.serve.is_some() {
-                // Pace the virtual clock for a watcher: block the runtime for a real moment.
-                std::thread::sleep(Duration::from_secs_f64(1.0 / options.speed.max(1.0)));
-                Duration::from_secs(1)
-            } else {
-                CHECK_INTERVAL
-            };
-            tokio::time::sleep(step.min(clock.until(end_at)).max(Duration::from_millis(1))).await;
-            // Nothing can have finished unless something was written since the last look.
-            let version = world.server.resource_version();
-            if clock.now() >= end_at || (version != seen && world.finished()) {
-                break;
-            }
-            seen = version;
-        }
-        token.cancel();
-    };
-    tokio::select! {
-        biased;
-        () = watch => {}
-        () = operator => {}
-        () = jobs => {}
-    }
+    let end_at = scenario.start.checked_add(scenario.horizon).unwrap_or(Timestamp::MAX);
+    let pace = options.serve.map(|_| options.speed);
+    world.run_until_finished(end_at, pace).await;
     let report = world.report(scenario.start, end_at);
     if let Some(http) = http {
-        eprintln!(
-            "simulation over; still serving {} until interrupted",
-            http.url()
-        );
+        eprintln!("simulation over; still serving {} until interrupted", http.url());
         let _ = tokio::signal::ctrl_c().await;
     }
     Ok(report)
+}
+
+impl World {
+    /// Runs an operator and the simulated Jobs until every task ended or `end_at` passed. With
+    /// `pace`, the virtual clock runs at most that many seconds per real second.
+    pub async fn run_until_finished(&self, end_at: Timestamp, pace: Option<f64>) {
+        let token = CancellationToken::new();
+        let operator = self.operator(token.clone());
+        let jobs = self.jobs();
+        let clock = self.clock;
+        let watch = async {
+            let mut seen = 0;
+            loop {
+                let step = match pace {
+                    Some(speed) => {
+                        // Block the runtime for a real moment, so a watcher can follow.
+                        std::thread::sleep(Duration::from_secs_f64(1.0 / speed.max(1.0)));
+                        Duration::from_secs(1)
+                    }
+                    None => CHECK_INTERVAL,
+                };
+                tokio::time::sleep(step.min(clock.until(end_at)).max(Duration::from_millis(1))).await;
+                // Nothing can have finished unless something was written since the last look.
+                let version = self.server.resource_version();
+                if clock.now() >= end_at || (version != seen && self.finished()) {
+                    break;
+                }
+                seen = version;
+            }
+            token.cancel();
+        };
+        tokio::select! {
+            biased;
+            () = watch => {}
+            () = operator => {}
+            () = jobs => {}
+        }
+    }
 }
 
 /// Whether every FirmwareUpgrade has settled: its status is current and either it has a

@@ -98,7 +98,9 @@ struct OpSpec {
     timeout: Option<(SignedDuration, FirmwareCode)>,
     /// The code when the device answers with an error or the call breaks.
     fault: fn(FaultKind) -> Option<FirmwareCode>,
-    /// Whether the request must be stored before it is sent.
+    /// Whether the request must be stored before it is sent: for the steps a device cannot
+    /// recognise as repeated (the restart, the upgrade), so a restarted controller polls instead
+    /// of starting them again.
     persist_first: bool,
 }
 
@@ -132,7 +134,9 @@ fn op_spec(op: OpKind, spec: &FirmwareUpgradeSpec) -> OpSpec {
                     Some(ExecutionUploadImageException)
                 }
             },
-            persist_first: true,
+            // Idempotent: started again with the same key, a device reports the upload it has,
+            // and skips bytes it already holds with the same checksum.
+            persist_first: false,
         },
         OpKind::SecondQuiesce => OpSpec {
             started: ExecutionSecondQuiesceStarted,
