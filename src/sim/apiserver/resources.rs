@@ -4,8 +4,6 @@
 //! status subresource) just by appearing in the list handed to the server, which by default is
 //! [`crate::api::crds()`].
 
-use std::collections::HashMap;
-
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 /// Index of a resource in the [`Registry`] (and of its store).
@@ -303,12 +301,10 @@ fn from_crd(crd: &CustomResourceDefinition) -> Option<ResourceInfo> {
     })
 }
 
-/// The served resources and their lookups.
+/// The served resources and their lookups (a linear scan: there are a dozen).
 #[derive(Debug)]
 pub(crate) struct Registry {
     list: Vec<ResourceInfo>,
-    by_path: HashMap<(String, String, String), ResourceId>,
-    by_kind: HashMap<(String, String), ResourceId>,
 }
 
 impl Registry {
@@ -325,22 +321,7 @@ impl Registry {
                 None => list.push(info),
             }
         }
-        let mut by_path = HashMap::new();
-        let mut by_kind = HashMap::new();
-        for (id, info) in list.iter().enumerate() {
-            for version in &info.versions {
-                by_path.insert(
-                    (info.group.clone(), version.clone(), info.plural.clone()),
-                    id,
-                );
-            }
-            by_kind.insert((info.group.clone(), info.kind.clone()), id);
-        }
-        Self {
-            list,
-            by_path,
-            by_kind,
-        }
+        Self { list }
     }
 
     /// Every resource, in registration order.
@@ -355,20 +336,17 @@ impl Registry {
 
     /// The resource served at `group/version/plural`.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<ResourceId> {
-        self.by_path
-            .get(&(group.to_string(), version.to_string(), plural.to_string()))
-            .copied()
+        self.list.iter().position(|r| {
+            r.plural == plural && r.group == group && r.versions.iter().any(|v| v == version)
+        })
     }
 
     /// The resource of an object's `apiVersion` and `kind`.
     pub fn by_api_version_kind(&self, api_version: &str, kind: &str) -> Option<ResourceId> {
         let (group, version) = split_api_version(api_version);
-        let id = *self.by_kind.get(&(group.to_string(), kind.to_string()))?;
-        self.list[id]
-            .versions
-            .iter()
-            .any(|v| v == version)
-            .then_some(id)
+        self.list.iter().position(|r| {
+            r.kind == kind && r.group == group && r.versions.iter().any(|v| v == version)
+        })
     }
 
     /// The first resource whose kind is `kind`, in any group.
