@@ -50,6 +50,9 @@ pub(crate) struct ResourceInfo {
     pub selectable_fields: Vec<String>,
     /// Whether a create may set `.status` (nodes); otherwise it is dropped on create.
     pub status_on_create: bool,
+    /// Whether objects carry `metadata.generation` (custom resources and Jobs; Secrets,
+    /// ConfigMaps, Leases, Events, Namespaces, Nodes and Pods do not).
+    pub generation: bool,
 }
 
 impl ResourceInfo {
@@ -98,6 +101,7 @@ struct Builtin {
     namespaced: bool,
     status: bool,
     status_on_create: bool,
+    generation: bool,
     short_names: &'static [&'static str],
     categories: &'static [&'static str],
     fields: &'static [&'static str],
@@ -113,6 +117,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Namespace",
         namespaced: false,
         status: true,
+        generation: false,
         status_on_create: false,
         short_names: &["ns"],
         categories: &[],
@@ -126,6 +131,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Node",
         namespaced: false,
         status: true,
+        generation: false,
         status_on_create: true,
         short_names: &["no"],
         categories: &[],
@@ -139,6 +145,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Secret",
         namespaced: true,
         status: false,
+        generation: false,
         status_on_create: false,
         short_names: &[],
         categories: &[],
@@ -152,6 +159,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "ConfigMap",
         namespaced: true,
         status: false,
+        generation: false,
         status_on_create: false,
         short_names: &["cm"],
         categories: &[],
@@ -165,6 +173,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Pod",
         namespaced: true,
         status: true,
+        generation: false,
         status_on_create: false,
         short_names: &["po"],
         categories: &["all"],
@@ -187,6 +196,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Event",
         namespaced: true,
         status: false,
+        generation: false,
         status_on_create: false,
         short_names: &["ev"],
         categories: &[],
@@ -210,6 +220,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Lease",
         namespaced: true,
         status: false,
+        generation: false,
         status_on_create: false,
         short_names: &[],
         categories: &[],
@@ -223,6 +234,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Job",
         namespaced: true,
         status: true,
+        generation: true,
         status_on_create: false,
         short_names: &[],
         categories: &["all"],
@@ -247,6 +259,7 @@ impl From<&Builtin> for ResourceInfo {
             columns: Vec::new(),
             selectable_fields: strings(b.fields),
             status_on_create: b.status_on_create,
+            generation: b.generation,
         }
     }
 }
@@ -298,6 +311,7 @@ fn from_crd(crd: &CustomResourceDefinition) -> Option<ResourceInfo> {
         columns,
         selectable_fields,
         status_on_create: false,
+        generation: true,
     })
 }
 

@@ -378,6 +378,34 @@ fn content_equal(a: &Value, b: &Value, without_status: bool) -> bool {
     a_count == b_count
 }
 
+/// What the API server does to a Secret on every write: `stringData` goes into `data`
+/// (base64-encoded), overriding keys of the same name, and is not stored.
+fn fold_string_data(ctx: &Ctx<'_>, object: &mut Value) {
+    if ctx.info.custom || !ctx.info.group.is_empty() || ctx.info.kind != "Secret" {
+        return;
+    }
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    if !map.get("data").is_some_and(Value::is_object) {
+        map.insert("data".into(), json!({}));
+    }
+    if let Some(Value::Object(data)) = map.get_mut("data") {
+        for (key, value) in strings {
+            let text = match value {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let encoded = serde_json::to_value(k8s_openapi::ByteString(text.into_bytes()))
+                .unwrap_or(Value::Null);
+            data.insert(key, encoded);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Create
 
@@ -436,6 +464,7 @@ fn create_prepared(
     managed: Managed,
 ) -> ApiResult<Arc<Stored>> {
     validate_metadata(ctx, &object, name)?;
+    fold_string_data(ctx, &mut object);
     let key = ctx.key(name);
     if state.get(ctx.res, &key).is_some() {
         return Err(ApiError::already_exists(ctx.info, name));
@@ -470,7 +499,11 @@ fn create_prepared(
     }
     meta.insert("uid".into(), uid.into());
     meta.insert("creationTimestamp".into(), now.clone().into());
-    meta.insert("generation".into(), 1.into());
+    if ctx.info.generation {
+        meta.insert("generation".into(), 1.into());
+    } else {
+        meta.remove("generation");
+    }
     let entries = match managed {
         Managed::Update => {
             let mut entries = Vec::new();
@@ -692,6 +725,7 @@ fn finish_update(
     check_type(ctx, &new)?;
     check_identity(ctx, &mut new, name)?;
     validate_metadata(ctx, &new, name)?;
+    fold_string_data(ctx, &mut new);
     let old_value = &old.value;
     if ctx.status {
         let status = new.get("status").cloned();
@@ -746,7 +780,10 @@ fn finish_update(
             ));
         }
     }
-    if !ctx.status && !content_equal(old_value, &new, ctx.info.status_subresource) {
+    if ctx.info.generation
+        && !ctx.status
+        && !content_equal(old_value, &new, ctx.info.status_subresource)
+    {
         let generation = old_meta
             .get("generation")
             .and_then(Value::as_i64)
