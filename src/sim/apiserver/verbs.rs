@@ -518,7 +518,9 @@ fn create_prepared(
     if ctx.dry_run {
         return Ok(Arc::new(Stored::new(object, state.rv)));
     }
-    Ok(state.put(ctx.res, key, object))
+    let stored = state.put(ctx.res, key.clone(), object);
+    collect_if_orphaned(state, ctx, &key, &stored);
+    Ok(stored)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -823,7 +825,27 @@ fn commit_update(state: &mut State, ctx: &Ctx<'_>, old: &Arc<Stored>, new: Value
         }
         return old.clone();
     }
-    state.put(ctx.res, key, new)
+    let stored = state.put(ctx.res, key.clone(), new);
+    collect_if_orphaned(state, ctx, &key, &stored);
+    stored
+}
+
+/// The garbage collector deletes an object whose owners are all gone (here: at once, after
+/// the write that named them).
+fn collect_if_orphaned(state: &mut State, ctx: &Ctx<'_>, key: &ObjKey, stored: &Stored) {
+    let owners = owner_uids(Some(&stored.value));
+    if owners.is_empty() || owners.iter().any(|uid| state.by_uid(uid).is_some()) {
+        return;
+    }
+    let mut gc = Gc::new(ctx.registry, ctx.now);
+    gc.delete_dependent(
+        state,
+        &ObjRef {
+            res: ctx.res,
+            key: key.clone(),
+        },
+    );
+    gc.run(state);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -969,7 +991,11 @@ fn delete_inner(
             }
             metadata_mut(&mut value).insert("finalizers".into(), Value::Array(fins));
             mark_deleting(&mut value, ctx.now);
-            let stored = state.put(ctx.res, key, value);
+            let stored = if value == old.value {
+                old.clone()
+            } else {
+                state.put(ctx.res, key, value)
+            };
             for child in state.children_of(&uid) {
                 gc.delete_dependent(state, &child);
             }
