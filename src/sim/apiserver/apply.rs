@@ -78,19 +78,20 @@ pub(crate) fn apply(
 
     for path in &taken {
         for (i, entry) in entries.iter_mut().enumerate() {
-            if Some(i) != mine {
-                entry.fields.remove_overlapping(path);
+            if Some(i) != mine && entry.fields.remove_overlapping(path) {
+                entry.touch();
             }
         }
     }
     match mine {
         Some(i) => {
             let entry = &mut entries[i];
-            if entry.fields != applied {
+            if entry.fields != applied || entry.api_version != who.api_version {
                 entry.time = Some(who.now.to_string());
+                entry.fields = applied;
+                entry.api_version = who.api_version.to_string();
+                entry.touch();
             }
-            entry.fields = applied;
-            entry.api_version = who.api_version.to_string();
         }
         None => entries.push(Entry {
             manager: who.manager.to_string(),
@@ -99,6 +100,7 @@ pub(crate) fn apply(
             time: Some(who.now.to_string()),
             subresource: who.subresource.map(str::to_string),
             fields: applied,
+            raw: None,
         }),
     }
     entries.retain(|e| !e.fields.is_empty());

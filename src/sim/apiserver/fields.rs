@@ -97,25 +97,27 @@ impl FieldSet {
             .take_while(move |p| p.starts_with(path))
     }
 
-    /// Removes `path`, its ancestors and its descendants.
-    pub fn remove_overlapping(&mut self, path: &[String]) {
+    /// Removes `path`, its ancestors and its descendants; true if anything was removed.
+    pub fn remove_overlapping(&mut self, path: &[String]) -> bool {
+        let mut removed = false;
         for n in 1..=path.len() {
-            self.0.remove(&path[..n]);
+            removed |= self.0.remove(&path[..n]);
         }
-        self.remove_descendants(path);
+        self.remove_descendants(path) || removed
     }
 
-    /// Removes `path` and its descendants.
-    pub fn remove_subtree(&mut self, path: &[String]) {
-        self.0.remove(path);
-        self.remove_descendants(path);
+    /// Removes `path` and its descendants; true if anything was removed.
+    pub fn remove_subtree(&mut self, path: &[String]) -> bool {
+        let removed = self.0.remove(path);
+        self.remove_descendants(path) || removed
     }
 
-    fn remove_descendants(&mut self, path: &[String]) {
+    fn remove_descendants(&mut self, path: &[String]) -> bool {
         let doomed: Vec<Path> = self.descendants(path).cloned().collect();
-        for p in doomed {
-            self.0.remove(&p);
+        for p in &doomed {
+            self.0.remove(p);
         }
+        !doomed.is_empty()
     }
 
     /// The `FieldsV1` object of this set.
@@ -342,9 +344,17 @@ pub(crate) struct Entry {
     /// `status` for writes to the status subresource.
     pub subresource: Option<String>,
     pub fields: FieldSet,
+    /// The entry as read from the stored object, kept to write it back unchanged; cleared by
+    /// any change.
+    pub raw: Option<Value>,
 }
 
 impl Entry {
+    /// Marks the entry changed, so that it is encoded again.
+    pub fn touch(&mut self) {
+        self.raw = None;
+    }
+
     /// Whether this entry is the one of `manager` doing `operation` on `subresource`.
     pub fn is(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
         self.manager == manager
@@ -384,6 +394,7 @@ pub(crate) fn read(object: &Value) -> Vec<Entry> {
                     .get("fieldsV1")
                     .map(FieldSet::from_fields_v1)
                     .unwrap_or_default(),
+                raw: Some(e.clone()),
             })
         })
         .collect()
@@ -398,6 +409,9 @@ pub(crate) fn write(object: &mut Value, entries: &[Entry]) {
         .iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
+            if let Some(raw) = &e.raw {
+                return raw.clone();
+            }
             let mut v = json!({
                 "manager": e.manager,
                 "operation": e.operation,
@@ -450,12 +464,16 @@ pub(crate) fn record_update(
     }
     for path in removed.iter() {
         for e in entries.iter_mut() {
-            e.fields.remove_subtree(path);
+            if e.fields.remove_subtree(path) {
+                e.touch();
+            }
         }
     }
     for path in changed.iter() {
         for e in entries.iter_mut() {
-            e.fields.remove_overlapping(path);
+            if e.fields.remove_overlapping(path) {
+                e.touch();
+            }
         }
     }
     let index = match entries
@@ -471,11 +489,13 @@ pub(crate) fn record_update(
                 time: None,
                 subresource: subresource.map(str::to_string),
                 fields: FieldSet::default(),
+                raw: None,
             });
             entries.len() - 1
         }
     };
     let me = &mut entries[index];
+    me.touch();
     for path in changed.iter() {
         me.fields.insert(path.clone());
     }

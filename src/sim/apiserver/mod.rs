@@ -20,6 +20,13 @@
 //! - `Status` errors with the real codes and reasons; discovery and `Table` output for
 //!   `kubectl`.
 //!
+//! `kubectl --server http://ADDR` works against [`ApiServer::serve`]: `get` (printer columns),
+//! `get -w`, `apply` (client-side and `--server-side`; enough OpenAPI v3 is served for kubectl to
+//! see that the server takes `fieldValidation`), `patch`, `label`, `delete`. The server speaks
+//! JSON and YAML only, so kubectl's typed generators that send protobuf (`kubectl create
+//! secret|namespace|…`) get 415; `kubectl apply -f` of the same objects works. (`kubectl get
+//! a,b -w` is refused by kubectl itself: it watches one resource type at a time.)
+//!
 //! Simplifications: objects may be created in a namespace that does not exist (namespaces
 //! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start);
 //! `limit`/`continue` are ignored (lists are whole); a list or get always reads the latest state

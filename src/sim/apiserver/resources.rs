@@ -4,8 +4,6 @@
 //! status subresource) just by appearing in the list handed to the server, which by default is
 //! [`crate::api::crds()`].
 
-use std::collections::HashMap;
-
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 /// Index of a resource in the [`Registry`] (and of its store).
@@ -52,6 +50,9 @@ pub(crate) struct ResourceInfo {
     pub selectable_fields: Vec<String>,
     /// Whether a create may set `.status` (nodes); otherwise it is dropped on create.
     pub status_on_create: bool,
+    /// Whether objects carry `metadata.generation` (custom resources and Jobs; Secrets,
+    /// ConfigMaps, Leases, Events, Namespaces, Nodes and Pods do not).
+    pub generation: bool,
 }
 
 impl ResourceInfo {
@@ -100,6 +101,7 @@ struct Builtin {
     namespaced: bool,
     status: bool,
     status_on_create: bool,
+    generation: bool,
     short_names: &'static [&'static str],
     categories: &'static [&'static str],
     fields: &'static [&'static str],
@@ -115,6 +117,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Namespace",
         namespaced: false,
         status: true,
+        generation: false,
         status_on_create: false,
         short_names: &["ns"],
         categories: &[],
@@ -128,6 +131,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Node",
         namespaced: false,
         status: true,
+        generation: false,
         status_on_create: true,
         short_names: &["no"],
         categories: &[],
@@ -141,6 +145,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Secret",
         namespaced: true,
         status: false,
+        generation: false,
         status_on_create: false,
         short_names: &[],
         categories: &[],
@@ -154,6 +159,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "ConfigMap",
         namespaced: true,
         status: false,
+        generation: false,
         status_on_create: false,
         short_names: &["cm"],
         categories: &[],
@@ -167,6 +173,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Pod",
         namespaced: true,
         status: true,
+        generation: false,
         status_on_create: false,
         short_names: &["po"],
         categories: &["all"],
@@ -189,6 +196,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Event",
         namespaced: true,
         status: false,
+        generation: false,
         status_on_create: false,
         short_names: &["ev"],
         categories: &[],
@@ -212,6 +220,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Lease",
         namespaced: true,
         status: false,
+        generation: false,
         status_on_create: false,
         short_names: &[],
         categories: &[],
@@ -225,6 +234,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "Job",
         namespaced: true,
         status: true,
+        generation: true,
         status_on_create: false,
         short_names: &[],
         categories: &["all"],
@@ -249,6 +259,7 @@ impl From<&Builtin> for ResourceInfo {
             columns: Vec::new(),
             selectable_fields: strings(b.fields),
             status_on_create: b.status_on_create,
+            generation: b.generation,
         }
     }
 }
@@ -300,15 +311,14 @@ fn from_crd(crd: &CustomResourceDefinition) -> Option<ResourceInfo> {
         columns,
         selectable_fields,
         status_on_create: false,
+        generation: true,
     })
 }
 
-/// The served resources and their lookups.
+/// The served resources and their lookups (a linear scan: there are a dozen).
 #[derive(Debug)]
 pub(crate) struct Registry {
     list: Vec<ResourceInfo>,
-    by_path: HashMap<(String, String, String), ResourceId>,
-    by_kind: HashMap<(String, String), ResourceId>,
 }
 
 impl Registry {
@@ -325,22 +335,7 @@ impl Registry {
                 None => list.push(info),
             }
         }
-        let mut by_path = HashMap::new();
-        let mut by_kind = HashMap::new();
-        for (id, info) in list.iter().enumerate() {
-            for version in &info.versions {
-                by_path.insert(
-                    (info.group.clone(), version.clone(), info.plural.clone()),
-                    id,
-                );
-            }
-            by_kind.insert((info.group.clone(), info.kind.clone()), id);
-        }
-        Self {
-            list,
-            by_path,
-            by_kind,
-        }
+        Self { list }
     }
 
     /// Every resource, in registration order.
@@ -355,20 +350,17 @@ impl Registry {
 
     /// The resource served at `group/version/plural`.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<ResourceId> {
-        self.by_path
-            .get(&(group.to_string(), version.to_string(), plural.to_string()))
-            .copied()
+        self.list.iter().position(|r| {
+            r.plural == plural && r.group == group && r.versions.iter().any(|v| v == version)
+        })
     }
 
     /// The resource of an object's `apiVersion` and `kind`.
     pub fn by_api_version_kind(&self, api_version: &str, kind: &str) -> Option<ResourceId> {
         let (group, version) = split_api_version(api_version);
-        let id = *self.by_kind.get(&(group.to_string(), kind.to_string()))?;
-        self.list[id]
-            .versions
-            .iter()
-            .any(|v| v == version)
-            .then_some(id)
+        self.list.iter().position(|r| {
+            r.kind == kind && r.group == group && r.versions.iter().any(|v| v == version)
+        })
     }
 
     /// The first resource whose kind is `kind`, in any group.

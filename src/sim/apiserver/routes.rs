@@ -152,6 +152,13 @@ fn route(
         ["apis"] => discovery_get(Some(discovery::groups(registry))),
         ["apis", group] => discovery_get(discovery::group(registry, group)),
         ["apis", group, version] => discovery_get(discovery::resources(registry, group, version)),
+        ["openapi", "v3"] => discovery_get(Some(discovery::openapi_root(registry))),
+        ["openapi", "v3", "api", version] => {
+            discovery_get(discovery::openapi_group_version(registry, "", version))
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            discovery_get(discovery::openapi_group_version(registry, group, version))
+        }
         ["api", version, rest @ ..] => {
             let target = resolve(shared, "", version, rest)?;
             dispatch(shared, parts, body, target)

@@ -378,6 +378,34 @@ fn content_equal(a: &Value, b: &Value, without_status: bool) -> bool {
     a_count == b_count
 }
 
+/// What the API server does to a Secret on every write: `stringData` goes into `data`
+/// (base64-encoded), overriding keys of the same name, and is not stored.
+fn fold_string_data(ctx: &Ctx<'_>, object: &mut Value) {
+    if ctx.info.custom || !ctx.info.group.is_empty() || ctx.info.kind != "Secret" {
+        return;
+    }
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    if !map.get("data").is_some_and(Value::is_object) {
+        map.insert("data".into(), json!({}));
+    }
+    if let Some(Value::Object(data)) = map.get_mut("data") {
+        for (key, value) in strings {
+            let text = match value {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let encoded = serde_json::to_value(k8s_openapi::ByteString(text.into_bytes()))
+                .unwrap_or(Value::Null);
+            data.insert(key, encoded);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Create
 
@@ -436,6 +464,7 @@ fn create_prepared(
     managed: Managed,
 ) -> ApiResult<Arc<Stored>> {
     validate_metadata(ctx, &object, name)?;
+    fold_string_data(ctx, &mut object);
     let key = ctx.key(name);
     if state.get(ctx.res, &key).is_some() {
         return Err(ApiError::already_exists(ctx.info, name));
@@ -470,7 +499,11 @@ fn create_prepared(
     }
     meta.insert("uid".into(), uid.into());
     meta.insert("creationTimestamp".into(), now.clone().into());
-    meta.insert("generation".into(), 1.into());
+    if ctx.info.generation {
+        meta.insert("generation".into(), 1.into());
+    } else {
+        meta.remove("generation");
+    }
     let entries = match managed {
         Managed::Update => {
             let mut entries = Vec::new();
@@ -485,7 +518,9 @@ fn create_prepared(
     if ctx.dry_run {
         return Ok(Arc::new(Stored::new(object, state.rv)));
     }
-    Ok(state.put(ctx.res, key, object))
+    let stored = state.put(ctx.res, key.clone(), object);
+    collect_if_orphaned(state, ctx, &key, &stored);
+    Ok(stored)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -692,6 +727,7 @@ fn finish_update(
     check_type(ctx, &new)?;
     check_identity(ctx, &mut new, name)?;
     validate_metadata(ctx, &new, name)?;
+    fold_string_data(ctx, &mut new);
     let old_value = &old.value;
     if ctx.status {
         let status = new.get("status").cloned();
@@ -746,7 +782,10 @@ fn finish_update(
             ));
         }
     }
-    if !ctx.status && !content_equal(old_value, &new, ctx.info.status_subresource) {
+    if ctx.info.generation
+        && !ctx.status
+        && !content_equal(old_value, &new, ctx.info.status_subresource)
+    {
         let generation = old_meta
             .get("generation")
             .and_then(Value::as_i64)
@@ -786,7 +825,27 @@ fn commit_update(state: &mut State, ctx: &Ctx<'_>, old: &Arc<Stored>, new: Value
         }
         return old.clone();
     }
-    state.put(ctx.res, key, new)
+    let stored = state.put(ctx.res, key.clone(), new);
+    collect_if_orphaned(state, ctx, &key, &stored);
+    stored
+}
+
+/// The garbage collector deletes an object whose owners are all gone (here: at once, after
+/// the write that named them).
+fn collect_if_orphaned(state: &mut State, ctx: &Ctx<'_>, key: &ObjKey, stored: &Stored) {
+    let owners = owner_uids(Some(&stored.value));
+    if owners.is_empty() || owners.iter().any(|uid| state.by_uid(uid).is_some()) {
+        return;
+    }
+    let mut gc = Gc::new(ctx.registry, ctx.now);
+    gc.delete_dependent(
+        state,
+        &ObjRef {
+            res: ctx.res,
+            key: key.clone(),
+        },
+    );
+    gc.run(state);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -932,7 +991,11 @@ fn delete_inner(
             }
             metadata_mut(&mut value).insert("finalizers".into(), Value::Array(fins));
             mark_deleting(&mut value, ctx.now);
-            let stored = state.put(ctx.res, key, value);
+            let stored = if value == old.value {
+                old.clone()
+            } else {
+                state.put(ctx.res, key, value)
+            };
             for child in state.children_of(&uid) {
                 gc.delete_dependent(state, &child);
             }

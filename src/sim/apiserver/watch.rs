@@ -9,6 +9,7 @@
 //! `timeoutSeconds` of (virtual) time, or when the client drops it. Waiting costs nothing: the
 //! stream sleeps on the notifier and two timers, so paused-time runtimes advance freely.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::Shared;
 use super::render::{Format, Renderer};
@@ -106,18 +107,22 @@ struct Watch {
     req: WatchRequest,
     cursor: u64,
     rx: Option<watch::Receiver<u64>>,
-    deadline: Instant,
-    next_bookmark: Instant,
+    /// Fires at the end of the watch's timeout.
+    deadline: Pin<Box<Sleep>>,
+    /// Fires when the next bookmark is due.
+    bookmark: Pin<Box<Sleep>>,
     phase: Phase,
 }
 
 /// The event stream of a watch request, as chunks of whole lines.
 pub(crate) fn stream(shared: Arc<Shared>, req: WatchRequest) -> impl Stream<Item = Bytes> + Send {
     let now = Instant::now();
+    // A century is forever for a watch, and keeps `Instant` arithmetic from overflowing.
+    let forever = Duration::from_secs(100 * 365 * 24 * 3600);
     let interval = shared.bookmark_interval;
     let watch = Watch {
-        deadline: now + req.timeout,
-        next_bookmark: now + interval,
+        deadline: Box::pin(tokio::time::sleep_until(now + req.timeout.min(forever))),
+        bookmark: Box::pin(tokio::time::sleep_until(now + interval.min(forever))),
         shared,
         req,
         cursor: 0,
@@ -189,21 +194,21 @@ impl Watch {
                         self.phase = Phase::Done;
                         continue;
                     };
-                    let (bookmarks, next_bookmark, deadline) =
-                        (self.req.bookmarks, self.next_bookmark, self.deadline);
+                    let bookmarks = self.req.bookmarks;
                     let wake = tokio::select! {
                         changed = rx.changed() => match changed {
                             Ok(()) => Wake::Changed,
                             Err(_) => Wake::Closed,
                         },
-                        () = tokio::time::sleep_until(next_bookmark), if bookmarks => Wake::Bookmark,
-                        () = tokio::time::sleep_until(deadline) => Wake::Closed,
+                        () = self.bookmark.as_mut(), if bookmarks => Wake::Bookmark,
+                        () = self.deadline.as_mut() => Wake::Closed,
                     };
                     match wake {
                         Wake::Changed => {}
                         Wake::Closed => self.phase = Phase::Done,
                         Wake::Bookmark => {
-                            self.next_bookmark += self.shared.bookmark_interval;
+                            let next = self.bookmark.deadline() + self.shared.bookmark_interval;
+                            self.bookmark.as_mut().reset(next);
                             return Some(self.bookmark_line(false));
                         }
                     }

@@ -489,3 +489,25 @@ async fn dry_run_changes_nothing() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn secrets_fold_string_data_and_carry_no_generation() {
+    bounded(async {
+        let server = server();
+        let secrets: Api<Secret> = Api::default_namespaced(server.client());
+        let s: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds"},
+            "data": {"username": "b2xk", "password": "b2xk"},
+            "stringData": {"password": "secret"},
+        }))
+        .unwrap();
+        let created = secrets.create(&PostParams::default(), &s).await.unwrap();
+        assert_eq!(created.string_data, None);
+        let data = created.data.unwrap();
+        assert_eq!(data["username"].0, b"old");
+        assert_eq!(data["password"].0, b"secret");
+        assert_eq!(created.metadata.generation, None);
+    })
+    .await;
+}

@@ -312,3 +312,24 @@ async fn delete_preconditions() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_object_whose_owners_are_all_gone_is_collected() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        let owner = create(&api, &task("owner", "dp")).await;
+        api.delete("owner", &DeleteParams::default()).await.unwrap();
+        // Created after its owner went: the collector removes it right after the write.
+        let late = api
+            .create(
+                &PostParams::default(),
+                &owned_by(task("late", "dp"), &owner),
+            )
+            .await
+            .unwrap();
+        assert_eq!(late.metadata.name.as_deref(), Some("late"));
+        assert!(!exists(&api, "late").await);
+    })
+    .await;
+}

@@ -167,3 +167,33 @@ async fn http_transport_serves_kube_clients() {
     .await
     .expect("the HTTP test hung");
 }
+
+#[tokio::test(start_paused = true)]
+async fn openapi_v3_tells_kubectl_about_field_validation() {
+    bounded(async {
+        let server = server();
+        let client = server.client();
+        let root = get_with_accept(&client, "/openapi/v3", "application/json").await;
+        let url = root["paths"]["apis/upkeep.dev/v1alpha1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let doc = get_with_accept(&client, &url, "application/json").await;
+        let patch = &doc["paths"]
+            ["/apis/upkeep.dev/v1alpha1/namespaces/{namespace}/upgradetasks/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"],
+            serde_json::json!({"group": "upkeep.dev", "version": "v1alpha1", "kind": "UpgradeTask"})
+        );
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+        );
+        let core = get_with_accept(&client, "/openapi/v3/api/v1", "application/json").await;
+        assert!(core["paths"]["/api/v1/nodes/{name}"]["patch"].is_object());
+    })
+    .await;
+}
