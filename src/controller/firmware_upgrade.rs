@@ -90,9 +90,39 @@ pub async fn reconcile(
 }
 
 /// A task with its engine state.
+/// A task as the rollout and the summary see it: its code and creation time, read without
+/// parsing the rest of its status (a reconcile reads every task of the upgrade).
 struct Known {
     task: Arc<UpgradeTask>,
-    state: TaskState,
+    code: FirmwareCode,
+    created_at: Timestamp,
+}
+
+impl Known {
+    fn read(task: &Arc<UpgradeTask>, now: Timestamp) -> Option<Self> {
+        let status = task.status.as_ref();
+        let code = match status.and_then(|s| s.code.as_deref()) {
+            Some(code) => code.parse().ok()?,
+            None => FirmwareCode::WaitingForPreValidation,
+        };
+        let created_at = status
+            .and_then(|s| s.created_at.as_ref())
+            .or(task.metadata.creation_timestamp.as_ref())
+            .map_or(now, |t| t.0);
+        Some(Self { task: task.clone(), code, created_at })
+    }
+
+    /// The task's full engine state, for the tasks the rollout decides on.
+    fn state(&self) -> Option<TaskState> {
+        match self.task.status.as_ref().filter(|s| s.code.is_some()) {
+            Some(status) => TaskState::from_status(status).ok(),
+            None => Some(TaskState::new(self.created_at)),
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        self.code.is_terminal()
+    }
 }
 
 async fn reconcile_upgrade(upgrade: &FirmwareUpgrade, ctx: &Context) -> Result<Action, Error> {
@@ -104,30 +134,11 @@ async fn reconcile_upgrade(upgrade: &FirmwareUpgrade, ctx: &Context) -> Result<A
         .stores
         .tasks
         .of_parent(&namespace, ParentKind::FirmwareUpgrade, &name);
-    let mut known: Vec<Known> = tasks
-        .iter()
-        .filter_map(|task| {
-            let stored = task.status.as_ref().filter(|s| s.code.is_some());
-            let state = match stored {
-                Some(status) => TaskState::from_status(status).ok()?,
-                None => TaskState::new(
-                    task.metadata
-                        .creation_timestamp
-                        .as_ref()
-                        .map(|t| t.0)
-                        .unwrap_or(now),
-                ),
-            };
-            Some(Known {
-                task: task.clone(),
-                state,
-            })
-        })
-        .collect();
+    let mut known: Vec<Known> = tasks.iter().filter_map(|task| Known::read(task, now)).collect();
 
     let observed = upgrade.status.as_ref().and_then(|s| s.observed_generation);
     let frozen =
-        !known.is_empty() && known.iter().all(|k| k.state.is_terminal()) && observed == generation;
+        !known.is_empty() && known.iter().all(Known::is_terminal) && observed == generation;
     let mut outcome = None;
     if !frozen {
         let devices = in_namespace(&ctx.stores.devices, &namespace);
@@ -176,7 +187,7 @@ async fn reconcile_upgrade(upgrade: &FirmwareUpgrade, ctx: &Context) -> Result<A
 
     write_status(ctx, upgrade, &known, outcome.as_ref(), &gate, now).await?;
 
-    let all_ended = !known.is_empty() && known.iter().all(|k| k.state.is_terminal());
+    let all_ended = !known.is_empty() && known.iter().all(Known::is_terminal);
     let mut next = if all_ended {
         None
     } else {
@@ -303,8 +314,8 @@ async fn apply_plan(
             target: &k.task.spec.target,
             code: ctx
                 .expectations
-                .view(namespace, &k.task.name_any(), k.state.code),
-            created_at: k.state.created_at,
+                .view(namespace, &k.task.name_any(), k.code),
+            created_at: k.created_at,
         })
         .collect();
     let plan = rollout::plan(policy, &queued, gate, now);
@@ -312,17 +323,20 @@ async fn apply_plan(
     let mut wake = plan.wake_at;
     for (i, decision) in plan.decisions {
         let entry = &mut known[i];
-        let before = entry.state.clone();
+        let Some(mut state) = entry.state() else {
+            continue;
+        };
+        let before = state.code;
         match decision {
-            Decision::Grant => entry.state.grant(now),
-            Decision::End(code, why) => entry.state.end_unstarted(code, why, now),
+            Decision::Grant => state.grant(now),
+            Decision::End(code, why) => state.end_unstarted(code, why, now),
         }
-        if entry.state == before {
+        if state.code == before {
             continue;
         }
         let task_name = entry.task.name_any();
         let rendered = render(
-            &entry.state,
+            &state,
             entry.task.status.as_ref(),
             entry.task.metadata.generation,
             now,
@@ -337,12 +351,11 @@ async fn apply_plan(
         {
             Ok(_) => {
                 ctx.metrics.wrote("UpgradeTask", "status");
-                ctx.expectations
-                    .expect(namespace, &task_name, entry.state.code);
+                ctx.expectations.expect(namespace, &task_name, state.code);
+                entry.code = state.code;
             }
             Err(e) if status::is_conflict(&e) || status::is_not_found(&e) => {
                 // The task moved on meanwhile; the next reconcile decides on fresh state.
-                entry.state = before;
                 let retry = now
                     .checked_add(
                         SignedDuration::try_from(ctx.settings.retry)
@@ -486,15 +499,15 @@ fn summarize(known: &[Known]) -> Summary {
     for k in known {
         *summary
             .by_code
-            .entry(k.state.code.name().to_string())
+            .entry(k.code.name().to_string())
             .or_default() += 1;
         let executing = Queued {
             target: "",
-            code: k.state.code,
-            created_at: k.state.created_at,
+            code: k.code,
+            created_at: k.created_at,
         }
         .is_executing();
-        match k.state.result() {
+        match k.code.result() {
             TaskResult::Succeeded => summary.succeeded += 1,
             TaskResult::Failed => summary.failed += 1,
             TaskResult::InProgress if executing => summary.running += 1,
@@ -506,14 +519,14 @@ fn summarize(known: &[Known]) -> Summary {
 }
 
 fn first_failures(known: &[Known]) -> Vec<TargetFailure> {
+    let finished = |k: &Known| k.task.status.as_ref().and_then(|s| s.finished_at.as_ref()).map(|t| t.0);
     let mut failed: Vec<&Known> = known
         .iter()
-        .filter(|k| k.state.result() == TaskResult::Failed)
+        .filter(|k| k.code.result() == TaskResult::Failed)
         .collect();
     failed.sort_by(|a, b| {
-        a.state
-            .finished_at
-            .cmp(&b.state.finished_at)
+        finished(a)
+            .cmp(&finished(b))
             .then(a.task.spec.target.cmp(&b.task.spec.target))
     });
     failed
@@ -521,8 +534,8 @@ fn first_failures(known: &[Known]) -> Vec<TargetFailure> {
         .take(FIRST_FAILURES)
         .map(|k| TargetFailure {
             target: k.task.spec.target.clone(),
-            code: k.state.code.name().to_string(),
-            message: k.state.message.clone(),
+            code: k.code.name().to_string(),
+            message: k.task.status.as_ref().map(|s| s.message.clone()).unwrap_or_default(),
         })
         .collect()
 }

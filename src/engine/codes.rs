@@ -72,11 +72,17 @@ macro_rules! firmware_codes {
         impl FromStr for FirmwareCode {
             type Err = UnknownCode;
 
+            /// Looks the name up in a table sorted by name: stored statuses are read often.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($name => Ok(FirmwareCode::$variant),)*
-                    _ => Err(UnknownCode(s.to_string())),
-                }
+                static BY_NAME: std::sync::LazyLock<Vec<(&'static str, FirmwareCode)>> = std::sync::LazyLock::new(|| {
+                    let mut table: Vec<(&'static str, FirmwareCode)> = vec![$(($name, FirmwareCode::$variant)),*];
+                    table.sort_unstable_by_key(|(name, _)| *name);
+                    table
+                });
+                BY_NAME
+                    .binary_search_by_key(&s, |(name, _)| *name)
+                    .map(|i| BY_NAME[i].1)
+                    .map_err(|_| UnknownCode(s.to_string()))
             }
         }
     };
