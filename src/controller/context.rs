@@ -51,13 +51,29 @@ pub struct Stores {
     pub tasks: TaskIndex,
 }
 
+/// A readable object of a guarded store, shared with the store (not copied).
+#[derive(Clone, Debug)]
+pub struct Cached<K>(Arc<DeserializeGuard<K>>);
+
+impl<K> std::ops::Deref for Cached<K> {
+    type Target = K;
+
+    fn deref(&self) -> &K {
+        match &self.0.0 {
+            Ok(object) => object,
+            // `lookup` hands out readable objects only.
+            Err(_) => unreachable!("a Cached object is readable"),
+        }
+    }
+}
+
 /// The readable object `namespace/name` of a guarded store.
-pub fn lookup<K>(store: &Store<DeserializeGuard<K>>, namespace: &str, name: &str) -> Option<K>
+pub fn lookup<K>(store: &Store<DeserializeGuard<K>>, namespace: &str, name: &str) -> Option<Cached<K>>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
     let guard = store.get(&ObjectRef::new(name).within(namespace))?;
-    guard.0.as_ref().ok().cloned()
+    guard.0.is_ok().then_some(Cached(guard))
 }
 
 /// The readable objects of a namespace in a guarded store.
@@ -110,6 +126,37 @@ impl Expectations {
     }
 }
 
+/// What the task controller last did to a task: the resourceVersion its write left, and when
+/// the engine wants to look again. A reconcile of that same version before that time was
+/// triggered by the write itself and has nothing to do.
+#[derive(Debug, Default)]
+pub struct Recent(Mutex<HashMap<(String, String), (String, Option<jiff::Timestamp>)>>);
+
+impl Recent {
+    /// Remembers the outcome of a reconcile of task `namespace/name`.
+    pub fn remember(&self, namespace: &str, name: &str, resource_version: Option<String>, wake_at: Option<jiff::Timestamp>) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (namespace.to_string(), name.to_string());
+        match resource_version {
+            Some(rv) => {
+                map.insert(key, (rv, wake_at));
+            }
+            None => {
+                map.remove(&key);
+            }
+        }
+    }
+
+    /// When to come back, if a reconcile of `resource_version` at `now` has nothing to do.
+    pub fn idle_until(&self, namespace: &str, name: &str, resource_version: Option<&str>, now: jiff::Timestamp) -> Option<Option<jiff::Timestamp>> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (rv, wake_at) = map.get(&(namespace.to_string(), name.to_string()))?;
+        let same = resource_version == Some(rv.as_str());
+        let early = wake_at.is_none_or(|at| now < at);
+        (same && early).then_some(*wake_at)
+    }
+}
+
 /// Everything a reconcile needs.
 pub struct Context {
     /// The API client.
@@ -130,6 +177,8 @@ pub struct Context {
     pub stores: Stores,
     /// Rollout decisions not yet in the cache.
     pub expectations: Expectations,
+    /// The task controller's own last writes.
+    pub recent: Recent,
     /// Tunables.
     pub settings: Settings,
 }

@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::{Future, StreamExt as _};
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -114,6 +114,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             tasks: tasks.clone(),
         },
         expectations: Default::default(),
+        recent: Default::default(),
         settings,
     });
 
@@ -145,7 +146,8 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                     .collect::<Vec<_>>()
             };
             let upgrade_loop = upgrade_controller
-                .owns(api::<DeserializeGuard<UpgradeTask>>(&client, ns), cfg())
+                // Only the owner reference matters here: read tasks' metadata, not their status.
+                .owns(api::<PartialObjectMeta<UpgradeTask>>(&client, ns), cfg())
                 .watches(
                     api::<DeserializeGuard<MaintenanceWindow>>(&client, ns),
                     cfg(),

@@ -167,6 +167,12 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
     }
     let namespace = task.namespace().unwrap_or_default();
     let name = task.name_any();
+    // A reconcile triggered by this controller's own last write finds nothing new: come back
+    // when the engine asked to, without asking the device early.
+    let now = ctx.clock.now();
+    if let Some(wake) = ctx.recent.idle_until(&namespace, &name, task.resource_version().as_deref(), now) {
+        return Ok(requeue_at(ctx, wake));
+    }
     let mut writer = Writer {
         api: Api::namespaced(ctx.client.clone(), &namespace),
         task,
@@ -188,6 +194,7 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
     };
     if state.is_terminal() {
         writer.write(ctx, &state).await?;
+        ctx.recent.remember(&namespace, &name, None, None);
         return Ok(Action::await_change());
     }
     let Some(parent) =
@@ -264,10 +271,17 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
             .await,
         );
     };
-    Ok(match wake {
+    let resource_version = (!state.is_terminal()).then(|| writer.resource_version.clone()).flatten();
+    ctx.recent.remember(&namespace, &name, resource_version, wake);
+    Ok(requeue_at(ctx, wake))
+}
+
+/// Come back at `wake`, or when something changes.
+fn requeue_at(ctx: &Context, wake: Option<Timestamp>) -> Action {
+    match wake {
         Some(at) => Action::requeue(ctx.clock.until(at).max(std::time::Duration::from_millis(1))),
         None => Action::await_change(),
-    })
+    }
 }
 
 /// Performs one engine action and returns its answer.
