@@ -9,16 +9,29 @@
 //!
 //! What it does, as the real API server does:
 //! - get, list (label and field selectors), create (`generateName`), replace, patch (merge,
-//!   JSON, strategic for built-in kinds, server-side apply with field ownership), delete and
+//!   JSON, strategic merge for built-in kinds — 415 for custom resources, as on a real server —
+//!   and server-side apply with field ownership, see `fields` and `apply`), delete and
 //!   deletecollection, on the main resource and on the `status` subresource;
-//! - a global resourceVersion, uid, creationTimestamp, generation (bumped on spec changes),
-//!   409 on stale versions, `managedFields`;
-//! - watch with resume from a version, bookmarks, `sendInitialEvents`, and 410 `Expired` as a
-//!   watch event once the bounded event log no longer reaches back;
+//! - a global resourceVersion, uids (from a counter), creationTimestamp; `generation` on custom
+//!   resources and Jobs, bumped when anything but metadata and status changes and when
+//!   deletionTimestamp is set; 409 on stale versions (replace, patch, apply, delete
+//!   preconditions); `managedFields`; no new version and no event for a write that changes
+//!   nothing; a Secret's `stringData` folded into `data`;
+//! - a main-resource write keeps `.status` and a `/status` write keeps everything but `.status`
+//!   (for resources with the status subresource); a create drops `.status` (but Nodes);
+//! - watch with resume from a version, label/field/namespace selection (an object leaving the
+//!   selection is `DELETED`, entering it `ADDED`), bookmarks, `sendInitialEvents`, and 410
+//!   `Expired` as a watch event once the bounded event log no longer reaches back;
 //! - finalizers and deletionTimestamp; owner-reference garbage collection (background,
-//!   foreground and orphan propagation); deleting a Namespace deletes its contents;
-//! - `Status` errors with the real codes and reasons; discovery and `Table` output for
-//!   `kubectl`.
+//!   foreground and orphan propagation, dependents with another live owner only lose the
+//!   reference, objects whose owners are all gone are deleted); deleting a Namespace deletes
+//!   its contents;
+//! - `Status` errors with the real codes and reasons (a body that is not JSON is 400
+//!   `BadRequest`, a body with bad metadata 422 `Invalid`); discovery, `Table` and
+//!   `PartialObjectMetadata` output.
+//!
+//! A CRD's served versions share one store (conversion strategy `None`: only `apiVersion`
+//! changes).
 //!
 //! `kubectl --server http://ADDR` works against [`ApiServer::serve`]: `get` (printer columns),
 //! `get -w`, `apply` (client-side and `--server-side`; enough OpenAPI v3 is served for kubectl to
@@ -28,11 +41,13 @@
 //! a,b -w` is refused by kubectl itself: it watches one resource type at a time.)
 //!
 //! Simplifications: objects may be created in a namespace that does not exist (namespaces
-//! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start);
+//! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start), and a
+//! deleted Namespace goes at once after its contents (no `Terminating` phase);
 //! `limit`/`continue` are ignored (lists are whole); a list or get always reads the latest state
 //! (`resourceVersion` on reads is ignored); objects are not validated against their schema (only
-//! identity, names, and the shape of metadata); no admission, no authentication, no
-//! `gracePeriodSeconds`.
+//! apiVersion/kind, names, namespaces and the shape of metadata) and unknown fields are kept, not
+//! pruned; garbage collection runs synchronously right after the write that causes it; no
+//! admission, authentication, `gracePeriodSeconds` or `fieldValidation`.
 //!
 //! Time comes only from the clock the server is built with (creationTimestamp,
 //! deletionTimestamp, managedFields times, `Table` ages), and watch timeouts and bookmarks run on

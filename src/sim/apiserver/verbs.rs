@@ -123,14 +123,25 @@ fn metadata(object: &Value) -> Option<&Map<String, Value>> {
     object.get("metadata").and_then(Value::as_object)
 }
 
+/// `metadata` of an object, made an (empty) object first if it is not one; callers have
+/// checked that `object` itself is an object (a non-object is replaced by an empty one).
 fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
-    if !object.get("metadata").is_some_and(Value::is_object) {
-        object["metadata"] = json!({});
+    if !object.is_object() {
+        *object = Value::Object(Map::new());
     }
-    match object.get_mut("metadata") {
-        Some(Value::Object(map)) => map,
-        _ => unreachable!("metadata was just made an object"),
+    let Value::Object(root) = object else {
+        unreachable!("the root was just made an object")
+    };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
     }
+    let Value::Object(map) = meta else {
+        unreachable!("metadata was just made an object")
+    };
+    map
 }
 
 fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
