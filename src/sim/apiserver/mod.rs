@@ -97,7 +97,7 @@ use serde_json::{Value, json};
 
 use crate::clock::Clock;
 
-pub use self::http::HttpServer;
+pub use self::http::{HttpServer, ThreadedHttpServer};
 pub use self::routes::ResponseBody;
 pub use self::service::ApiService;
 
@@ -121,12 +121,24 @@ struct Shared {
     registry: Registry,
     state: Mutex<State>,
     now: NowFn,
+    /// The time the clock last gave, for requests served where the clock cannot be read (a
+    /// [`ThreadedHttpServer`] runs on another runtime than the simulation's paused clock).
+    last_now: Mutex<Timestamp>,
     bookmark_interval: Duration,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current time: from the clock when `live`, else the time it last gave.
+    fn now(&self, live: bool) -> Timestamp {
+        let mut last = self.last_now.lock().unwrap_or_else(PoisonError::into_inner);
+        if live {
+            *last = (self.now)();
+        }
+        *last
     }
 }
 
@@ -270,11 +282,13 @@ impl ApiServerBuilder {
                 state.put(res, ObjKey::new("", ns), object);
             }
         }
+        let last_now = Mutex::new((self.now)());
         ApiServer {
             shared: Arc::new(Shared {
                 registry,
                 state: Mutex::new(state),
                 now: self.now,
+                last_now,
                 bookmark_interval: self.bookmark_interval,
             }),
         }
@@ -323,6 +337,7 @@ impl ApiServer {
     pub fn service(&self) -> ApiService {
         ApiService {
             shared: self.shared.clone(),
+            live_clock: true,
         }
     }
 
@@ -346,6 +361,19 @@ impl ApiServer {
     /// is dropped.
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<HttpServer> {
         HttpServer::start(self.service(), addr).await
+    }
+
+    /// Serves the API over plain HTTP on `addr` from a thread of its own with a real-time
+    /// runtime, until the returned server is dropped. Use this to look at a simulation that
+    /// runs on paused time (`upkeep simulate --serve`): HTTP watches time out and bookmark on
+    /// real time, while objects written and `Table` ages computed over HTTP use the time the
+    /// server's clock last gave in-process (the simulation's virtual time). Needs no runtime.
+    pub fn serve_on_thread(&self, addr: SocketAddr) -> std::io::Result<ThreadedHttpServer> {
+        let service = ApiService {
+            shared: self.shared.clone(),
+            live_clock: false,
+        };
+        ThreadedHttpServer::start(service, addr)
     }
 
     /// The latest resourceVersion handed out.
@@ -463,7 +491,7 @@ impl ApiServer {
             .ok_or(InsertRawError::MissingName)?
             .to_string();
         let namespaced = self.shared.registry.get(res).namespaced;
-        let now = verbs::timestamp((self.shared.now)());
+        let now = verbs::timestamp(self.shared.now(true));
         let mut state = self.shared.lock();
         let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
             return Err(InsertRawError::MissingName);
