@@ -26,6 +26,9 @@
 //!   foreground and orphan propagation, dependents with another live owner only lose the
 //!   reference, objects whose owners are all gone are deleted); deleting a Namespace deletes
 //!   its contents;
+//! - custom resources checked against their CRD on every write (on by default, see
+//!   [`ApiServerBuilder::schema_validation`]): unknown fields pruned, the structural schema and
+//!   the CEL rules (transition rules included) enforced with validation ratcheting;
 //! - `Status` errors with the real codes and reasons (a body that is not JSON is 400
 //!   `BadRequest`, a body with bad metadata 422 `Invalid`); discovery, `Table` and
 //!   `PartialObjectMetadata` output.
@@ -44,10 +47,11 @@
 //! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start), and a
 //! deleted Namespace goes at once after its contents (no `Terminating` phase);
 //! `limit`/`continue` are ignored (lists are whole); a list or get always reads the latest state
-//! (`resourceVersion` on reads is ignored); objects are not validated against their schema (only
-//! apiVersion/kind, names, namespaces and the shape of metadata) and unknown fields are kept, not
-//! pruned; garbage collection runs synchronously right after the write that causes it; no
-//! admission, authentication, `gracePeriodSeconds` or `fieldValidation`.
+//! (`resourceVersion` on reads is ignored); built-in kinds are not validated beyond
+//! apiVersion/kind, names, namespaces and the shape of metadata; schema defaults are not
+//! applied; garbage collection runs synchronously right after the write that causes it; no
+//! admission, authentication, `gracePeriodSeconds` or `fieldValidation` (unknown fields are
+//! always pruned silently).
 //!
 //! Time comes only from the clock the server is built with (creationTimestamp,
 //! deletionTimestamp, managedFields times, `Table` ages), and watch timeouts and bookmarks run on
@@ -78,6 +82,7 @@ mod selector;
 mod service;
 mod status;
 mod store;
+mod validation;
 mod verbs;
 mod watch;
 
@@ -103,6 +108,7 @@ pub use self::service::ApiService;
 
 use self::resources::Registry;
 use self::store::{ObjKey, State};
+use self::validation::Validations;
 
 /// The default number of events each resource's log keeps for watches to resume from.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
@@ -119,6 +125,7 @@ type NowFn = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// State shared by every handle, service and watch of one server.
 struct Shared {
     registry: Registry,
+    validations: Validations,
     state: Mutex<State>,
     now: NowFn,
     /// The time the clock last gave, for requests served where the clock cannot be read (a
@@ -212,6 +219,7 @@ pub struct ApiServerBuilder {
     capacity: usize,
     bookmark_interval: Duration,
     namespaces: Vec<String>,
+    validate: bool,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -221,6 +229,7 @@ impl std::fmt::Debug for ApiServerBuilder {
             .field("capacity", &self.capacity)
             .field("bookmark_interval", &self.bookmark_interval)
             .field("namespaces", &self.namespaces)
+            .field("validate", &self.validate)
             .finish_non_exhaustive()
     }
 }
@@ -259,9 +268,17 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Whether writes of custom resources are checked against their CRD (default on): unknown
+    /// fields pruned, the structural schema and the CEL rules enforced (422 `Invalid`).
+    pub fn schema_validation(mut self, enabled: bool) -> Self {
+        self.validate = enabled;
+        self
+    }
+
     /// The server.
     pub fn build(self) -> ApiServer {
         let registry = Registry::new(&self.crds);
+        let validations = Validations::new(registry.all(), self.validate);
         let mut state = State::new(registry.all().len(), self.capacity);
         if let Some(res) = registry.lookup("", "v1", "namespaces") {
             let created = verbs::timestamp((self.now)());
@@ -286,6 +303,7 @@ impl ApiServerBuilder {
         ApiServer {
             shared: Arc::new(Shared {
                 registry,
+                validations,
                 state: Mutex::new(state),
                 now: self.now,
                 last_now,
@@ -330,6 +348,7 @@ impl ApiServer {
             capacity: DEFAULT_EVENT_LOG_CAPACITY,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             namespaces: INITIAL_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+            validate: true,
         }
     }
 

@@ -263,6 +263,7 @@ fn dispatch(
         res: target.res,
         info,
         registry: &shared.registry,
+        validations: &shared.validations,
         version: &target.version,
         namespace: target.namespace.as_deref(),
         status: target.status,

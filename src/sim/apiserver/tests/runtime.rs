@@ -174,7 +174,7 @@ fn error_policy(_: Arc<UpgradeTask>, _: &ReconcileError, _: Arc<Data>) -> Action
 #[tokio::test(start_paused = true)]
 async fn a_controller_reconciles_to_the_end_on_status_writes() {
     bounded(async {
-        let server = server();
+        let server = validating_server();
         let api = tasks(&server);
         let data = Arc::new(Data {
             api: api.clone(),
