@@ -27,8 +27,9 @@
 //!   reference, objects whose owners are all gone are deleted); deleting a Namespace deletes
 //!   its contents;
 //! - custom resources checked against their CRD on every write (on by default, see
-//!   [`ApiServerBuilder::schema_validation`]): unknown fields pruned, the structural schema and
-//!   the CEL rules (transition rules included) enforced with validation ratcheting;
+//!   [`ApiServerBuilder::schema_validation`]): unknown fields pruned, schema defaults filled in
+//!   (on write; not on read), the structural schema and the CEL rules (transition rules
+//!   included) enforced with validation ratcheting;
 //! - `Status` errors with the real codes and reasons (a body that is not JSON is 400
 //!   `BadRequest`, a body with bad metadata 422 `Invalid`); discovery, `Table` and
 //!   `PartialObjectMetadata` output.
@@ -48,8 +49,8 @@
 //! deleted Namespace goes at once after its contents (no `Terminating` phase);
 //! `limit`/`continue` are ignored (lists are whole); a list or get always reads the latest state
 //! (`resourceVersion` on reads is ignored); built-in kinds are not validated beyond
-//! apiVersion/kind, names, namespaces and the shape of metadata; schema defaults are not
-//! applied; garbage collection runs synchronously right after the write that causes it; no
+//! apiVersion/kind, names, namespaces and the shape of metadata; garbage collection runs
+//! synchronously right after the write that causes it; no
 //! admission, authentication, `gracePeriodSeconds` or `fieldValidation` (unknown fields are
 //! always pruned silently).
 //!

@@ -1,5 +1,6 @@
 //! Custom resources checked on write as the API server checks them: unknown fields pruned
-//! (dropped, as with the default `fieldValidation`), then the CRD's structural schema (types,
+//! (dropped, as with the default `fieldValidation`), schema defaults filled in, then the CRD's
+//! structural schema (types,
 //! enums, patterns, lengths, ranges, required fields) and its CEL rules
 //! (`x-kubernetes-validations`, transition rules against the stored object), each failure a 422
 //! `Invalid` naming the field.
@@ -14,7 +15,7 @@
 
 use std::sync::OnceLock;
 
-use kube::core::cel::{CompiledSchema, ErrorKind, Validator, compile_schema};
+use kube::core::cel::{CompiledSchema, ErrorKind, Validator, apply_defaults, compile_schema};
 use serde_json::Value;
 
 use super::resources::{ResourceId, ResourceInfo};
@@ -180,26 +181,23 @@ impl Validations {
         self.per_resource.get(res)?.as_ref()
     }
 
-    /// Drops the fields the schema does not know (outside `apiVersion`, `kind`, `metadata`).
-    pub fn prune(&self, res: ResourceId, object: &mut Value) {
+    /// Drops the fields the schema does not know (outside `apiVersion`, `kind`, `metadata`) and
+    /// fills in the schema's defaults, as the API server does to what it decodes.
+    pub fn prune_and_default(&self, res: ResourceId, object: &mut Value) {
         let Some(validation) = self.of(res) else {
             return;
         };
-        if let Value::Object(map) = object {
-            let properties = validation.openapi.get("properties");
-            let preserve = preserves_unknown(&validation.openapi);
-            map.retain(|key, child| {
-                if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
-                    return true;
-                }
-                match properties.and_then(|p| p.get(key)) {
-                    Some(schema) => {
-                        prune(child, schema);
-                        true
-                    }
-                    None => preserve || properties.is_none(),
-                }
-            });
+        prune_root(validation, object);
+        if object.is_object() {
+            *object = apply_defaults(&validation.openapi, object);
+        }
+    }
+
+    /// Drops the fields the schema does not know (an applied configuration is pruned, not
+    /// defaulted, so that its manager does not own the defaults).
+    pub fn prune(&self, res: ResourceId, object: &mut Value) {
+        if let Some(validation) = self.of(res) {
+            prune_root(validation, object);
         }
     }
 
@@ -272,6 +270,26 @@ impl Validations {
         } else {
             Err(ApiError::invalid(info, name, causes))
         }
+    }
+}
+
+/// Prunes an object at the top level: `apiVersion`, `kind` and `metadata` are kept as they are.
+fn prune_root(validation: &Validation, object: &mut Value) {
+    if let Value::Object(map) = object {
+        let properties = validation.openapi.get("properties");
+        let preserve = preserves_unknown(&validation.openapi);
+        map.retain(|key, child| {
+            if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                return true;
+            }
+            match properties.and_then(|p| p.get(key)) {
+                Some(schema) => {
+                    prune(child, schema);
+                    true
+                }
+                None => preserve || properties.is_none(),
+            }
+        });
     }
 }
 

@@ -478,7 +478,7 @@ fn create_prepared(
 ) -> ApiResult<Arc<Stored>> {
     validate_metadata(ctx, &object, name)?;
     fold_string_data(ctx, &mut object);
-    ctx.validations.prune(ctx.res, &mut object);
+    ctx.validations.prune_and_default(ctx.res, &mut object);
     let key = ctx.key(name);
     if state.get(ctx.res, &key).is_some() {
         return Err(ApiError::already_exists(ctx.info, name));
@@ -745,7 +745,7 @@ fn finish_update(
     check_identity(ctx, &mut new, name)?;
     validate_metadata(ctx, &new, name)?;
     fold_string_data(ctx, &mut new);
-    ctx.validations.prune(ctx.res, &mut new);
+    ctx.validations.prune_and_default(ctx.res, &mut new);
     let old_value = &old.value;
     if ctx.status {
         let status = new.get("status").cloned();

@@ -219,3 +219,22 @@ async fn a_malformed_object_can_still_get_status_writes() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn schema_defaults_are_filled_in() {
+    bounded(async {
+        let server = validating_server();
+        let api = tasks(&server);
+        create(&api, &task("t1", "dp-1")).await;
+        api.patch_status(
+            "t1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"code": "SENT_TO_MDB"}})),
+        )
+        .await
+        .unwrap();
+        let stored = server.get("UpgradeTask", "default", "t1").unwrap();
+        assert_eq!(stored["status"]["result"], "InProgress", "{stored}");
+    })
+    .await;
+}
