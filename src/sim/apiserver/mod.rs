@@ -9,16 +9,33 @@
 //!
 //! What it does, as the real API server does:
 //! - get, list (label and field selectors), create (`generateName`), replace, patch (merge,
-//!   JSON, strategic for built-in kinds, server-side apply with field ownership), delete and
+//!   JSON, strategic merge for built-in kinds — 415 for custom resources, as on a real server —
+//!   and server-side apply with field ownership, see `fields` and `apply`), delete and
 //!   deletecollection, on the main resource and on the `status` subresource;
-//! - a global resourceVersion, uid, creationTimestamp, generation (bumped on spec changes),
-//!   409 on stale versions, `managedFields`;
-//! - watch with resume from a version, bookmarks, `sendInitialEvents`, and 410 `Expired` as a
-//!   watch event once the bounded event log no longer reaches back;
+//! - a global resourceVersion, uids (from a counter), creationTimestamp; `generation` on custom
+//!   resources and Jobs, bumped when anything but metadata and status changes and when
+//!   deletionTimestamp is set; 409 on stale versions (replace, patch, apply, delete
+//!   preconditions); `managedFields`; no new version and no event for a write that changes
+//!   nothing; a Secret's `stringData` folded into `data`;
+//! - a main-resource write keeps `.status` and a `/status` write keeps everything but `.status`
+//!   (for resources with the status subresource); a create drops `.status` (but Nodes);
+//! - watch with resume from a version, label/field/namespace selection (an object leaving the
+//!   selection is `DELETED`, entering it `ADDED`), bookmarks, `sendInitialEvents`, and 410
+//!   `Expired` as a watch event once the bounded event log no longer reaches back;
 //! - finalizers and deletionTimestamp; owner-reference garbage collection (background,
-//!   foreground and orphan propagation); deleting a Namespace deletes its contents;
-//! - `Status` errors with the real codes and reasons; discovery and `Table` output for
-//!   `kubectl`.
+//!   foreground and orphan propagation, dependents with another live owner only lose the
+//!   reference, objects whose owners are all gone are deleted); deleting a Namespace deletes
+//!   its contents;
+//! - custom resources checked against their CRD on every write (on by default, see
+//!   [`ApiServerBuilder::schema_validation`]): unknown fields pruned, schema defaults filled in
+//!   (on write; not on read), the structural schema and the CEL rules (transition rules
+//!   included) enforced with validation ratcheting;
+//! - `Status` errors with the real codes and reasons (a body that is not JSON is 400
+//!   `BadRequest`, a body with bad metadata 422 `Invalid`); discovery, `Table` and
+//!   `PartialObjectMetadata` output.
+//!
+//! A CRD's served versions share one store (conversion strategy `None`: only `apiVersion`
+//! changes).
 //!
 //! `kubectl --server http://ADDR` works against [`ApiServer::serve`]: `get` (printer columns),
 //! `get -w`, `apply` (client-side and `--server-side`; enough OpenAPI v3 is served for kubectl to
@@ -28,11 +45,14 @@
 //! a,b -w` is refused by kubectl itself: it watches one resource type at a time.)
 //!
 //! Simplifications: objects may be created in a namespace that does not exist (namespaces
-//! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start);
+//! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start), and a
+//! deleted Namespace goes at once after its contents (no `Terminating` phase);
 //! `limit`/`continue` are ignored (lists are whole); a list or get always reads the latest state
-//! (`resourceVersion` on reads is ignored); objects are not validated against their schema (only
-//! identity, names, and the shape of metadata); no admission, no authentication, no
-//! `gracePeriodSeconds`.
+//! (`resourceVersion` on reads is ignored); built-in kinds are not validated beyond
+//! apiVersion/kind, names, namespaces and the shape of metadata; garbage collection runs
+//! synchronously right after the write that causes it; no
+//! admission, authentication, `gracePeriodSeconds` or `fieldValidation` (unknown fields are
+//! always pruned silently).
 //!
 //! Time comes only from the clock the server is built with (creationTimestamp,
 //! deletionTimestamp, managedFields times, `Table` ages), and watch timeouts and bookmarks run on
@@ -63,6 +83,7 @@ mod selector;
 mod service;
 mod status;
 mod store;
+mod validation;
 mod verbs;
 mod watch;
 
@@ -82,12 +103,13 @@ use serde_json::{Value, json};
 
 use crate::clock::Clock;
 
-pub use self::http::HttpServer;
+pub use self::http::{HttpServer, ThreadedHttpServer};
 pub use self::routes::ResponseBody;
 pub use self::service::ApiService;
 
 use self::resources::Registry;
 use self::store::{ObjKey, State};
+use self::validation::Validations;
 
 /// The default number of events each resource's log keeps for watches to resume from.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
@@ -104,14 +126,27 @@ type NowFn = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// State shared by every handle, service and watch of one server.
 struct Shared {
     registry: Registry,
+    validations: Validations,
     state: Mutex<State>,
     now: NowFn,
+    /// The time the clock last gave, for requests served where the clock cannot be read (a
+    /// [`ThreadedHttpServer`] runs on another runtime than the simulation's paused clock).
+    last_now: Mutex<Timestamp>,
     bookmark_interval: Duration,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current time: from the clock when `live`, else the time it last gave.
+    fn now(&self, live: bool) -> Timestamp {
+        let mut last = self.last_now.lock().unwrap_or_else(PoisonError::into_inner);
+        if live {
+            *last = (self.now)();
+        }
+        *last
     }
 }
 
@@ -185,6 +220,7 @@ pub struct ApiServerBuilder {
     capacity: usize,
     bookmark_interval: Duration,
     namespaces: Vec<String>,
+    validate: bool,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -194,6 +230,7 @@ impl std::fmt::Debug for ApiServerBuilder {
             .field("capacity", &self.capacity)
             .field("bookmark_interval", &self.bookmark_interval)
             .field("namespaces", &self.namespaces)
+            .field("validate", &self.validate)
             .finish_non_exhaustive()
     }
 }
@@ -232,9 +269,17 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Whether writes of custom resources are checked against their CRD (default on): unknown
+    /// fields pruned, the structural schema and the CEL rules enforced (422 `Invalid`).
+    pub fn schema_validation(mut self, enabled: bool) -> Self {
+        self.validate = enabled;
+        self
+    }
+
     /// The server.
     pub fn build(self) -> ApiServer {
         let registry = Registry::new(&self.crds);
+        let validations = Validations::new(registry.all(), self.validate);
         let mut state = State::new(registry.all().len(), self.capacity);
         if let Some(res) = registry.lookup("", "v1", "namespaces") {
             let created = verbs::timestamp((self.now)());
@@ -255,11 +300,14 @@ impl ApiServerBuilder {
                 state.put(res, ObjKey::new("", ns), object);
             }
         }
+        let last_now = Mutex::new((self.now)());
         ApiServer {
             shared: Arc::new(Shared {
                 registry,
+                validations,
                 state: Mutex::new(state),
                 now: self.now,
+                last_now,
                 bookmark_interval: self.bookmark_interval,
             }),
         }
@@ -301,6 +349,7 @@ impl ApiServer {
             capacity: DEFAULT_EVENT_LOG_CAPACITY,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             namespaces: INITIAL_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+            validate: true,
         }
     }
 
@@ -308,6 +357,7 @@ impl ApiServer {
     pub fn service(&self) -> ApiService {
         ApiService {
             shared: self.shared.clone(),
+            live_clock: true,
         }
     }
 
@@ -331,6 +381,19 @@ impl ApiServer {
     /// is dropped.
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<HttpServer> {
         HttpServer::start(self.service(), addr).await
+    }
+
+    /// Serves the API over plain HTTP on `addr` from a thread of its own with a real-time
+    /// runtime, until the returned server is dropped. Use this to look at a simulation that
+    /// runs on paused time (`upkeep simulate --serve`): HTTP watches time out and bookmark on
+    /// real time, while objects written and `Table` ages computed over HTTP use the time the
+    /// server's clock last gave in-process (the simulation's virtual time). Needs no runtime.
+    pub fn serve_on_thread(&self, addr: SocketAddr) -> std::io::Result<ThreadedHttpServer> {
+        let service = ApiService {
+            shared: self.shared.clone(),
+            live_clock: false,
+        };
+        ThreadedHttpServer::start(service, addr)
     }
 
     /// The latest resourceVersion handed out.
@@ -448,7 +511,7 @@ impl ApiServer {
             .ok_or(InsertRawError::MissingName)?
             .to_string();
         let namespaced = self.shared.registry.get(res).namespaced;
-        let now = verbs::timestamp((self.shared.now)());
+        let now = verbs::timestamp(self.shared.now(true));
         let mut state = self.shared.lock();
         let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
             return Err(InsertRawError::MissingName);

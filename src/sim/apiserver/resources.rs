@@ -53,6 +53,8 @@ pub(crate) struct ResourceInfo {
     /// Whether objects carry `metadata.generation` (custom resources and Jobs; Secrets,
     /// ConfigMaps, Leases, Events, Namespaces, Nodes and Pods do not).
     pub generation: bool,
+    /// The `openAPIV3Schema` of the storage version (custom resources).
+    pub schema: Option<serde_json::Value>,
 }
 
 impl ResourceInfo {
@@ -260,6 +262,7 @@ impl From<&Builtin> for ResourceInfo {
             selectable_fields: strings(b.fields),
             status_on_create: b.status_on_create,
             generation: b.generation,
+            schema: None,
         }
     }
 }
@@ -312,6 +315,11 @@ fn from_crd(crd: &CustomResourceDefinition) -> Option<ResourceInfo> {
         selectable_fields,
         status_on_create: false,
         generation: true,
+        schema: storage
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok()),
     })
 }
 

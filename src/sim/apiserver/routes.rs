@@ -104,13 +104,14 @@ pub(crate) fn error_response(err: &ApiError) -> Response<ResponseBody> {
     json(err.code, &err.to_status())
 }
 
-/// Handles one request.
+/// Handles one request; `live_clock` tells whether the server's clock may be read here.
 pub(crate) fn handle(
     shared: &Arc<Shared>,
     parts: &http::request::Parts,
     body: Bytes,
+    live_clock: bool,
 ) -> Response<ResponseBody> {
-    match route(shared, parts, body) {
+    match route(shared, parts, body, live_clock) {
         Ok(response) => response,
         Err(err) => {
             tracing::trace!(method = %parts.method, uri = %parts.uri, code = err.code.as_u16(), reason = err.reason, "request failed");
@@ -123,6 +124,7 @@ fn route(
     shared: &Arc<Shared>,
     parts: &http::request::Parts,
     body: Bytes,
+    live_clock: bool,
 ) -> ApiResult<Response<ResponseBody>> {
     let segments: Vec<String> = parts
         .uri
@@ -161,11 +163,11 @@ fn route(
         }
         ["api", version, rest @ ..] => {
             let target = resolve(shared, "", version, rest)?;
-            dispatch(shared, parts, body, target)
+            dispatch(shared, parts, body, target, live_clock)
         }
         ["apis", group, version, rest @ ..] => {
             let target = resolve(shared, group, version, rest)?;
-            dispatch(shared, parts, body, target)
+            dispatch(shared, parts, body, target, live_clock)
         }
         _ => Err(ApiError::no_route()),
     }
@@ -235,6 +237,7 @@ fn dispatch(
     parts: &http::request::Parts,
     body: Bytes,
     target: Target,
+    live_clock: bool,
 ) -> ApiResult<Response<ResponseBody>> {
     let query = Query::parse(parts.uri.query());
     let info = shared.registry.get(target.res);
@@ -246,7 +249,7 @@ fn dispatch(
         info,
         api_version: info.api_version(&target.version),
         format,
-        now: (shared.now)(),
+        now: shared.now(live_clock),
     };
     let user_agent = header_str(parts, header::USER_AGENT);
     let manager = match query.get("fieldManager") {
@@ -260,6 +263,7 @@ fn dispatch(
         res: target.res,
         info,
         registry: &shared.registry,
+        validations: &shared.validations,
         version: &target.version,
         namespace: target.namespace.as_deref(),
         status: target.status,
@@ -273,7 +277,7 @@ fn dispatch(
     match (&target.name, method) {
         (None, &Method::GET) => {
             if query.flag("watch") {
-                watch_response(shared, &query, &target, info, format)
+                watch_response(shared, &query, &target, format, live_clock)
             } else {
                 let (items, rv) = list(shared, &query, &target, info)?;
                 Ok(ok(StatusCode::OK, renderer.list(&items, rv)))
@@ -420,9 +424,10 @@ fn watch_response(
     shared: &Arc<Shared>,
     query: &Query,
     target: &Target,
-    info: &ResourceInfo,
     format: Format,
+    live_clock: bool,
 ) -> ApiResult<Response<ResponseBody>> {
+    let info = shared.registry.get(target.res);
     let (labels, fields) = selectors(query, info)?;
     let start = match query.get("resourceVersion") {
         None | Some("" | "0") => Start::Current,
@@ -451,6 +456,7 @@ fn watch_response(
         timeout,
         api_version: info.api_version(&target.version),
         format,
+        live_clock,
     };
     let events = watch::stream(shared.clone(), request).map(Ok::<_, Infallible>);
     let mut response = Response::new(ResponseBody::from_stream(events));

@@ -21,6 +21,8 @@ use super::status::ApiError;
 #[derive(Clone)]
 pub struct ApiService {
     pub(super) shared: Arc<Shared>,
+    /// Read the server's clock (false: use the time it last gave).
+    pub(super) live_clock: bool,
 }
 
 impl std::fmt::Debug for ApiService {
@@ -44,6 +46,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let shared = self.shared.clone();
+        let live_clock = self.live_clock;
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let bytes = match body.collect().await {
@@ -55,7 +58,7 @@ where
                     return Ok(routes::error_response(&err));
                 }
             };
-            Ok(routes::handle(&shared, &parts, bytes))
+            Ok(routes::handle(&shared, &parts, bytes, live_clock))
         })
     }
 }

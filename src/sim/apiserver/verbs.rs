@@ -18,6 +18,7 @@ use super::resources::{Registry, ResourceId, ResourceInfo};
 use super::selector::valid_label_value;
 use super::status::{ApiError, ApiResult, Cause};
 use super::store::{ObjKey, ObjRef, State, Stored, owner_uids};
+use super::validation::Validations;
 use super::{ObjectKey, WriteCounts};
 
 /// The finalizer the API server adds for foreground deletion.
@@ -29,6 +30,7 @@ pub(crate) struct Ctx<'a> {
     pub res: ResourceId,
     pub info: &'a ResourceInfo,
     pub registry: &'a Registry,
+    pub validations: &'a Validations,
     /// The version of the URL.
     pub version: &'a str,
     /// The namespace of the URL (namespaced resources).
@@ -123,14 +125,25 @@ fn metadata(object: &Value) -> Option<&Map<String, Value>> {
     object.get("metadata").and_then(Value::as_object)
 }
 
+/// `metadata` of an object, made an (empty) object first if it is not one; callers have
+/// checked that `object` itself is an object (a non-object is replaced by an empty one).
 fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
-    if !object.get("metadata").is_some_and(Value::is_object) {
-        object["metadata"] = json!({});
+    if !object.is_object() {
+        *object = Value::Object(Map::new());
     }
-    match object.get_mut("metadata") {
-        Some(Value::Object(map)) => map,
-        _ => unreachable!("metadata was just made an object"),
+    let Value::Object(root) = object else {
+        unreachable!("the root was just made an object")
+    };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
     }
+    let Value::Object(map) = meta else {
+        unreachable!("metadata was just made an object")
+    };
+    map
 }
 
 fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
@@ -465,6 +478,7 @@ fn create_prepared(
 ) -> ApiResult<Arc<Stored>> {
     validate_metadata(ctx, &object, name)?;
     fold_string_data(ctx, &mut object);
+    ctx.validations.prune_and_default(ctx.res, &mut object);
     let key = ctx.key(name);
     if state.get(ctx.res, &key).is_some() {
         return Err(ApiError::already_exists(ctx.info, name));
@@ -504,6 +518,8 @@ fn create_prepared(
     } else {
         meta.remove("generation");
     }
+    ctx.validations
+        .check(ctx.res, ctx.info, name, &object, None)?;
     let entries = match managed {
         Managed::Update => {
             let mut entries = Vec::new();
@@ -689,6 +705,7 @@ fn apply_patch(
             skeleton
         }
     };
+    ctx.validations.prune(ctx.res, &mut config);
     let mut entries = fields::read(&live);
     let now = ctx.now_string();
     let api_version = ctx.api_version();
@@ -728,6 +745,7 @@ fn finish_update(
     check_identity(ctx, &mut new, name)?;
     validate_metadata(ctx, &new, name)?;
     fold_string_data(ctx, &mut new);
+    ctx.validations.prune_and_default(ctx.res, &mut new);
     let old_value = &old.value;
     if ctx.status {
         let status = new.get("status").cloned();
@@ -792,6 +810,8 @@ fn finish_update(
             .unwrap_or(0);
         metadata_mut(&mut new).insert("generation".into(), (generation + 1).into());
     }
+    ctx.validations
+        .check(ctx.res, ctx.info, name, &new, Some(old_value))?;
     let entries = match managed {
         Managed::Update => {
             let mut entries = fields::read(old_value);

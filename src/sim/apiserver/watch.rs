@@ -50,6 +50,8 @@ pub(crate) struct WatchRequest {
     pub timeout: Duration,
     pub api_version: String,
     pub format: Format,
+    /// Whether the server's clock may be read where the stream runs.
+    pub live_clock: bool,
 }
 
 impl WatchRequest {
@@ -266,7 +268,7 @@ impl Watch {
             info: self.shared.registry.get(self.req.res),
             api_version: self.req.api_version.clone(),
             format: self.req.format,
-            now: (self.shared.now)(),
+            now: self.shared.now(self.req.live_clock),
         }
     }
 

@@ -174,7 +174,7 @@ fn error_policy(_: Arc<UpgradeTask>, _: &ReconcileError, _: Arc<Data>) -> Action
 #[tokio::test(start_paused = true)]
 async fn a_controller_reconciles_to_the_end_on_status_writes() {
     bounded(async {
-        let server = server();
+        let server = validating_server();
         let api = tasks(&server);
         let data = Arc::new(Data {
             api: api.clone(),
@@ -213,6 +213,69 @@ async fn a_controller_reconciles_to_the_end_on_status_writes() {
         tokio::time::sleep(Duration::from_secs(12 * 3600)).await;
         assert_eq!(server.write_counts().total(), 12);
         handle.abort();
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn kube_event_recorder_publishes_and_aggregates() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::Resource as _;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        let t = create(&api, &task("t1", "dp")).await;
+        let recorder = Recorder::new(server.client(), Reporter::from("upkeep"));
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Started".into(),
+            note: Some("upgrade started".into()),
+            action: "Upgrade".into(),
+            secondary: None,
+        };
+        let reference = t.object_ref(&());
+        recorder.publish(&event, &reference).await.unwrap();
+        recorder.publish(&event, &reference).await.unwrap();
+        let events: Api<K8sEvent> = Api::default_namespaced(server.client());
+        let list = events.list(&Default::default()).await.unwrap();
+        assert_eq!(list.items.len(), 1);
+        let e = &list.items[0];
+        assert_eq!(e.reason.as_deref(), Some("Started"));
+        assert_eq!(e.regarding.as_ref().unwrap().name.as_deref(), Some("t1"));
+        assert_eq!(e.series.as_ref().unwrap().count, 2);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn kube_lease_manager_takes_and_hands_over_the_lease() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube_lease_manager::LeaseManagerBuilder;
+
+    bounded(async {
+        let server = server();
+        let manager = |identity: &str| {
+            LeaseManagerBuilder::new(server.client(), "upkeep-leader")
+                .with_namespace("kube-system")
+                .with_identity(identity)
+                .with_duration(15)
+                .with_grace(5)
+                .build()
+        };
+        let a = manager("a").await.unwrap();
+        let b = manager("b").await.unwrap();
+        assert!(a.changed().await.unwrap(), "a takes the free lease");
+        let leases: Api<Lease> = Api::namespaced(server.client(), "kube-system");
+        let lease = leases.get("upkeep-leader").await.unwrap();
+        assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("a"));
+
+        a.release().await.unwrap();
+        assert!(b.changed().await.unwrap(), "b takes the released lease");
+        let spec = leases.get("upkeep-leader").await.unwrap().spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("b"));
+        assert_eq!(spec.lease_transitions, Some(2));
     })
     .await;
 }

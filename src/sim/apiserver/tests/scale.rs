@@ -13,7 +13,7 @@ const OBJECTS: usize = 10_000;
 #[tokio::test(start_paused = true)]
 async fn ten_thousand_objects_create_list_watch() {
     bounded(async {
-        let server = server();
+        let server = validating_server();
         let api = tasks(&server);
         let (reader, writer) = reflector::store();
         let reflector = watcher(api.clone(), watcher::Config::default())

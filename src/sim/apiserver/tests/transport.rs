@@ -197,3 +197,48 @@ async fn openapi_v3_tells_kubectl_about_field_validation() {
     })
     .await;
 }
+
+/// A plain HTTP/1.1 GET over a blocking socket: (status line, body).
+fn blocking_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// The threaded server keeps serving while a paused-time runtime drives the simulation.
+#[test]
+fn threaded_http_server_serves_a_paused_simulation() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let server = runtime.block_on(async { server() });
+    let http = server
+        .serve_on_thread("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    runtime.block_on(bounded_for(Duration::from_secs(8 * 24 * 3600), async {
+        let api = tasks(&server);
+        create(&api, &task("t1", "dp-1")).await;
+        // A simulated week passes in moments; the HTTP thread is not disturbed.
+        tokio::time::sleep(Duration::from_secs(7 * 24 * 3600)).await;
+    }));
+    let (status, body) = blocking_get(
+        http.local_addr(),
+        "/apis/upkeep.dev/v1alpha1/namespaces/default/upgradetasks/t1",
+    );
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("\"target\":\"dp-1\""), "{body}");
+    http.shutdown();
+}
