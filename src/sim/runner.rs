@@ -115,9 +115,10 @@ impl World {
     /// Seeds a world for `scenario`; must run on a runtime with paused time.
     pub async fn new(scenario: &Scenario) -> Result<Self, SimulateError> {
         let clock = Clock::starting_at(scenario.start);
-        // Watchers re-watch every few minutes; keeping the last 20,000 events per kind is plenty
-        // to resume, and keeps old object versions from filling memory at fleet scale.
-        let server = ApiServer::builder(clock).event_log_capacity(20_000).build();
+        // Watchers here read events as they happen; keeping the last 2,000 events per kind is
+        // plenty to resume (one that falls behind relists), and keeps old versions of objects
+        // from filling memory at fleet scale.
+        let server = ApiServer::builder(clock).event_log_capacity(2_000).build();
         seed(&server.client(), scenario).await?;
         server.reset_write_counts();
         Ok(Self {
