@@ -27,7 +27,9 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn scenario(devices: usize, max_concurrent: usize) -> Scenario {
-    let mut yaml = String::from("apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\nimages:\n  - { name: idg7519.oradco.scrypt4, size: 600Mi }\ndevices:\n");
+    let mut yaml = String::from(
+        "apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\nimages:\n  - { name: idg7519.oradco.scrypt4, size: 600Mi }\ndevices:\n",
+    );
     for i in 0..devices {
         yaml.push_str(&format!("  - {{ name: dp-{i:05} }}\n"));
     }
@@ -45,9 +47,19 @@ fn scenario(devices: usize, max_concurrent: usize) -> Scenario {
 /// User and system CPU seconds of this process, and its peak resident memory in MiB (Linux).
 fn process_figures() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     // After the command name: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
-    let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     let cpu = (ticks(14) + ticks(15)) / 100.0;
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let peak_kib = status
@@ -66,16 +78,27 @@ fn main() {
     let start = scenario.start;
     let end_at = start + scenario.horizon;
     let began = Instant::now();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("a runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
     let (report, writes) = runtime.block_on(async {
         let world = World::new(&scenario).await.expect("the scenario seeds");
         world.run_until_finished(end_at, None).await;
-        (world.report(start, end_at), world.server.write_counts_by_object())
+        (
+            world.report(start, end_at),
+            world.server.write_counts_by_object(),
+        )
     });
     let wall = began.elapsed().as_secs_f64();
     let (cpu, peak_mib) = process_figures();
 
-    let succeeded = report.tasks.iter().filter(|t| t.code.as_deref() == Some("SUCCESS")).count();
+    let succeeded = report
+        .tasks
+        .iter()
+        .filter(|t| t.code.as_deref() == Some("SUCCESS"))
+        .count();
     let per_task: Vec<u64> = writes
         .iter()
         .filter(|(key, _)| key.kind == "UpgradeTask")
@@ -83,15 +106,26 @@ fn main() {
         .collect();
     let mean = per_task.iter().sum::<u64>() as f64 / per_task.len().max(1) as f64;
     let worst = per_task.iter().max().copied().unwrap_or(0);
-    let makespan = report.end.parse::<jiff::Timestamp>().expect("end").duration_since(start).as_secs();
+    let makespan = report
+        .end
+        .parse::<jiff::Timestamp>()
+        .expect("end")
+        .duration_since(start)
+        .as_secs();
     let ideal = devices.div_ceil(max_concurrent) as i64 * DEVICE_SECONDS;
 
     println!("fleet benchmark: {devices} devices, maxConcurrent {max_concurrent}, virtual clock");
-    println!("  tasks ended SUCCESS      {succeeded} of {}", report.tasks.len());
+    println!(
+        "  tasks ended SUCCESS      {succeeded} of {}",
+        report.tasks.len()
+    );
     println!("  wall time                {wall:.1} s");
     println!("  CPU time                 {cpu:.1} s");
     println!("  peak RSS                 {peak_mib:.0} MiB");
-    println!("  status writes per task   mean {mean:.2}, max {worst} (minimum {MINIMUM_WRITES}, goal ≤ {})", MINIMUM_WRITES + 2);
+    println!(
+        "  status writes per task   mean {mean:.2}, max {worst} (minimum {MINIMUM_WRITES}, goal ≤ {})",
+        MINIMUM_WRITES + 2
+    );
     println!("  API writes in total      {}", report.api_writes);
     println!(
         "  makespan                 {makespan} s against the ideal {ideal} s = {:.4} × ideal (goal ≤ 1.01)",

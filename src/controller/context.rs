@@ -68,7 +68,11 @@ impl<K> std::ops::Deref for Cached<K> {
 }
 
 /// The readable object `namespace/name` of a guarded store.
-pub fn lookup<K>(store: &Store<DeserializeGuard<K>>, namespace: &str, name: &str) -> Option<Cached<K>>
+pub fn lookup<K>(
+    store: &Store<DeserializeGuard<K>>,
+    namespace: &str,
+    name: &str,
+) -> Option<Cached<K>>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
@@ -130,11 +134,20 @@ impl Expectations {
 /// the engine wants to look again. A reconcile of that same version before that time was
 /// triggered by the write itself and has nothing to do.
 #[derive(Debug, Default)]
-pub struct Recent(Mutex<HashMap<(String, String), (String, Option<jiff::Timestamp>)>>);
+pub struct Recent(Mutex<HashMap<TaskKey, (String, Option<jiff::Timestamp>)>>);
+
+/// A task's namespace and name.
+type TaskKey = (String, String);
 
 impl Recent {
     /// Remembers the outcome of a reconcile of task `namespace/name`.
-    pub fn remember(&self, namespace: &str, name: &str, resource_version: Option<String>, wake_at: Option<jiff::Timestamp>) {
+    pub fn remember(
+        &self,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<String>,
+        wake_at: Option<jiff::Timestamp>,
+    ) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let key = (namespace.to_string(), name.to_string());
         match resource_version {
@@ -148,7 +161,13 @@ impl Recent {
     }
 
     /// When to come back, if a reconcile of `resource_version` at `now` has nothing to do.
-    pub fn idle_until(&self, namespace: &str, name: &str, resource_version: Option<&str>, now: jiff::Timestamp) -> Option<Option<jiff::Timestamp>> {
+    pub fn idle_until(
+        &self,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Option<Option<jiff::Timestamp>> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let (rv, wake_at) = map.get(&(namespace.to_string(), name.to_string()))?;
         let same = resource_version == Some(rv.as_str());

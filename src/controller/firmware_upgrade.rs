@@ -20,6 +20,7 @@ use kube::{Resource as _, ResourceExt as _};
 use tracing::{Instrument as _, info_span};
 
 use super::context::{Context, in_namespace};
+use super::index::TaskView;
 use super::naming::{label_value, task_name};
 use super::status;
 use super::upgrade_task::render;
@@ -90,34 +91,24 @@ pub async fn reconcile(
 }
 
 /// A task with its engine state.
-/// A task as the rollout and the summary see it: its code and creation time, read without
-/// parsing the rest of its status (a reconcile reads every task of the upgrade).
+/// A task as the rollout and the summary see it: the index's view of it, its code parsed.
 struct Known {
-    task: Arc<UpgradeTask>,
+    view: Arc<TaskView>,
     code: FirmwareCode,
     created_at: Timestamp,
 }
 
 impl Known {
-    fn read(task: &Arc<UpgradeTask>, now: Timestamp) -> Option<Self> {
-        let status = task.status.as_ref();
-        let code = match status.and_then(|s| s.code.as_deref()) {
+    fn read(view: &Arc<TaskView>, now: Timestamp) -> Option<Self> {
+        let code = match view.code.as_deref() {
             Some(code) => code.parse().ok()?,
             None => FirmwareCode::WaitingForPreValidation,
         };
-        let created_at = status
-            .and_then(|s| s.created_at.as_ref())
-            .or(task.metadata.creation_timestamp.as_ref())
-            .map_or(now, |t| t.0);
-        Some(Self { task: task.clone(), code, created_at })
-    }
-
-    /// The task's full engine state, for the tasks the rollout decides on.
-    fn state(&self) -> Option<TaskState> {
-        match self.task.status.as_ref().filter(|s| s.code.is_some()) {
-            Some(status) => TaskState::from_status(status).ok(),
-            None => Some(TaskState::new(self.created_at)),
-        }
+        Some(Self {
+            view: view.clone(),
+            code,
+            created_at: view.created_at.unwrap_or(now),
+        })
     }
 
     fn is_terminal(&self) -> bool {
@@ -134,7 +125,10 @@ async fn reconcile_upgrade(upgrade: &FirmwareUpgrade, ctx: &Context) -> Result<A
         .stores
         .tasks
         .of_parent(&namespace, ParentKind::FirmwareUpgrade, &name);
-    let mut known: Vec<Known> = tasks.iter().filter_map(|task| Known::read(task, now)).collect();
+    let mut known: Vec<Known> = tasks
+        .iter()
+        .filter_map(|view| Known::read(view, now))
+        .collect();
 
     let observed = upgrade.status.as_ref().and_then(|s| s.observed_generation);
     let frozen =
@@ -155,8 +149,7 @@ async fn reconcile_upgrade(upgrade: &FirmwareUpgrade, ctx: &Context) -> Result<A
         outcome = resource_outcome(&resolution, &format!("{namespace}/{name}"), now)
             .filter(|_| known.is_empty());
         if let Ok(Resolution::Targets(targets)) = &resolution {
-            let existing: BTreeSet<&str> =
-                known.iter().map(|k| k.task.spec.target.as_str()).collect();
+            let existing: BTreeSet<&str> = known.iter().map(|k| k.view.target.as_str()).collect();
             let missing: Vec<String> = targets
                 .iter()
                 .filter(|t| !existing.contains(t.name.as_str()))
@@ -311,10 +304,8 @@ async fn apply_plan(
     let queued: Vec<Queued<'_>> = known
         .iter()
         .map(|k| Queued {
-            target: &k.task.spec.target,
-            code: ctx
-                .expectations
-                .view(namespace, &k.task.name_any(), k.code),
+            target: &k.view.target,
+            code: ctx.expectations.view(namespace, &k.view.name, k.code),
             created_at: k.created_at,
         })
         .collect();
@@ -323,9 +314,23 @@ async fn apply_plan(
     let mut wake = plan.wake_at;
     for (i, decision) in plan.decisions {
         let entry = &mut known[i];
-        let Some(mut state) = entry.state() else {
-            continue;
+        let task_name = entry.view.name.clone();
+        // Decide on the task as it is now, and write only if it did not change meanwhile.
+        let task = match api.get_opt(&task_name).await {
+            Ok(Some(task)) => task,
+            Ok(None) => continue,
+            Err(source) => {
+                return Err(Error::Write {
+                    object: format!("UpgradeTask {namespace}/{task_name}"),
+                    source,
+                });
+            }
         };
+        let state = match task.status.as_ref().filter(|s| s.code.is_some()) {
+            Some(status) => TaskState::from_status(status).ok(),
+            None => Some(TaskState::new(entry.created_at)),
+        };
+        let Some(mut state) = state else { continue };
         let before = state.code;
         match decision {
             Decision::Grant => state.grant(now),
@@ -334,18 +339,12 @@ async fn apply_plan(
         if state.code == before {
             continue;
         }
-        let task_name = entry.task.name_any();
-        let rendered = render(
-            &state,
-            entry.task.status.as_ref(),
-            entry.task.metadata.generation,
-            now,
-        );
+        let rendered = render(&state, task.status.as_ref(), task.metadata.generation, now);
         match status::apply(
             &api,
             &task_name,
             &rendered,
-            entry.task.resource_version().as_deref(),
+            task.resource_version().as_deref(),
         )
         .await
         {
@@ -519,23 +518,23 @@ fn summarize(known: &[Known]) -> Summary {
 }
 
 fn first_failures(known: &[Known]) -> Vec<TargetFailure> {
-    let finished = |k: &Known| k.task.status.as_ref().and_then(|s| s.finished_at.as_ref()).map(|t| t.0);
     let mut failed: Vec<&Known> = known
         .iter()
         .filter(|k| k.code.result() == TaskResult::Failed)
         .collect();
     failed.sort_by(|a, b| {
-        finished(a)
-            .cmp(&finished(b))
-            .then(a.task.spec.target.cmp(&b.task.spec.target))
+        a.view
+            .finished_at
+            .cmp(&b.view.finished_at)
+            .then(a.view.target.cmp(&b.view.target))
     });
     failed
         .into_iter()
         .take(FIRST_FAILURES)
         .map(|k| TargetFailure {
-            target: k.task.spec.target.clone(),
+            target: k.view.target.clone(),
             code: k.code.name().to_string(),
-            message: k.task.status.as_ref().map(|s| s.message.clone()).unwrap_or_default(),
+            message: k.view.message.clone(),
         })
         .collect()
 }

@@ -1,25 +1,69 @@
 //! An index of UpgradeTasks by parent, fed by a watcher, so a parent's reconcile reads its own
-//! tasks without scanning every task in the cluster. Tasks that cannot be read (written by hand
-//! or by another version) are left out rather than stopping the watch.
+//! tasks without scanning every task in the cluster. It keeps a compact view of each task (what
+//! the rollout, the summary and the metrics read), not the whole object: at fleet scale a second
+//! copy of every task's status and history would cost more memory than everything else. Tasks
+//! that cannot be read (written by hand or by another version) are left out rather than stopping
+//! the watch.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt as _};
+use jiff::Timestamp;
 use kube::ResourceExt as _;
 use kube::core::DeserializeGuard;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
 use crate::api::UpgradeTask;
-use crate::api::upgrade_task::ParentKind;
+use crate::api::upgrade_task::{ParentKind, TaskResult};
 
 type ParentKey = (String, ParentKind, String);
 
+/// What the index keeps of a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskView {
+    /// The task's name.
+    pub name: String,
+    /// Its target's name.
+    pub target: String,
+    /// The kind of its parent.
+    pub parent_kind: ParentKind,
+    /// Its current code, as stored (`None` before its first status).
+    pub code: Option<String>,
+    /// How it counts.
+    pub result: TaskResult,
+    /// When it was created (its status's `createdAt`, else the object's creation time).
+    pub created_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// Its message.
+    pub message: String,
+}
+
+impl TaskView {
+    fn of(task: &UpgradeTask) -> Self {
+        let status = task.status.as_ref();
+        Self {
+            name: task.name_any(),
+            target: task.spec.target.clone(),
+            parent_kind: task.spec.parent_kind,
+            code: status.and_then(|s| s.code.clone()),
+            result: status.map(|s| s.result).unwrap_or_default(),
+            created_at: status
+                .and_then(|s| s.created_at.as_ref())
+                .or(task.metadata.creation_timestamp.as_ref())
+                .map(|t| t.0),
+            finished_at: status.and_then(|s| s.finished_at.as_ref()).map(|t| t.0),
+            message: status.map(|s| s.message.clone()).unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    by_parent: HashMap<ParentKey, BTreeMap<String, Arc<UpgradeTask>>>,
-    buffer: Option<Vec<Arc<UpgradeTask>>>,
+    by_parent: HashMap<ParentKey, BTreeMap<String, Arc<TaskView>>>,
+    buffer: Option<Vec<(ParentKey, Arc<TaskView>)>>,
 }
 
 /// Tasks by (namespace, parent kind, parent name).
@@ -51,12 +95,7 @@ fn key(task: &UpgradeTask) -> ParentKey {
 
 impl TaskIndex {
     /// The tasks of one parent, ordered by name.
-    pub fn of_parent(
-        &self,
-        namespace: &str,
-        kind: ParentKind,
-        parent: &str,
-    ) -> Vec<Arc<UpgradeTask>> {
+    pub fn of_parent(&self, namespace: &str, kind: ParentKind, parent: &str) -> Vec<Arc<TaskView>> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         inner
             .by_parent
@@ -66,7 +105,7 @@ impl TaskIndex {
     }
 
     /// Every task (for metrics).
-    pub fn all(&self) -> Vec<Arc<UpgradeTask>> {
+    pub fn all(&self) -> Vec<Arc<TaskView>> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         inner
             .by_parent
@@ -86,7 +125,12 @@ impl TaskIndex {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         match event {
             watcher::Event::Apply(DeserializeGuard(Ok(task))) => {
-                insert(&mut inner.by_parent, Arc::new(task))
+                let view = Arc::new(TaskView::of(&task));
+                inner
+                    .by_parent
+                    .entry(key(&task))
+                    .or_default()
+                    .insert(view.name.clone(), view);
             }
             watcher::Event::Delete(DeserializeGuard(Ok(task))) => {
                 if let Some(tasks) = inner.by_parent.get_mut(&key(&task)) {
@@ -100,14 +144,17 @@ impl TaskIndex {
             }
             watcher::Event::Delete(DeserializeGuard(Err(_))) => {}
             watcher::Event::Init => inner.buffer = Some(Vec::new()),
-            watcher::Event::InitApply(DeserializeGuard(Ok(task))) => inner
-                .buffer
-                .get_or_insert_with(Vec::new)
-                .push(Arc::new(task)),
+            watcher::Event::InitApply(DeserializeGuard(Ok(task))) => {
+                let entry = (key(&task), Arc::new(TaskView::of(&task)));
+                inner.buffer.get_or_insert_with(Vec::new).push(entry);
+            }
             watcher::Event::InitDone => {
-                let mut fresh = HashMap::new();
-                for task in inner.buffer.take().unwrap_or_default() {
-                    insert(&mut fresh, task);
+                let mut fresh: HashMap<ParentKey, BTreeMap<String, Arc<TaskView>>> = HashMap::new();
+                for (key, view) in inner.buffer.take().unwrap_or_default() {
+                    fresh
+                        .entry(key)
+                        .or_default()
+                        .insert(view.name.clone(), view);
                 }
                 inner.by_parent = fresh;
                 drop(inner);
@@ -133,13 +180,4 @@ impl TaskIndex {
             }
         }
     }
-}
-
-fn insert(
-    map: &mut HashMap<ParentKey, BTreeMap<String, Arc<UpgradeTask>>>,
-    task: Arc<UpgradeTask>,
-) {
-    map.entry(key(&task))
-        .or_default()
-        .insert(task.name_any(), task);
 }

@@ -59,18 +59,9 @@ impl prometheus_client::collector::Collector for TaskCollector {
         let mut counts: BTreeMap<(String, &'static str, &'static str), i64> = BTreeMap::new();
         let indexes = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
         for task in indexes.iter().flat_map(TaskIndex::all) {
-            let code = task
-                .status
-                .as_ref()
-                .and_then(|s| s.code.clone())
-                .unwrap_or_default();
-            let result = task
-                .status
-                .as_ref()
-                .map(|s| s.result.as_str())
-                .unwrap_or("InProgress");
+            let code = task.code.clone().unwrap_or_default();
             *counts
-                .entry((code, result, task.spec.parent_kind.as_str()))
+                .entry((code, task.result.as_str(), task.parent_kind.as_str()))
                 .or_default() += 1;
         }
         let family = Family::<TaskLabels, Gauge>::default();

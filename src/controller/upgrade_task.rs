@@ -170,7 +170,10 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
     // A reconcile triggered by this controller's own last write finds nothing new: come back
     // when the engine asked to, without asking the device early.
     let now = ctx.clock.now();
-    if let Some(wake) = ctx.recent.idle_until(&namespace, &name, task.resource_version().as_deref(), now) {
+    if let Some(wake) =
+        ctx.recent
+            .idle_until(&namespace, &name, task.resource_version().as_deref(), now)
+    {
         return Ok(requeue_at(ctx, wake));
     }
     let mut writer = Writer {
@@ -271,8 +274,11 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
             .await,
         );
     };
-    let resource_version = (!state.is_terminal()).then(|| writer.resource_version.clone()).flatten();
-    ctx.recent.remember(&namespace, &name, resource_version, wake);
+    let resource_version = (!state.is_terminal())
+        .then(|| writer.resource_version.clone())
+        .flatten();
+    ctx.recent
+        .remember(&namespace, &name, resource_version, wake);
     Ok(requeue_at(ctx, wake))
 }
 

@@ -192,17 +192,27 @@ pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Simulat
     let http = match options.serve {
         Some(addr) => {
             let http = world.server.serve(addr).await?;
-            eprintln!("serving the simulated API at {} (kubectl --server {} get fwu,ut -w)", http.url(), http.url());
+            eprintln!(
+                "serving the simulated API at {} (kubectl --server {} get fwu,ut -w)",
+                http.url(),
+                http.url()
+            );
             Some(http)
         }
         None => None,
     };
-    let end_at = scenario.start.checked_add(scenario.horizon).unwrap_or(Timestamp::MAX);
+    let end_at = scenario
+        .start
+        .checked_add(scenario.horizon)
+        .unwrap_or(Timestamp::MAX);
     let pace = options.serve.map(|_| options.speed);
     world.run_until_finished(end_at, pace).await;
     let report = world.report(scenario.start, end_at);
     if let Some(http) = http {
-        eprintln!("simulation over; still serving {} until interrupted", http.url());
+        eprintln!(
+            "simulation over; still serving {} until interrupted",
+            http.url()
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
     Ok(report)
@@ -227,7 +237,8 @@ impl World {
                     }
                     None => CHECK_INTERVAL,
                 };
-                tokio::time::sleep(step.min(clock.until(end_at)).max(Duration::from_millis(1))).await;
+                tokio::time::sleep(step.min(clock.until(end_at)).max(Duration::from_millis(1)))
+                    .await;
                 // Nothing can have finished unless something was written since the last look.
                 let version = self.server.resource_version();
                 if clock.now() >= end_at || (version != seen && self.finished()) {
