@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
     /// Serve the in-memory API over HTTP at this address while the simulation runs (and after,
-    /// until interrupted), so `kubectl --server http://ADDR get fwu,ut -w` can watch it.
+    /// until interrupted), so `kubectl --server http://ADDR get ut -w` can watch it.
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<SocketAddr>,
     /// With --serve: virtual seconds per real second.

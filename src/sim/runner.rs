@@ -191,9 +191,10 @@ pub async fn run(scenario: Scenario, options: Options) -> Result<Report, Simulat
     let world = World::new(&scenario).await?;
     let http = match options.serve {
         Some(addr) => {
-            let http = world.server.serve(addr).await?;
+            // Served from a thread of its own, in real time, while the simulation runs paced.
+            let http = world.server.serve_on_thread(addr)?;
             eprintln!(
-                "serving the simulated API at {} (kubectl --server {} get fwu,ut -w)",
+                "serving the simulated API at {} (e.g. kubectl --server {} get ut -w)",
                 http.url(),
                 http.url()
             );
