@@ -47,20 +47,36 @@ devices:
 #[tokio::test]
 #[ignore = "needs a real cluster: UPKEEP_E2E=1 and a kubeconfig (see the file's docs)"]
 async fn a_firmware_upgrade_runs_end_to_end_on_a_real_cluster() {
-    assert_eq!(std::env::var("UPKEEP_E2E").as_deref(), Ok("1"), "set UPKEEP_E2E=1 to run against the current kubeconfig context");
-    let client = Client::try_default().await.expect("a kubeconfig or in-cluster config");
+    assert_eq!(
+        std::env::var("UPKEEP_E2E").as_deref(),
+        Ok("1"),
+        "set UPKEEP_E2E=1 to run against the current kubeconfig context"
+    );
+    let client = Client::try_default()
+        .await
+        .expect("a kubeconfig or in-cluster config");
 
     // The CRDs, as `upkeep crds | kubectl apply --server-side -f -` would.
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     for crd in upkeep::api::crds() {
-        crds.patch(&crd.name_any(), &PatchParams::apply("upkeep-e2e").force(), &Patch::Apply(&crd)).await.unwrap();
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("upkeep-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let ns = format!("upkeep-e2e-{}", std::process::id());
     let namespaces = Api::<Namespace>::all(client.clone());
-    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
-    namespaces.create(&PostParams::default(), &namespace).await.unwrap();
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
 
     // The devices, served on this machine.
     let fleet = Fleet::from_yaml(&FLEET.replace("NS", &ns)).unwrap();
@@ -77,14 +93,21 @@ async fn a_firmware_upgrade_runs_end_to_end_on_a_real_cluster() {
     )
     .unwrap();
     let images = tempfile::tempdir().unwrap();
-    std::fs::write(images.path().join("idg7519.oradco.scrypt4"), vec![0u8; 4 << 20]).unwrap();
+    std::fs::write(
+        images.path().join("idg7519.oradco.scrypt4"),
+        vec![0u8; 4 << 20],
+    )
+    .unwrap();
 
     let secret: Secret = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "e2e-credentials", "namespace": ns},
         "stringData": {"username": "admin", "password": "e2e-secret"},
     }))
     .unwrap();
-    Api::<Secret>::namespaced(client.clone(), &ns).create(&PostParams::default(), &secret).await.unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     let devices = Api::<Device>::namespaced(client.clone(), &ns);
     for name in ["e2e-1", "e2e-2"] {
         let device: Device = serde_json::from_value(serde_json::json!({
@@ -93,7 +116,10 @@ async fn a_firmware_upgrade_runs_end_to_end_on_a_real_cluster() {
             "spec": {"driver": "upkeep", "address": sim.device_url(&ns, name).unwrap(), "credentialsSecretRef": {"name": "e2e-credentials"}},
         }))
         .unwrap();
-        devices.create(&PostParams::default(), &device).await.unwrap();
+        devices
+            .create(&PostParams::default(), &device)
+            .await
+            .unwrap();
     }
     let upgrade: FirmwareUpgrade = serde_json::from_value(serde_json::json!({
         "apiVersion": "upkeep.dev/v1alpha1", "kind": "FirmwareUpgrade",
@@ -101,7 +127,10 @@ async fn a_firmware_upgrade_runs_end_to_end_on_a_real_cluster() {
         "spec": {"image": "idg7519.oradco.scrypt4", "targets": {"pattern": "e2e-*"}, "rollout": {"maxConcurrent": 2}},
     }))
     .unwrap();
-    Api::<FirmwareUpgrade>::namespaced(client.clone(), &ns).create(&PostParams::default(), &upgrade).await.unwrap();
+    Api::<FirmwareUpgrade>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &upgrade)
+        .await
+        .unwrap();
 
     // The operator, watching only this namespace.
     let stop = CancellationToken::new();
@@ -109,7 +138,11 @@ async fn a_firmware_upgrade_runs_end_to_end_on_a_real_cluster() {
         client: client.clone(),
         clock: Clock::system(),
         repository: std::sync::Arc::new(upkeep::repository::DirRepository::new(images.path())),
-        connections: std::sync::Arc::new(ClusterConnections::new(client.clone(), None, Duration::from_secs(10))),
+        connections: std::sync::Arc::new(ClusterConnections::new(
+            client.clone(),
+            None,
+            Duration::from_secs(10),
+        )),
         settings: Settings::default(),
         instance: "upkeep-e2e".into(),
         namespace: Some(ns.clone()),
@@ -124,9 +157,22 @@ async fn a_firmware_upgrade_runs_end_to_end_on_a_real_cluster() {
             let codes: Vec<(String, String)> = list
                 .items
                 .iter()
-                .map(|t| (t.spec.target.clone(), t.status.as_ref().and_then(|s| s.code.clone()).unwrap_or_default()))
+                .map(|t| {
+                    (
+                        t.spec.target.clone(),
+                        t.status
+                            .as_ref()
+                            .and_then(|s| s.code.clone())
+                            .unwrap_or_default(),
+                    )
+                })
                 .collect();
-            if codes.len() == 2 && list.items.iter().all(|t| t.status.as_ref().is_some_and(|s| s.terminal)) {
+            if codes.len() == 2
+                && list
+                    .items
+                    .iter()
+                    .all(|t| t.status.as_ref().is_some_and(|s| s.terminal))
+            {
                 break codes;
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -136,12 +182,21 @@ async fn a_firmware_upgrade_runs_end_to_end_on_a_real_cluster() {
     stop.cancel();
     let _ = operator.await;
     sim.stop();
-    namespaces.delete(&ns, &DeleteParams::default()).await.unwrap();
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
 
     let mut codes = outcome.expect("every task ended within three minutes");
     codes.sort();
     assert_eq!(
         codes,
-        [("e2e-1".to_string(), "SUCCESS".to_string()), ("e2e-2".to_string(), "EXECUTION_UPLOAD_IMAGE_ERROR".to_string())]
+        [
+            ("e2e-1".to_string(), "SUCCESS".to_string()),
+            (
+                "e2e-2".to_string(),
+                "EXECUTION_UPLOAD_IMAGE_ERROR".to_string()
+            )
+        ]
     );
 }

@@ -620,14 +620,7 @@ impl TaskState {
                 let hint = retry_after
                     .unwrap_or(POLL_INTERVAL)
                     .clamp(MIN_POLL, MAX_POLL);
-                let mut wake = later(now, hint);
-                if let Some((at, code)) = deadline {
-                    if now >= at {
-                        return self.timed_out(ctx, op, code, now);
-                    }
-                    wake = wake.min(at);
-                }
-                self.wait(ctx, wake)
+                self.wait_within(ctx, op, deadline, later(now, hint), now)
             }
             OpStatus::Done => {
                 self.acknowledge(spec.started, spec.waiting, now);
@@ -649,16 +642,25 @@ impl TaskState {
                 }
                 None => {
                     // Unreachable mid-operation: the device may be restarting; keep waiting.
-                    let mut wake = later(now, POLL_INTERVAL);
-                    if let Some((at, code)) = deadline {
-                        if now >= at {
-                            return self.timed_out(ctx, op, code, now);
-                        }
-                        wake = wake.min(at);
-                    }
-                    self.wait(ctx, wake)
+                    self.wait_within(ctx, op, deadline, later(now, POLL_INTERVAL), now)
                 }
             },
+        }
+    }
+
+    /// Waits until `wake`, but not past the step's deadline; past it, the step timed out.
+    fn wait_within(
+        &mut self,
+        ctx: &Context<'_>,
+        op: OpKind,
+        deadline: Option<(Timestamp, FirmwareCode)>,
+        wake: Timestamp,
+        now: Timestamp,
+    ) -> Step {
+        match deadline {
+            Some((at, code)) if now >= at => self.timed_out(ctx, op, code, now),
+            Some((at, _)) => self.wait(ctx, wake.min(at)),
+            None => self.wait(ctx, wake),
         }
     }
 
