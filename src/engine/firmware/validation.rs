@@ -183,7 +183,7 @@ fn run(subject: Subject<'_>, readings: &Readings) -> Result<Passed, Step> {
             }
             _ => {}
         }
-        (parsed.version, parsed.features)
+        (Version::Numeric(parsed.version), parsed.features)
     } else {
         let Some(version) = image.catalog_version.as_deref() else {
             return fail(
@@ -194,50 +194,57 @@ fn run(subject: Subject<'_>, readings: &Readings) -> Result<Passed, Step> {
                 ),
             );
         };
-        let Ok(version) = version.parse::<FirmwareVersion>() else {
-            return fail(
-                ErrorCouldNotParseImageFileName,
-                format!(
-                    "the catalog gives image {:?} the version {version:?}, which is not a version",
-                    image.name
-                ),
-            );
-        };
-        (version, Vec::new())
+        // Servers' versions are not always numbers ("U46 v2.90"): such versions are compared as
+        // text below.
+        (Version::of(version), Vec::new())
     };
     // 9. Versions.
-    let Ok(current) = facts.firmware.parse::<FirmwareVersion>() else {
-        return fail(
-            ErrorExceptionInPreValidations,
-            format!(
-                "the device reports firmware {:?}, which is not a version",
-                facts.firmware
-            ),
-        );
-    };
-    if current == target {
-        return fail(
-            ErrorDeviceAndImageVersionsAreIdentical,
-            format!("the device already runs {current}"),
-        );
-    }
-    if target < current {
-        if target.release() != current.release() {
+    let current = Version::of(&facts.firmware);
+    match (&current, &target) {
+        (Version::Numeric(current), Version::Numeric(target)) => {
+            if current == target {
+                return fail(
+                    ErrorDeviceAndImageVersionsAreIdentical,
+                    format!("the device already runs {current}"),
+                );
+            }
+            if target < current {
+                if target.release() != current.release() {
+                    return fail(
+                        ErrorDowngradeNotSupported,
+                        format!(
+                            "the image's {target} is older than the device's {current} and from another release"
+                        ),
+                    );
+                }
+                if !spec.allow_downgrade {
+                    return fail(
+                        ErrorDowngradeMajorReleaseNotApproved,
+                        format!(
+                            "the image's {target} is older than the device's {current}; set allowDowngrade: true to approve"
+                        ),
+                    );
+                }
+            }
+        }
+        _ if appliance => {
             return fail(
-                ErrorDowngradeNotSupported,
+                ErrorExceptionInPreValidations,
                 format!(
-                    "the image's {target} is older than the device's {current} and from another release"
+                    "the device reports firmware {:?}, which is not a version",
+                    facts.firmware
                 ),
             );
         }
-        if !spec.allow_downgrade {
+        // Not both numbers: equal text is the same version; otherwise there is no order to
+        // judge a downgrade by.
+        (current, target) if current.text().eq_ignore_ascii_case(&target.text()) => {
             return fail(
-                ErrorDowngradeMajorReleaseNotApproved,
-                format!(
-                    "the image's {target} is older than the device's {current}; set allowDowngrade: true to approve"
-                ),
+                ErrorDeviceAndImageVersionsAreIdentical,
+                format!("the device already runs {}", current.text()),
             );
         }
+        _ => {}
     }
     if appliance {
         // 10. Licensed features.
@@ -320,8 +327,31 @@ fn run(subject: Subject<'_>, readings: &Readings) -> Result<Passed, Step> {
     }
     Ok(Passed {
         device_firmware: facts.firmware.clone(),
-        target_version: target.to_string(),
+        target_version: target.text(),
     })
+}
+
+/// A version as a device or a catalog gives it: numbers, or (servers) any text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Version {
+    Numeric(FirmwareVersion),
+    Text(String),
+}
+
+impl Version {
+    fn of(text: &str) -> Self {
+        match text.parse() {
+            Ok(version) => Self::Numeric(version),
+            Err(_) => Self::Text(text.trim().to_string()),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Self::Numeric(version) => version.to_string(),
+            Self::Text(text) => text.clone(),
+        }
+    }
 }
 
 fn names<'a>(features: impl Iterator<Item = &'a Feature>) -> String {

@@ -96,6 +96,60 @@ fn redfish_devices_skip_the_appliance_checks_and_quiesces() {
     );
 }
 
+/// A Redfish server that runs `current` and is offered an image the catalog calls `offered`.
+fn server(current: &str, offered: &str) -> World {
+    let mut world = World::single();
+    world.family = DeviceFamily::Generic;
+    world.spec.image = "bios.bin".into();
+    world.image = Some(ImageEntry {
+        name: "bios.bin".into(),
+        size: 1 << 20,
+        catalog_version: Some(offered.into()),
+    });
+    world.devices[0].facts.model = "ProLiant".into();
+    world.devices[0].facts.firmware = current.into();
+    world.devices[0].target_firmware = offered.into();
+    world
+}
+
+#[test]
+fn servers_with_text_versions_upgrade_to_a_different_text() {
+    let mut world = server("U46 v2.90 (04/11/2024)", "U46 v2.92 (09/02/2025)");
+    world.run();
+    assert_eq!(world.tasks[0].code, FirmwareCode::Success);
+}
+
+#[test]
+fn servers_with_the_same_text_version_are_identical() {
+    let mut world = server("U46 v2.90", "u46 V2.90 ");
+    world.run();
+    assert_eq!(
+        world.tasks[0].code,
+        FirmwareCode::ErrorDeviceAndImageVersionsAreIdentical
+    );
+}
+
+#[test]
+fn servers_with_numeric_versions_still_refuse_silent_downgrades() {
+    let mut world = server("2.4.1.7", "2.4.1.3");
+    world.run();
+    assert_eq!(
+        world.tasks[0].code,
+        FirmwareCode::ErrorDowngradeMajorReleaseNotApproved
+    );
+}
+
+#[test]
+fn appliances_that_report_a_text_firmware_fail_validation() {
+    let mut world = World::single();
+    world.devices[0].facts.firmware = "IDG.banana".into();
+    world.run();
+    assert_eq!(
+        world.tasks[0].code,
+        FirmwareCode::ErrorExceptionInPreValidations
+    );
+}
+
 #[test]
 fn an_uncataloged_generic_image_has_no_version_to_check() {
     let mut world = World::single();
