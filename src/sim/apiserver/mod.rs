@@ -95,6 +95,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use jiff::Timestamp;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Resource;
@@ -443,7 +444,7 @@ impl ApiServer {
         state.stores[res]
             .objects
             .values()
-            .map(|s| s.value.clone())
+            .map(|s| s.value())
             .collect()
     }
 
@@ -462,15 +463,18 @@ impl ApiServer {
         else {
             return Ok(Vec::new());
         };
-        let values: Vec<Value> = {
+        let objects: Vec<Bytes> = {
             let state = self.shared.lock();
             state.stores[res]
                 .objects
                 .values()
-                .map(|s| s.value.clone())
+                .map(|s| s.json())
                 .collect()
         };
-        values.into_iter().map(serde_json::from_value).collect()
+        objects
+            .iter()
+            .map(|json| serde_json::from_slice(json))
+            .collect()
     }
 
     /// One object of `kind` by namespace (empty for cluster-scoped kinds) and name.
@@ -479,7 +483,7 @@ impl ApiServer {
         let state = self.shared.lock();
         state
             .get(res, &ObjKey::new(namespace, name))
-            .map(|s| s.value.clone())
+            .map(|s| s.value())
     }
 
     /// Stores an object as given, bypassing validation and the write verbs, as if an older
@@ -536,6 +540,6 @@ impl ApiServer {
             meta.insert("creationTimestamp".into(), now.into());
         }
         let stored = state.put(res, ObjKey::new(&namespace, &name), object);
-        Ok(stored.value.clone())
+        Ok(stored.value())
     }
 }

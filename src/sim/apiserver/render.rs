@@ -86,16 +86,16 @@ impl Renderer<'_> {
     pub fn object(&self, stored: &Stored) -> Bytes {
         match self.format {
             Format::Full => self.full(stored),
-            Format::Metadata => to_bytes(&partial_metadata(&stored.value)),
+            Format::Metadata => to_bytes(&partial_metadata(&stored.value())),
             Format::Table { .. } => self.table(std::slice::from_ref(&stored), stored.rv),
         }
     }
 
     fn full(&self, stored: &Stored) -> Bytes {
-        if stored.value.get("apiVersion").and_then(Value::as_str) == Some(&self.api_version) {
+        if stored.api_version() == self.api_version {
             return stored.json();
         }
-        let mut value = stored.value.clone();
+        let mut value = stored.value();
         if let Some(map) = value.as_object_mut() {
             map.insert("apiVersion".into(), self.api_version.clone().into());
         }
@@ -174,16 +174,13 @@ impl Renderer<'_> {
         let rows: Vec<Value> = items
             .iter()
             .map(|item| {
-                let stored = item.as_ref();
-                let cells: Vec<Value> = columns
-                    .iter()
-                    .map(|c| self.cell(c, &stored.value))
-                    .collect();
+                let object = item.as_ref().value();
+                let cells: Vec<Value> = columns.iter().map(|c| self.cell(c, &object)).collect();
                 let mut row = json!({"cells": cells});
                 match include {
                     IncludeObject::None => {}
-                    IncludeObject::Metadata => row["object"] = partial_metadata(&stored.value),
-                    IncludeObject::Object => row["object"] = stored.value.clone(),
+                    IncludeObject::Metadata => row["object"] = partial_metadata(&object),
+                    IncludeObject::Object => row["object"] = object,
                 }
                 row
             })

@@ -15,7 +15,7 @@ use super::discovery;
 use super::patch::PatchKind;
 use super::render::{Format, Renderer};
 use super::resources::{ResourceId, ResourceInfo};
-use super::selector::{FieldSelector, LabelSelector};
+use super::selector::{FieldSelector, LabelSelector, selects};
 use super::status::{self, ApiError, ApiResult};
 use super::store::{ObjKey, Stored};
 use super::verbs::{self, Ctx, DeleteOptions, Deleted};
@@ -304,7 +304,7 @@ fn dispatch(
                         .as_ref()
                         .is_none_or(|ns| *ns == k.namespace)
                 })
-                .filter(|(_, s)| selectors.0.matches(&s.value) && selectors.1.matches(&s.value))
+                .filter(|(_, s)| selects(&selectors.0, &selectors.1, s))
                 .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
                 .collect();
             let mut deleted = Vec::new();
@@ -401,19 +401,19 @@ fn list(
             .objects
             .get(&ObjKey::new(ns, name))
             .into_iter()
-            .filter(|s| labels.matches(&s.value) && fields.matches(&s.value))
+            .filter(|s| selects(&labels, &fields, s))
             .cloned()
             .collect(),
         (Some(name), None) if !info.namespaced => store
             .objects
             .get(&ObjKey::new("", name))
             .into_iter()
-            .filter(|s| labels.matches(&s.value) && fields.matches(&s.value))
+            .filter(|s| selects(&labels, &fields, s))
             .cloned()
             .collect(),
         _ => store
             .in_namespace(target.namespace.as_deref())
-            .filter(|s| labels.matches(&s.value) && fields.matches(&s.value))
+            .filter(|s| selects(&labels, &fields, s))
             .cloned()
             .collect(),
     };

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::resources::ResourceInfo;
 use super::status::ApiError;
+use super::store::Stored;
 
 /// One label requirement.
 #[derive(Clone, Debug, PartialEq)]
@@ -212,6 +213,15 @@ struct FieldReq {
     path: String,
     value: String,
     negate: bool,
+}
+
+/// Whether both selectors select `stored` (parsing the object only when one is not empty).
+pub(crate) fn selects(labels: &LabelSelector, fields: &FieldSelector, stored: &Stored) -> bool {
+    if labels.0.is_empty() && fields.0.is_empty() {
+        return true;
+    }
+    let value = stored.value();
+    labels.matches(&value) && fields.matches(&value)
 }
 
 /// A parsed field selector; the empty selector matches everything.

@@ -3,11 +3,11 @@
 //! by owner uid (for garbage collection); write counters.
 //!
 //! Objects are immutable once stored (`Arc<Stored>`): a write stores a new version, and the
-//! store, the event log and any response share it. Each version serializes itself at most once
-//! (on the first response or watch event that needs the bytes).
+//! store, the event log and any response share it. Each version is serialized once, when it is
+//! stored, and kept only as JSON.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -16,53 +16,77 @@ use tokio::sync::watch;
 use super::resources::ResourceId;
 use super::{ObjectKey, WriteCounts};
 
-/// One stored version of an object.
+/// One stored version of an object: its JSON, which is all the server keeps of it (a parsed
+/// `Value` tree takes several times the memory, and a fleet of ten thousand devices keeps
+/// tens of thousands of objects), plus the few metadata fields the server looks up often.
 #[derive(Debug)]
 pub(crate) struct Stored {
-    /// The object.
-    pub value: Value,
+    json: Bytes,
     /// Its resourceVersion.
     pub rv: u64,
-    json: OnceLock<Bytes>,
+    api_version: Box<str>,
+    name: Box<str>,
+    namespace: Box<str>,
+    uid: Box<str>,
+    owners: BTreeSet<String>,
 }
 
 impl Stored {
     /// A version (not yet in any store).
     pub fn new(value: Value, rv: u64) -> Self {
+        let field = |pointer: &str| -> Box<str> {
+            value
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .into()
+        };
         Self {
-            value,
+            api_version: field("/apiVersion"),
+            name: field("/metadata/name"),
+            namespace: field("/metadata/namespace"),
+            uid: field("/metadata/uid"),
+            owners: owner_uids(Some(&value)),
+            json: Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
             rv,
-            json: OnceLock::new(),
         }
     }
 
-    /// The object as JSON, serialized once.
+    /// The object, parsed from its JSON.
+    pub fn value(&self) -> Value {
+        // The bytes were serialized from a `Value`, so they parse back to the same one.
+        serde_json::from_slice(&self.json).unwrap_or_default()
+    }
+
+    /// The object as JSON.
     pub fn json(&self) -> Bytes {
-        self.json
-            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()))
-            .clone()
+        self.json.clone()
+    }
+
+    /// `apiVersion`.
+    pub fn api_version(&self) -> &str {
+        &self.api_version
     }
 
     /// `metadata.name`.
     pub fn name(&self) -> &str {
-        name_of(&self.value)
+        &self.name
+    }
+
+    /// `metadata.namespace` (empty for cluster-scoped objects).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// `metadata.uid`.
     pub fn uid(&self) -> &str {
-        self.value
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.uid
     }
-}
 
-/// `metadata.name` of an object (empty if it has none).
-pub(crate) fn name_of(value: &Value) -> &str {
-    value
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    /// The uids of its owners (`metadata.ownerReferences`).
+    pub fn owners(&self) -> &BTreeSet<String> {
+        &self.owners
+    }
 }
 
 /// The type of a watch event.
@@ -262,11 +286,7 @@ impl State {
         } else {
             EventType::Added
         };
-        self.reindex(
-            &ObjRef { res, key },
-            prev.as_ref().map(|p| &p.value),
-            Some(&stored.value),
-        );
+        self.reindex(&ObjRef { res, key }, prev.as_deref(), Some(&stored));
         self.log(res, kind, stored.clone(), prev);
         stored
     }
@@ -289,7 +309,7 @@ impl State {
                 res,
                 key: key.clone(),
             },
-            Some(&prev.value),
+            Some(&prev),
             None,
         );
         self.log(res, EventType::Deleted, stored.clone(), Some(prev));
@@ -319,25 +339,21 @@ impl State {
         store.notify.send_replace(rv);
     }
 
-    fn reindex(&mut self, at: &ObjRef, old: Option<&Value>, new: Option<&Value>) {
-        let uid = |v: Option<&Value>| {
-            v.and_then(|v| v.pointer("/metadata/uid"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let (old_uid, new_uid) = (uid(old), uid(new));
+    fn reindex(&mut self, at: &ObjRef, old: Option<&Stored>, new: Option<&Stored>) {
+        let (old_uid, new_uid) = (old.map(Stored::uid), new.map(Stored::uid));
         if old_uid != new_uid
-            && let Some(u) = &old_uid
+            && let Some(u) = old_uid
             && self.uids.get(u) == Some(at)
         {
             self.uids.remove(u);
         }
-        if let Some(u) = new_uid {
-            self.uids.insert(u, at.clone());
+        if let Some(u) = new_uid.filter(|u| !u.is_empty()) {
+            self.uids.insert(u.to_string(), at.clone());
         }
-        let old_owners = owner_uids(old);
-        let new_owners = owner_uids(new);
-        for gone in old_owners.difference(&new_owners) {
+        let none = BTreeSet::new();
+        let old_owners = old.map_or(&none, Stored::owners);
+        let new_owners = new.map_or(&none, Stored::owners);
+        for gone in old_owners.difference(new_owners) {
             if let Some(set) = self.children.get_mut(gone) {
                 set.remove(at);
                 if set.is_empty() {
@@ -345,7 +361,7 @@ impl State {
                 }
             }
         }
-        for added in new_owners.difference(&old_owners) {
+        for added in new_owners.difference(old_owners) {
             self.children
                 .entry(added.clone())
                 .or_default()

@@ -17,7 +17,7 @@ use super::patch::{self, PatchKind};
 use super::resources::{Registry, ResourceId, ResourceInfo};
 use super::selector::valid_label_value;
 use super::status::{ApiError, ApiResult, Cause};
-use super::store::{ObjKey, ObjRef, State, Stored, owner_uids};
+use super::store::{ObjKey, ObjRef, State, Stored};
 use super::validation::Validations;
 use super::{ObjectKey, WriteCounts};
 
@@ -625,7 +625,7 @@ fn patch_inner(
         .get(ctx.res, &ctx.key(name))
         .cloned()
         .ok_or_else(|| ApiError::not_found(ctx.info, name))?;
-    let mut doc = old.value.clone();
+    let mut doc = old.value();
     match kind {
         PatchKind::Merge => patch::merge(&mut doc, &patch_doc),
         PatchKind::Json => patch::json_patch(&mut doc, &patch_doc)?,
@@ -692,7 +692,7 @@ fn apply_patch(
         return Err(ApiError::not_found(ctx.info, name));
     }
     let live = match &old {
-        Some(old) => old.value.clone(),
+        Some(old) => old.value(),
         None => {
             let mut skeleton = json!({
                 "apiVersion": ctx.api_version(),
@@ -746,7 +746,7 @@ fn finish_update(
     validate_metadata(ctx, &new, name)?;
     fold_string_data(ctx, &mut new);
     ctx.validations.prune_and_default(ctx.res, &mut new);
-    let old_value = &old.value;
+    let old_value = &old.value();
     if ctx.status {
         let status = new.get("status").cloned();
         new = old_value.clone();
@@ -829,7 +829,7 @@ fn finish_update(
 /// Stores an update: nothing happens for an unchanged object (no new version, no event); an
 /// object being deleted whose last finalizer is gone is removed.
 fn commit_update(state: &mut State, ctx: &Ctx<'_>, old: &Arc<Stored>, new: Value) -> Arc<Stored> {
-    if new == old.value {
+    if serde_json::to_vec(&new).is_ok_and(|json| json == old.json()) {
         return old.clone();
     }
     if ctx.dry_run {
@@ -853,7 +853,7 @@ fn commit_update(state: &mut State, ctx: &Ctx<'_>, old: &Arc<Stored>, new: Value
 /// The garbage collector deletes an object whose owners are all gone (here: at once, after
 /// the write that named them).
 fn collect_if_orphaned(state: &mut State, ctx: &Ctx<'_>, key: &ObjKey, stored: &Stored) {
-    let owners = owner_uids(Some(&stored.value));
+    let owners = stored.owners();
     if owners.is_empty() || owners.iter().any(|uid| state.by_uid(uid).is_some()) {
         return;
     }
@@ -993,7 +993,7 @@ fn delete_inner(
         ));
     }
     if opts.dry_run || ctx.dry_run {
-        return Ok(if finalizers(&old.value).is_empty() {
+        return Ok(if finalizers(&old.value()).is_empty() {
             Deleted::Gone(old)
         } else {
             Deleted::Pending(old)
@@ -1001,7 +1001,7 @@ fn delete_inner(
     }
     let uid = old.uid().to_string();
     let mut gc = Gc::new(ctx.registry, ctx.now);
-    let mut value = old.value.clone();
+    let mut value = old.value();
     match opts.propagation {
         Propagation::Orphan => gc.orphan_children(state, &uid),
         Propagation::Foreground if state.has_children(&uid) => {
@@ -1011,7 +1011,7 @@ fn delete_inner(
             }
             metadata_mut(&mut value).insert("finalizers".into(), Value::Array(fins));
             mark_deleting(&mut value, ctx.now);
-            let stored = if value == old.value {
+            let stored = if value == old.value() {
                 old.clone()
             } else {
                 state.put(ctx.res, key, value)
@@ -1102,8 +1102,8 @@ impl<'a> Gc<'a> {
         if !uid.is_empty() {
             self.queue.push_back(Work::OwnerGone(uid));
         }
-        for owner in owner_uids(Some(&removed.value)) {
-            self.queue.push_back(Work::CheckForeground(owner));
+        for owner in removed.owners() {
+            self.queue.push_back(Work::CheckForeground(owner.clone()));
         }
         let info = self.registry.get(res);
         if info.group.is_empty() && info.kind == "Namespace" {
@@ -1119,7 +1119,7 @@ impl<'a> Gc<'a> {
         let Some(current) = state.get(at.res, &at.key).cloned() else {
             return;
         };
-        let mut value = current.value.clone();
+        let mut value = current.value();
         if finalizers(&value).is_empty() {
             self.remove(state, at.res, &at.key, value);
         } else if mark_deleting(&mut value, self.now) {
@@ -1143,7 +1143,8 @@ impl<'a> Gc<'a> {
                         let Some(current) = state.get(child.res, &child.key) else {
                             continue;
                         };
-                        let other_owners_alive = owner_uids(Some(&current.value))
+                        let other_owners_alive = current
+                            .owners()
                             .iter()
                             .any(|o| *o != uid && state.by_uid(o).is_some());
                         if other_owners_alive {
@@ -1160,13 +1161,13 @@ impl<'a> Gc<'a> {
                     let Some(current) = state.get(at.res, &at.key).cloned() else {
                         continue;
                     };
-                    if !is_deleting(&current.value)
-                        || !finalizers(&current.value).contains(&FOREGROUND)
+                    if !is_deleting(&current.value())
+                        || !finalizers(&current.value()).contains(&FOREGROUND)
                         || state.has_children(&owner)
                     {
                         continue;
                     }
-                    let mut value = current.value.clone();
+                    let mut value = current.value();
                     let rest: Vec<Value> = finalizers(&value)
                         .into_iter()
                         .filter(|f| *f != FOREGROUND)
@@ -1206,7 +1207,7 @@ fn strip_owner(state: &mut State, at: &ObjRef, uid: &str) {
     let Some(current) = state.get(at.res, &at.key) else {
         return;
     };
-    let mut value = current.value.clone();
+    let mut value = current.value();
     let meta = metadata_mut(&mut value);
     if let Some(Value::Array(refs)) = meta.get_mut("ownerReferences") {
         refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));

@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use super::Shared;
 use super::render::{Format, Renderer};
 use super::resources::ResourceId;
-use super::selector::{FieldSelector, LabelSelector};
+use super::selector::{FieldSelector, LabelSelector, selects};
 use super::status::ApiError;
 use super::store::{EventType, LogEntry, Stored};
 
@@ -55,27 +55,25 @@ pub(crate) struct WatchRequest {
 }
 
 impl WatchRequest {
-    fn matches(&self, object: &Value) -> bool {
-        if let Some(ns) = &self.namespace {
-            let object_ns = object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            if object_ns != ns {
-                return false;
-            }
+    fn matches(&self, object: &Stored) -> bool {
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| ns != object.namespace())
+        {
+            return false;
         }
-        self.labels.matches(object) && self.fields.matches(object)
+        selects(&self.labels, &self.fields, object)
     }
 
     /// The event a selecting watch sees for a log entry: an object entering the selection is
     /// `ADDED`, one leaving it `DELETED`.
     fn event_for<'e>(&self, entry: &'e LogEntry) -> Option<(EventType, &'e Stored)> {
-        let now = self.matches(&entry.object.value);
+        let now = self.matches(&entry.object);
         let before = entry
             .prev
             .as_ref()
-            .map(|p| self.matches(&p.value))
+            .map(|p| self.matches(p))
             .unwrap_or(false);
         let kind = match entry.kind {
             EventType::Added => now.then_some(EventType::Added)?,
@@ -230,7 +228,7 @@ impl Watch {
             let namespace = self.req.namespace.as_deref();
             let objects = store
                 .in_namespace(namespace)
-                .filter(|s| self.req.matches(&s.value))
+                .filter(|s| self.req.matches(s))
                 .cloned()
                 .collect();
             return Read::Initial(objects);
