@@ -73,55 +73,57 @@ pub fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+impl ResourceReport {
+    /// The report of a stored FirmwareUpgrade (as JSON); None if it does not deserialize.
+    pub fn of(object: Value) -> Option<Self> {
+        let upgrade = serde_json::from_value::<FirmwareUpgrade>(object).ok()?;
+        let status = upgrade.status.unwrap_or_default();
+        Some(Self {
+            kind: "FirmwareUpgrade".into(),
+            namespace: upgrade.metadata.namespace.unwrap_or_default(),
+            name: upgrade.metadata.name.unwrap_or_default(),
+            code: status.code,
+            conditions: status.conditions,
+            summary: status.summary,
+        })
+    }
+}
+
+impl TaskReport {
+    /// The report of a stored UpgradeTask (as JSON); None if it does not deserialize.
+    pub fn of(object: Value) -> Option<Self> {
+        let task = serde_json::from_value::<UpgradeTask>(object).ok()?;
+        let status = task.status.unwrap_or_default();
+        let namespace = task.metadata.namespace.unwrap_or_default();
+        Some(Self {
+            parent: format!(
+                "{}/{namespace}/{}",
+                task.spec.parent_kind.as_str(),
+                task.spec.parent
+            ),
+            target: task.spec.target,
+            code: status.code,
+            result: status.result.as_str().to_string(),
+            incident_id: status.incident_id,
+            started_at: status.started_at.map(|t| rfc3339(t.0)),
+            finished_at: status.finished_at.map(|t| rfc3339(t.0)),
+            history: status.history,
+        })
+    }
+}
+
 impl Report {
-    /// Builds the report from the stored objects (as JSON) of the run.
+    /// The report of a run from `start` to `end`, with its resources and tasks in any order.
     pub fn new(
         start: Timestamp,
         end: Timestamp,
-        upgrades: &[Value],
-        tasks: &[Value],
+        mut resources: Vec<ResourceReport>,
+        mut tasks: Vec<TaskReport>,
         api_writes: u64,
     ) -> Self {
-        let mut resources: Vec<ResourceReport> = upgrades
-            .iter()
-            .filter_map(|v| serde_json::from_value::<FirmwareUpgrade>(v.clone()).ok())
-            .map(|u| {
-                let status = u.status.unwrap_or_default();
-                ResourceReport {
-                    kind: "FirmwareUpgrade".into(),
-                    namespace: u.metadata.namespace.unwrap_or_default(),
-                    name: u.metadata.name.unwrap_or_default(),
-                    code: status.code,
-                    conditions: status.conditions,
-                    summary: status.summary,
-                }
-            })
-            .collect();
         resources.sort_by(|a, b| {
             (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
         });
-        let mut tasks: Vec<TaskReport> = tasks
-            .iter()
-            .filter_map(|v| serde_json::from_value::<UpgradeTask>(v.clone()).ok())
-            .map(|t| {
-                let status = t.status.unwrap_or_default();
-                let namespace = t.metadata.namespace.unwrap_or_default();
-                TaskReport {
-                    parent: format!(
-                        "{}/{namespace}/{}",
-                        t.spec.parent_kind.as_str(),
-                        t.spec.parent
-                    ),
-                    target: t.spec.target,
-                    code: status.code,
-                    result: status.result.as_str().to_string(),
-                    incident_id: status.incident_id,
-                    started_at: status.started_at.map(|t| rfc3339(t.0)),
-                    finished_at: status.finished_at.map(|t| rfc3339(t.0)),
-                    history: status.history,
-                }
-            })
-            .collect();
         tasks.sort_by(|a, b| (&a.parent, &a.target).cmp(&(&b.parent, &b.target)));
         Self {
             start: rfc3339(start),

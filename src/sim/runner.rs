@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::apiserver::ApiServer;
 use super::driver::FleetDriver;
 use super::fleet::{DEFAULT_NAMESPACE, Fleet, FleetModel};
-use super::report::Report;
+use super::report::{Report, ResourceReport, TaskReport};
 use crate::api::{self, Device};
 use crate::clock::Clock;
 use crate::controller::connections::Connections;
@@ -164,23 +164,27 @@ impl World {
 
     /// The report of the run so far, which started at `start` and may go on until `end_at`.
     pub fn report(&self, start: Timestamp, end_at: Timestamp) -> Report {
-        let tasks = self.server.snapshot("UpgradeTask");
-        let upgrades = self.server.snapshot("FirmwareUpgrade");
-        let last = tasks
-            .iter()
-            .filter_map(|t| t.pointer("/status/finishedAt").and_then(Value::as_str))
-            .filter_map(|t| t.parse::<Timestamp>().ok())
-            .max();
+        let mut tasks = Vec::new();
+        self.server
+            .each("UpgradeTask", |t| tasks.extend(TaskReport::of(t)));
+        let mut resources = Vec::new();
+        self.server.each("FirmwareUpgrade", |u| {
+            resources.extend(ResourceReport::of(u))
+        });
         let end = if self.finished() {
-            last.unwrap_or(start)
+            tasks
+                .iter()
+                .filter_map(|t| t.finished_at.as_deref()?.parse::<Timestamp>().ok())
+                .max()
+                .unwrap_or(start)
         } else {
             self.clock.now().min(end_at)
         };
         Report::new(
             start,
             end,
-            &upgrades,
-            &tasks,
+            resources,
+            tasks,
             self.server.write_counts().total(),
         )
     }
@@ -274,11 +278,14 @@ fn finished(server: &ApiServer) -> bool {
             && (code
                 || (summary("total") > 0 && summary("running") == 0 && summary("waiting") == 0))
     });
-    settled
-        && server
-            .snapshot("UpgradeTask")
-            .iter()
-            .all(|t| t.pointer("/status/terminal") == Some(&Value::Bool(true)))
+    if !settled {
+        return false;
+    }
+    let mut ended = true;
+    server.each("UpgradeTask", |t| {
+        ended &= t.pointer("/status/terminal") == Some(&Value::Bool(true));
+    });
+    ended
 }
 
 /// Creates the fleet's Devices and the manifests' objects.

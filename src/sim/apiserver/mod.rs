@@ -22,6 +22,8 @@
 //! - watch with resume from a version, label/field/namespace selection (an object leaving the
 //!   selection is `DELETED`, entering it `ADDED`), bookmarks, `sendInitialEvents`, and 410
 //!   `Expired` as a watch event once the bounded event log no longer reaches back;
+//! - Events expire an hour after their creation (kube-apiserver's `--event-ttl`; see
+//!   [`ApiServerBuilder::event_ttl`]): the next create after that deletes them;
 //! - finalizers and deletionTimestamp; owner-reference garbage collection (background,
 //!   foreground and orphan propagation, dependents with another live owner only lose the
 //!   reference, objects whose owners are all gone are deleted); deleting a Namespace deletes
@@ -96,7 +98,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -114,6 +116,9 @@ use self::validation::Validations;
 
 /// The default number of events each resource's log keeps for watches to resume from.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
+
+/// How long Events live by default, as with kube-apiserver's `--event-ttl`.
+pub const DEFAULT_EVENT_TTL: SignedDuration = SignedDuration::from_hours(1);
 
 /// The default interval of watch bookmarks (virtual time).
 pub const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
@@ -219,6 +224,7 @@ pub struct ApiServerBuilder {
     now: NowFn,
     crds: Vec<CustomResourceDefinition>,
     capacity: usize,
+    event_ttl: SignedDuration,
     bookmark_interval: Duration,
     namespaces: Vec<String>,
     validate: bool,
@@ -229,6 +235,7 @@ impl std::fmt::Debug for ApiServerBuilder {
         f.debug_struct("ApiServerBuilder")
             .field("crds", &self.crds.len())
             .field("capacity", &self.capacity)
+            .field("event_ttl", &self.event_ttl)
             .field("bookmark_interval", &self.bookmark_interval)
             .field("namespaces", &self.namespaces)
             .field("validate", &self.validate)
@@ -257,6 +264,13 @@ impl ApiServerBuilder {
         self
     }
 
+    /// How long an Event lives after its creation before the server deletes it (default
+    /// [`DEFAULT_EVENT_TTL`]); without expiry a long simulation keeps every Event it made.
+    pub fn event_ttl(mut self, ttl: SignedDuration) -> Self {
+        self.event_ttl = ttl;
+        self
+    }
+
     /// How often open watches that asked for bookmarks get one (default
     /// [`DEFAULT_BOOKMARK_INTERVAL`], tokio time).
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
@@ -281,7 +295,7 @@ impl ApiServerBuilder {
     pub fn build(self) -> ApiServer {
         let registry = Registry::new(&self.crds);
         let validations = Validations::new(registry.all(), self.validate);
-        let mut state = State::new(registry.all().len(), self.capacity);
+        let mut state = State::new(registry.all().len(), self.capacity, self.event_ttl);
         if let Some(res) = registry.lookup("", "v1", "namespaces") {
             let created = verbs::timestamp((self.now)());
             for ns in &self.namespaces {
@@ -348,6 +362,7 @@ impl ApiServer {
             now: Arc::new(now),
             crds: crate::api::crds(),
             capacity: DEFAULT_EVENT_LOG_CAPACITY,
+            event_ttl: DEFAULT_EVENT_TTL,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             namespaces: INITIAL_NAMESPACES.iter().map(|s| s.to_string()).collect(),
             validate: true,
@@ -437,15 +452,21 @@ impl ApiServer {
     /// Every object of `kind` (the first served resource with that kind), ordered by namespace
     /// and name, as stored.
     pub fn snapshot(&self, kind: &str) -> Vec<Value> {
+        let mut objects = Vec::new();
+        self.each(kind, |object| objects.push(object));
+        objects
+    }
+
+    /// Calls `f` with every object of `kind` in turn, ordered by namespace and name, without
+    /// holding them all at once (the server is locked meanwhile: `f` must not call it).
+    pub fn each(&self, kind: &str, mut f: impl FnMut(Value)) {
         let Some(res) = self.shared.registry.by_kind(kind) else {
-            return Vec::new();
+            return;
         };
         let state = self.shared.lock();
-        state.stores[res]
-            .objects
-            .values()
-            .map(|s| s.value())
-            .collect()
+        for stored in state.stores[res].objects.values() {
+            f(stored.value());
+        }
     }
 
     /// Every object of `K`, ordered by namespace and name; an error if one does not

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -203,13 +204,19 @@ pub(crate) struct State {
     uids: HashMap<String, ObjRef>,
     children: HashMap<String, BTreeSet<ObjRef>>,
     capacity: usize,
+    /// How long an Event lives after it was created.
+    event_ttl: SignedDuration,
+    /// Events in the order they expire: when, where, and the uid (a newer Event of the same
+    /// name is not the one that expires).
+    expiring: VecDeque<(Timestamp, ObjRef, String)>,
     pub totals: WriteCounts,
     pub per_object: BTreeMap<ObjectKey, WriteCounts>,
 }
 
 impl State {
-    /// Empty stores for `resources` resources, each log keeping `capacity` events.
-    pub fn new(resources: usize, capacity: usize) -> Self {
+    /// Empty stores for `resources` resources, each log keeping `capacity` events; Events
+    /// live for `event_ttl`.
+    pub fn new(resources: usize, capacity: usize, event_ttl: SignedDuration) -> Self {
         Self {
             rv: 0,
             uid_seq: 0,
@@ -218,8 +225,32 @@ impl State {
             uids: HashMap::new(),
             children: HashMap::new(),
             capacity: capacity.max(1),
+            event_ttl,
+            expiring: VecDeque::new(),
             totals: WriteCounts::default(),
             per_object: BTreeMap::new(),
+        }
+    }
+
+    /// Marks a just-created Event to expire after the TTL, counted from `now`.
+    pub fn expire_later(&mut self, at: ObjRef, stored: &Stored, now: Timestamp) {
+        let when = now.saturating_add(self.event_ttl).unwrap_or(now);
+        self.expiring
+            .push_back((when, at, stored.uid().to_string()));
+    }
+
+    /// Deletes the Events whose TTL ran out by `now` (watches see `DELETED`), as the real API
+    /// server's storage does.
+    pub fn expire(&mut self, now: Timestamp) {
+        while self.expiring.front().is_some_and(|(when, ..)| *when <= now) {
+            let Some((_, at, uid)) = self.expiring.pop_front() else {
+                break;
+            };
+            let Some(current) = self.get(at.res, &at.key).filter(|s| s.uid() == uid) else {
+                continue;
+            };
+            let last = current.value();
+            self.remove(at.res, &at.key, last);
         }
     }
 

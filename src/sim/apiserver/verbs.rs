@@ -479,6 +479,9 @@ fn create_prepared(
     validate_metadata(ctx, &object, name)?;
     fold_string_data(ctx, &mut object);
     ctx.validations.prune_and_default(ctx.res, &mut object);
+    if !ctx.dry_run {
+        state.expire(ctx.now);
+    }
     let key = ctx.key(name);
     if state.get(ctx.res, &key).is_some() {
         return Err(ApiError::already_exists(ctx.info, name));
@@ -535,6 +538,13 @@ fn create_prepared(
         return Ok(Arc::new(Stored::new(object, state.rv)));
     }
     let stored = state.put(ctx.res, key.clone(), object);
+    if ctx.info.kind == "Event" {
+        let at = ObjRef {
+            res: ctx.res,
+            key: key.clone(),
+        };
+        state.expire_later(at, &stored, ctx.now);
+    }
     collect_if_orphaned(state, ctx, &key, &stored);
     Ok(stored)
 }

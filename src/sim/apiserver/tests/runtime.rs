@@ -279,3 +279,48 @@ async fn kube_lease_manager_takes_and_hands_over_the_lease() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_expire_an_hour_after_their_creation() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+
+    bounded(async {
+        let server = server();
+        let events: Api<K8sEvent> = Api::default_namespaced(server.client());
+        let event = |name: &str| K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                origin(),
+            )),
+            reason: Some("Test".into()),
+            ..Default::default()
+        };
+        let names = || async {
+            let list = events.list(&Default::default()).await.unwrap();
+            list.items
+                .into_iter()
+                .filter_map(|e| e.metadata.name)
+                .collect::<Vec<_>>()
+        };
+        events
+            .create(&PostParams::default(), &event("first"))
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(59 * 60)).await;
+        events
+            .create(&PostParams::default(), &event("second"))
+            .await
+            .unwrap();
+        assert_eq!(names().await, ["first", "second"]);
+        tokio::time::advance(Duration::from_secs(2 * 60)).await;
+        events
+            .create(&PostParams::default(), &event("third"))
+            .await
+            .unwrap();
+        assert_eq!(names().await, ["second", "third"], "the first expired");
+    })
+    .await;
+}
