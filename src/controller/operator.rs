@@ -88,7 +88,12 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
     } = parts;
     let ns = namespace.as_deref();
     let (upgrades, upgrades_feed) = cache::<FirmwareUpgrade>(api(&client, ns));
-    let (devices, devices_feed) = cache::<Device>(api(&client, ns));
+    // The Device controller's cache serves the other controllers too: one copy of each Device.
+    let device_controller = Controller::new(
+        api::<DeserializeGuard<Device>>(&client, ns),
+        watcher::Config::default(),
+    );
+    let devices = device_controller.store();
     let (windows, windows_feed) = cache::<MaintenanceWindow>(api(&client, ns));
     let tasks = TaskIndex::default();
     let tasks_feed = tasks.clone().run(
@@ -121,8 +126,14 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
     let controllers = {
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
-        async move {
-            // Reconciles read the caches: start once they hold a full listing.
+        let stop = move || shutdown.clone().cancelled_owned();
+        // Device reconciles read no cache: they start at once, and fill the Device cache.
+        let device_loop = device_controller
+            .graceful_shutdown_on(stop())
+            .run(device::reconcile, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(()));
+        let others = async move {
+            // The other reconciles read the caches: start once they hold a full listing.
             let _ = tokio::join!(
                 upgrades.wait_until_ready(),
                 devices.wait_until_ready(),
@@ -130,7 +141,6 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                 tasks.wait_until_ready()
             );
             let cfg = watcher::Config::default;
-            let stop = || shutdown.clone().cancelled_owned();
             let upgrade_controller =
                 Controller::new(api::<DeserializeGuard<FirmwareUpgrade>>(&client, ns), cfg());
             let upgrade_store = upgrade_controller.store();
@@ -169,23 +179,20 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             .graceful_shutdown_on(stop())
             .run(maintenance_window::reconcile, error_policy, ctx.clone())
             .for_each(|_| futures::future::ready(()));
-            let device_loop = Controller::new(api::<DeserializeGuard<Device>>(&client, ns), cfg())
-                .graceful_shutdown_on(stop())
-                .run(device::reconcile, error_policy, ctx.clone())
-                .for_each(|_| futures::future::ready(()));
             // Boxed: each loop is a deep future, and polling them all inline needs a large stack.
             tokio::join!(
                 Box::pin(upgrade_loop),
                 Box::pin(task_loop),
-                Box::pin(window_loop),
-                Box::pin(device_loop)
+                Box::pin(window_loop)
             );
+        };
+        async move {
+            tokio::join!(Box::pin(device_loop), Box::pin(others));
         }
     };
     let feeds = async {
         tokio::join!(
             Box::pin(upgrades_feed),
-            Box::pin(devices_feed),
             Box::pin(windows_feed),
             Box::pin(tasks_feed)
         );
