@@ -6,6 +6,10 @@
 
 use std::time::Instant;
 
+/// The allocator the `upkeep` binary uses (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use jiff::SignedDuration;
 use serde_json::Value;
 use upkeep::sim::fleet::Fleet;

@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: the controllers and the in-memory API allocate
+/// many small, short-lived objects, and the fleet benchmark runs in about 60% of the time with it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = upkeep::cli::Cli::parse();
     match upkeep::cli::run(cli) {

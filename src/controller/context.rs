@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::controller::watched::Watched;
 use kube::Client;
-use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::connections::Connections;
@@ -42,18 +42,18 @@ impl Default for Settings {
 #[derive(Clone)]
 pub struct Stores {
     /// FirmwareUpgrades.
-    pub upgrades: Store<DeserializeGuard<FirmwareUpgrade>>,
+    pub upgrades: Store<Watched<FirmwareUpgrade>>,
     /// Devices.
-    pub devices: Store<DeserializeGuard<Device>>,
+    pub devices: Store<Watched<Device>>,
     /// MaintenanceWindows.
-    pub windows: Store<DeserializeGuard<MaintenanceWindow>>,
+    pub windows: Store<Watched<MaintenanceWindow>>,
     /// UpgradeTasks by parent.
     pub tasks: TaskIndex,
 }
 
 /// A readable object of a guarded store, shared with the store (not copied).
 #[derive(Clone, Debug)]
-pub struct Cached<K>(Arc<DeserializeGuard<K>>);
+pub struct Cached<K>(Arc<Watched<K>>);
 
 impl<K> std::ops::Deref for Cached<K> {
     type Target = K;
@@ -68,11 +68,7 @@ impl<K> std::ops::Deref for Cached<K> {
 }
 
 /// The readable object `namespace/name` of a guarded store.
-pub fn lookup<K>(
-    store: &Store<DeserializeGuard<K>>,
-    namespace: &str,
-    name: &str,
-) -> Option<Cached<K>>
+pub fn lookup<K>(store: &Store<Watched<K>>, namespace: &str, name: &str) -> Option<Cached<K>>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
@@ -81,10 +77,7 @@ where
 }
 
 /// The readable objects of a namespace in a guarded store.
-pub fn in_namespace<K>(
-    store: &Store<DeserializeGuard<K>>,
-    namespace: &str,
-) -> Vec<Arc<DeserializeGuard<K>>>
+pub fn in_namespace<K>(store: &Store<Watched<K>>, namespace: &str) -> Vec<Arc<Watched<K>>>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::controller::watched::Watched;
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
 use kube::api::Api;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use tracing::{Instrument as _, info_span};
 
@@ -37,10 +37,7 @@ pub struct Error {
 }
 
 /// Reconciles one Device.
-pub async fn reconcile(
-    guard: Arc<DeserializeGuard<Device>>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
+pub async fn reconcile(guard: Arc<Watched<Device>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let span = info_span!("reconcile", kind = "Device", namespace = %guard.namespace().unwrap_or_default(), name = %guard.name_any());
     let result = async {

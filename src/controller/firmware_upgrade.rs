@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::controller::watched::Watched;
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Resource as _, ResourceExt as _};
 use tracing::{Instrument as _, info_span};
@@ -68,7 +68,7 @@ pub enum Error {
 
 /// Reconciles one FirmwareUpgrade.
 pub async fn reconcile(
-    guard: Arc<DeserializeGuard<FirmwareUpgrade>>,
+    guard: Arc<Watched<FirmwareUpgrade>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let started = Instant::now();

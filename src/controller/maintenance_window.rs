@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::controller::watched::Watched;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
 use kube::api::Api;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use tracing::{Instrument as _, info_span};
 
@@ -28,7 +28,7 @@ pub struct Error {
 
 /// Reconciles one MaintenanceWindow.
 pub async fn reconcile(
-    guard: Arc<DeserializeGuard<MaintenanceWindow>>,
+    guard: Arc<Watched<MaintenanceWindow>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let started = Instant::now();

@@ -16,6 +16,7 @@ pub mod naming;
 pub mod operator;
 pub mod status;
 pub mod upgrade_task;
+pub mod watched;
 
 use crate::api::conditions::Phase;
 use crate::api::upgrade_task::TaskResult;

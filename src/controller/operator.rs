@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use futures::{Future, StreamExt as _};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
+
+use crate::controller::watched::Watched;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -56,7 +58,7 @@ where
 }
 
 /// A cache of `K` kept by a watcher, and the future that keeps it.
-fn cache<K>(api: Api<DeserializeGuard<K>>) -> (Store<DeserializeGuard<K>>, impl Future<Output = ()>)
+fn cache<K>(api: Api<Watched<K>>) -> (Store<Watched<K>>, impl Future<Output = ()>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -90,7 +92,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
     let (upgrades, upgrades_feed) = cache::<FirmwareUpgrade>(api(&client, ns));
     // The Device controller's cache serves the other controllers too: one copy of each Device.
     let device_controller = Controller::new(
-        api::<DeserializeGuard<Device>>(&client, ns),
+        api::<Watched<Device>>(&client, ns),
         watcher::Config::default(),
     );
     let devices = device_controller.store();
@@ -142,7 +144,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             );
             let cfg = watcher::Config::default;
             let upgrade_controller =
-                Controller::new(api::<DeserializeGuard<FirmwareUpgrade>>(&client, ns), cfg());
+                Controller::new(api::<Watched<FirmwareUpgrade>>(&client, ns), cfg());
             let upgrade_store = upgrade_controller.store();
             let upgrades_of_namespace = move |namespace: Option<String>| {
                 upgrade_store
@@ -159,26 +161,23 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                 // Only the owner reference matters here: read tasks' metadata, not their status.
                 .owns(api::<PartialObjectMeta<UpgradeTask>>(&client, ns), cfg())
                 .watches(
-                    api::<DeserializeGuard<MaintenanceWindow>>(&client, ns),
+                    api::<Watched<MaintenanceWindow>>(&client, ns),
                     cfg(),
                     move |w| upgrades_of_namespace(w.meta().namespace.clone()),
                 )
                 .graceful_shutdown_on(stop())
                 .run(firmware_upgrade::reconcile, error_policy, ctx.clone())
                 .for_each(|_| futures::future::ready(()));
-            let task_loop =
-                Controller::new(api::<DeserializeGuard<UpgradeTask>>(&client, ns), cfg())
-                    .owns(api::<k8s_openapi::api::batch::v1::Job>(&client, ns), cfg())
+            let task_loop = Controller::new(api::<Watched<UpgradeTask>>(&client, ns), cfg())
+                .owns(api::<k8s_openapi::api::batch::v1::Job>(&client, ns), cfg())
+                .graceful_shutdown_on(stop())
+                .run(upgrade_task::reconcile, error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(()));
+            let window_loop =
+                Controller::new(api::<Watched<MaintenanceWindow>>(&client, ns), cfg())
                     .graceful_shutdown_on(stop())
-                    .run(upgrade_task::reconcile, error_policy, ctx.clone())
+                    .run(maintenance_window::reconcile, error_policy, ctx.clone())
                     .for_each(|_| futures::future::ready(()));
-            let window_loop = Controller::new(
-                api::<DeserializeGuard<MaintenanceWindow>>(&client, ns),
-                cfg(),
-            )
-            .graceful_shutdown_on(stop())
-            .run(maintenance_window::reconcile, error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(()));
             // Boxed: each loop is a deep future, and polling them all inline needs a large stack.
             tokio::join!(
                 Box::pin(upgrade_loop),

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::controller::watched::Watched;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Resource as _, ResourceExt as _};
 use tracing::{Instrument as _, info_span};
@@ -67,7 +67,7 @@ pub fn render(
 
 /// Reconciles one UpgradeTask.
 pub async fn reconcile(
-    guard: Arc<DeserializeGuard<UpgradeTask>>,
+    guard: Arc<Watched<UpgradeTask>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let started = Instant::now();
