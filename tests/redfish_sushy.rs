@@ -180,3 +180,53 @@ async fn sushy_refuses_a_bmc_update_with_a_redfish_error() {
         run.state.message
     );
 }
+
+/// `upkeep device upgrade` (the command line, as a user runs it) serves the image and brings the
+/// sushy-tools system to the new BIOS version with SUCCESS.
+#[test]
+fn the_device_upgrade_command_brings_a_sushy_system_to_the_new_version() {
+    let Some(sushy) =
+        Sushy::start("the_device_upgrade_command_brings_a_sushy_system_to_the_new_version")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("images");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(repo.join("bios-1.1.0.bin"), b"BIOS 1.1.0").unwrap();
+    std::fs::write(repo.join("catalog.yaml"), CATALOG).unwrap();
+    let device = dir.path().join("server.yaml");
+    std::fs::write(
+        &device,
+        format!(
+            "apiVersion: upkeep.dev/v1alpha1\nkind: Device\nmetadata:\n  name: node-1\nspec:\n  driver: redfish\n  address: {}\n  redfish:\n    component: BIOS\n",
+            sushy.url
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["device", "upgrade"])
+        .arg(&device)
+        .args(["--image", "bios-1.1.0.bin", "--repository"])
+        .arg(&repo)
+        .args(["--restart", "--serve-images", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for code in [
+        "EXECUTION_RESTART_WAITING_FOR_RESTART",
+        "EXECUTION_UPLOAD_IMAGE_STARTED",
+        "EXECUTION_UPGRADE_STARTED",
+    ] {
+        assert!(stdout.contains(code), "{code} missing:\n{stdout}");
+    }
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("default/node-1: SUCCESS (Succeeded)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the device reports 1.1.0"), "{stdout}");
+}

@@ -33,8 +33,9 @@ pub struct Target {
     pub driver: Box<dyn DeviceDriver>,
 }
 
-/// Reads the Device manifest and builds its driver.
-pub fn open(connection: &Connection) -> Result<Target, Error> {
+/// Reads the Device manifest and builds its driver; devices that download images (Redfish
+/// SimpleUpdate) fetch them under `image_base_url`.
+pub fn open(connection: &Connection, image_base_url: Option<String>) -> Result<Target, Error> {
     let device = read_device(&connection.device)?;
     let namespace = device
         .metadata
@@ -57,7 +58,7 @@ pub fn open(connection: &Connection) -> Result<Target, Error> {
         credentials,
         tls,
         redfish: spec.redfish.clone(),
-        image_base_url: None,
+        image_base_url,
         timeout: connection.timeout.get(),
     };
     let driver =

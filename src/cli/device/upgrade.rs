@@ -6,8 +6,10 @@
 //! again; an image the device already holds is not sent twice). Hooks need a cluster and are not
 //! offered here.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use jiff::{Timestamp, Unit};
 
@@ -18,7 +20,7 @@ use crate::api::common::{GoDuration, TargetSelector};
 use crate::api::firmware_upgrade::RestartSpec;
 use crate::cli::{Error, logging};
 use crate::clock::Clock;
-use crate::drivers::{Caller, ImageRef, Phase};
+use crate::drivers::{Caller, ImageRef, Phase, image_server};
 use crate::engine::codes::FirmwareCode;
 use crate::engine::firmware::machine::Context;
 use crate::engine::firmware::observe::{Action, Observation};
@@ -69,6 +71,15 @@ pub struct Args {
     /// Give up an execution running longer than this [default: 60m].
     #[arg(long, value_name = "DURATION")]
     pub max_run_duration: Option<GoDuration>,
+    /// Serve the repository's images over HTTP at this address while the upgrade runs
+    /// (`/images/{name}`), for devices that download their image themselves (Redfish
+    /// SimpleUpdate), e.g. 0.0.0.0:8081
+    #[arg(long, value_name = "ADDR")]
+    pub serve_images: Option<SocketAddr>,
+    /// Where the device downloads images from, e.g. http://10.0.0.5:8081/images (default with
+    /// --serve-images: the served address)
+    #[arg(long, value_name = "URL")]
+    pub image_base_url: Option<String>,
 }
 
 impl Args {
@@ -108,17 +119,23 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
             args.repository.display()
         )));
     }
-    let target = target::open(&args.connection)?;
+    let runtime = logging::runtime()?;
+    let repository = Arc::new(DirRepository::new(&args.repository));
+    let served = match args.serve_images {
+        Some(addr) => Some(serve_images(&runtime, addr, repository.clone())?),
+        None => None,
+    };
+    let image_base_url = args.image_base_url.clone().or(served);
+    let target = target::open(&args.connection, image_base_url)?;
     let name = target.id.rsplit('/').next().unwrap_or_default().to_string();
     let spec = args.spec(&name);
-    let repository = DirRepository::new(&args.repository);
     let image = repository.lookup(&args.image).map_err(|e| {
         Error::Usage(format!(
             "reading the repository {}: {e}",
             args.repository.display()
         ))
     })?;
-    let code = logging::runtime()?.block_on(execute(&target, &spec, image, args.dry_run));
+    let code = runtime.block_on(execute(&target, &spec, image, args.dry_run));
     let passed =
         code == FirmwareCode::Success || (args.dry_run && code == FirmwareCode::ReadyForExecution);
     Ok(if passed {
@@ -126,6 +143,28 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Serves the repository's images at `addr` on `runtime` until it is dropped; returns their
+/// base URL.
+fn serve_images(
+    runtime: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    repository: Arc<DirRepository>,
+) -> Result<String, Error> {
+    let io = |source| Error::Io {
+        path: format!("--serve-images {addr}"),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    let local = listener.local_addr().map_err(io)?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).map_err(io)?
+    };
+    runtime.spawn(async move { axum::serve(listener, image_server::router(repository)).await });
+    Ok(format!("http://{local}/images"))
 }
 
 /// Drives one task through the engine until it ends (or is ready, for a dry run); returns its
