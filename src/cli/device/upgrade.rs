@@ -121,6 +121,15 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
     }
     let runtime = logging::runtime()?;
     let repository = Arc::new(DirRepository::new(&args.repository));
+    if let Some(addr) = args.serve_images
+        && addr.ip().is_unspecified()
+        && args.image_base_url.is_none()
+    {
+        return Err(Error::Usage(format!(
+            "--serve-images {addr} listens on every interface: add --image-base-url with an address the device can reach, e.g. http://10.0.0.5:{}/images",
+            addr.port()
+        )));
+    }
     let served = match args.serve_images {
         Some(addr) => Some(serve_images(&runtime, addr, repository.clone())?),
         None => None,
