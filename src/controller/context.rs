@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::controller::watched::Watched;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -14,6 +13,7 @@ use super::events::Events;
 use super::hooks::JobHooks;
 use super::index::TaskIndex;
 use super::metrics::Metrics;
+use super::watched::Watched;
 use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow};
 use crate::clock::Clock;
 use crate::engine::codes::FirmwareCode;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::controller::watched::Watched;
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
@@ -15,6 +14,7 @@ use tracing::{Instrument as _, info_span};
 
 use super::context::Context;
 use super::status;
+use super::watched::Watched;
 use crate::api::Device;
 use crate::api::conditions::{self, Desired, Phase};
 use crate::api::device::{DeviceEvent, DeviceStatus};

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::controller::watched::Watched;
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
@@ -24,6 +23,7 @@ use super::index::TaskView;
 use super::naming::{label_value, task_name};
 use super::status;
 use super::upgrade_task::render;
+use super::watched::Watched;
 use crate::api::common::{Summary, TargetFailure};
 use crate::api::conditions::{self, Phase};
 use crate::api::firmware_upgrade::FirmwareUpgradeStatus;

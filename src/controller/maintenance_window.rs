@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::controller::watched::Watched;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
 use kube::api::Api;
@@ -13,6 +12,7 @@ use tracing::{Instrument as _, info_span};
 
 use super::context::Context;
 use super::status;
+use super::watched::Watched;
 use crate::api::MaintenanceWindow;
 use crate::api::conditions::{self, Phase};
 use crate::api::maintenance_window::{MaintenanceWindowStatus, WindowOccurrence};

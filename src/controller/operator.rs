@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use futures::{Future, StreamExt as _};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
-
-use crate::controller::watched::Watched;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -22,6 +20,7 @@ use super::events::Events;
 use super::hooks::JobHooks;
 use super::index::TaskIndex;
 use super::metrics::Metrics;
+use super::watched::Watched;
 use super::{device, firmware_upgrade, maintenance_window, upgrade_task};
 use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow, UpgradeTask};
 use crate::clock::Clock;

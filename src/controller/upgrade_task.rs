@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::controller::watched::Watched;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
@@ -18,6 +17,7 @@ use super::connections::Unavailable;
 use super::context::{Context, lookup};
 use super::events::{Severity, reason_of};
 use super::status;
+use super::watched::Watched;
 use crate::api::device::DriverKind;
 use crate::api::upgrade_task::{ParentKind, TaskResult, UpgradeTaskStatus};
 use crate::api::{FirmwareUpgrade, UpgradeTask};
