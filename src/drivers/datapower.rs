@@ -53,7 +53,7 @@ use crate::engine::firmware::image::ApplianceImage;
 use crate::engine::firmware::observe::{
     CallError, DeviceFamily, Domain, DomainStatus, Facts, FaultKind, OpKind, OpStatus,
 };
-use crate::engine::firmware::version::FirmwareVersion;
+use crate::engine::firmware::version::same_version;
 
 /// How devices driven by the DataPower REST interface are validated and executed.
 pub const FAMILY: DeviceFamily = DeviceFamily::Appliance;
@@ -202,13 +202,6 @@ fn uptime_seconds(text: &str) -> Option<u64> {
         parts.next()?.ok()?,
     );
     Some(days * 86_400 + h * 3_600 + m * 60 + s)
-}
-
-fn same_version(a: &str, b: &str) -> bool {
-    match (a.parse::<FirmwareVersion>(), b.parse::<FirmwareVersion>()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a.trim() == b.trim(),
-    }
 }
 
 impl DatapowerDriver {

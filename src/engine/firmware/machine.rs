@@ -13,7 +13,7 @@ use super::observe::{
 };
 use super::state::TaskState;
 use super::validation::{Readings, Subject, Verdict, validate};
-use super::version::FirmwareVersion;
+use super::version::same_version;
 use crate::api::FirmwareUpgradeSpec;
 use crate::api::upgrade_task::PendingOutcome;
 use crate::engine::codes::FirmwareCode;
@@ -865,14 +865,6 @@ impl TaskState {
             return Step::idle();
         }
         self.fail(ctx, code, message, now)
-    }
-}
-
-/// Whether two firmware texts name the same version (numerically when both parse).
-fn same_version(a: &str, b: &str) -> bool {
-    match (a.parse::<FirmwareVersion>(), b.parse::<FirmwareVersion>()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a.trim() == b.trim(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::image::{ApplianceImage, Feature, ImageFormat, ImageNameError, Model};
 use super::observe::{Action, CallError, DeviceFamily, DomainStatus, Facts, FaultKind, ImageEntry};
-use super::version::FirmwareVersion;
+use super::version::{FirmwareVersion, same_version};
 use crate::api::FirmwareUpgradeSpec;
 use crate::engine::codes::FirmwareCode;
 use crate::engine::size::format_bytes;
@@ -183,7 +183,7 @@ fn run(subject: Subject<'_>, readings: &Readings) -> Result<Passed, Step> {
             }
             _ => {}
         }
-        (Version::Numeric(parsed.version), parsed.features)
+        (parsed.version.to_string(), parsed.features)
     } else {
         let Some(version) = image.catalog_version.as_deref() else {
             return fail(
@@ -194,40 +194,39 @@ fn run(subject: Subject<'_>, readings: &Readings) -> Result<Passed, Step> {
                 ),
             );
         };
-        // Servers' versions are not always numbers ("U46 v2.90"): such versions are compared as
-        // text below.
-        (Version::of(version), Vec::new())
+        // Servers' versions are not always numbers ("U46 v2.90"): see `same_version`.
+        (version.trim().to_string(), Vec::new())
     };
     // 9. Versions.
-    let current = Version::of(&facts.firmware);
-    match (&current, &target) {
-        (Version::Numeric(current), Version::Numeric(target)) => {
-            if current == target {
+    if same_version(&facts.firmware, &target) {
+        return fail(
+            ErrorDeviceAndImageVersionsAreIdentical,
+            format!("the device already runs {}", facts.firmware.trim()),
+        );
+    }
+    match (
+        facts.firmware.parse::<FirmwareVersion>(),
+        target.parse::<FirmwareVersion>(),
+    ) {
+        (Ok(current), Ok(target)) if target < current => {
+            if target.release() != current.release() {
                 return fail(
-                    ErrorDeviceAndImageVersionsAreIdentical,
-                    format!("the device already runs {current}"),
+                    ErrorDowngradeNotSupported,
+                    format!(
+                        "the image's {target} is older than the device's {current} and from another release"
+                    ),
                 );
             }
-            if target < current {
-                if target.release() != current.release() {
-                    return fail(
-                        ErrorDowngradeNotSupported,
-                        format!(
-                            "the image's {target} is older than the device's {current} and from another release"
-                        ),
-                    );
-                }
-                if !spec.allow_downgrade {
-                    return fail(
-                        ErrorDowngradeMajorReleaseNotApproved,
-                        format!(
-                            "the image's {target} is older than the device's {current}; set allowDowngrade: true to approve"
-                        ),
-                    );
-                }
+            if !spec.allow_downgrade {
+                return fail(
+                    ErrorDowngradeMajorReleaseNotApproved,
+                    format!(
+                        "the image's {target} is older than the device's {current}; set allowDowngrade: true to approve"
+                    ),
+                );
             }
         }
-        _ if appliance => {
+        (Err(_), _) if appliance => {
             return fail(
                 ErrorExceptionInPreValidations,
                 format!(
@@ -236,14 +235,8 @@ fn run(subject: Subject<'_>, readings: &Readings) -> Result<Passed, Step> {
                 ),
             );
         }
-        // Not both numbers: equal text is the same version; otherwise there is no order to
-        // judge a downgrade by.
-        (current, target) if current.text().eq_ignore_ascii_case(&target.text()) => {
-            return fail(
-                ErrorDeviceAndImageVersionsAreIdentical,
-                format!("the device already runs {}", current.text()),
-            );
-        }
+        // A newer version, or (servers) versions that are not both numbers: no order to judge
+        // a downgrade by.
         _ => {}
     }
     if appliance {
@@ -327,31 +320,8 @@ fn run(subject: Subject<'_>, readings: &Readings) -> Result<Passed, Step> {
     }
     Ok(Passed {
         device_firmware: facts.firmware.clone(),
-        target_version: target.text(),
+        target_version: target,
     })
-}
-
-/// A version as a device or a catalog gives it: numbers, or (servers) any text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Version {
-    Numeric(FirmwareVersion),
-    Text(String),
-}
-
-impl Version {
-    fn of(text: &str) -> Self {
-        match text.parse() {
-            Ok(version) => Self::Numeric(version),
-            Err(_) => Self::Text(text.trim().to_string()),
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Self::Numeric(version) => version.to_string(),
-            Self::Text(text) => text.clone(),
-        }
-    }
 }
 
 fn names<'a>(features: impl Iterator<Item = &'a Feature>) -> String {

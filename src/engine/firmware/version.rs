@@ -98,12 +98,30 @@ impl fmt::Display for FirmwareVersion {
     }
 }
 
+/// Whether two versions, as devices and catalogs spell them, are the same: as numbers when both
+/// are (`1.10` and `1.10.0`), otherwise as text, trimmed and ignoring ASCII case (servers'
+/// versions such as `U46 v2.90` are not numbers).
+pub fn same_version(a: &str, b: &str) -> bool {
+    match (a.parse::<FirmwareVersion>(), b.parse::<FirmwareVersion>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.trim().eq_ignore_ascii_case(b.trim()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn v(s: &str) -> FirmwareVersion {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn versions_compare_numerically_when_they_can_else_as_text() {
+        assert!(same_version("1.10", "1.10.0"));
+        assert!(same_version(" U46 v2.90 ", "u46 V2.90"));
+        assert!(!same_version("1.1.0", "1.0.0"));
+        assert!(!same_version("U46 v2.90", "U46 v2.92"));
     }
 
     #[test]
