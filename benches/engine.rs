@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use upkeep::api::FirmwareUpgradeSpec;
+use upkeep::api::codes::FirmwareCode;
 use upkeep::api::common::ErrorPolicy;
 use upkeep::api::firmware_upgrade::OutsideWindow;
-use upkeep::engine::codes::FirmwareCode;
 use upkeep::engine::firmware::machine::{Context, Step};
 use upkeep::engine::firmware::observe::{
     Action, DeviceFamily, Domain, DomainStatus, Facts, HookStatus, ImageEntry, Observation, OpKind,

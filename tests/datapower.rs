@@ -11,11 +11,11 @@ mod replay;
 use std::sync::{Arc, Mutex};
 
 use upkeep::api::FirmwareUpgradeSpec;
+use upkeep::api::codes::FirmwareCode;
 use upkeep::api::firmware_upgrade::RestartSpec;
 use upkeep::drivers::DeviceDriver;
 use upkeep::drivers::connect::connect;
 use upkeep::drivers::datapower::DatapowerDriver;
-use upkeep::engine::codes::FirmwareCode;
 use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
 
 use common::{caller, config, image, image_repository, run_task, serve};

@@ -1,6 +1,6 @@
 //! The engine and the window arithmetic are pure: time comes in as a value, devices and the API
 //! server are reached through plain values the engine returns. This test reads the source of
-//! `src/engine/**` and `src/schedule/**` (their tests included) and fails on clock reads, I/O,
+//! `crates/core/src/engine/**` and `crates/core/src/schedule/**` (their tests included) and fails on clock reads, I/O,
 //! randomness and process control, naming the file and line of each.
 //!
 //! Comments and the contents of string literals are not code and are not looked at.
@@ -43,7 +43,7 @@ const FORBIDDEN: &[(&str, &str)] = &[
 /// `use std::{fs, io}`.
 const FORBIDDEN_STD_MODULES: &[&str] = &["fs", "net", "env", "process", "io", "thread"];
 
-const PURE_TREES: &[&str] = &["src/engine", "src/schedule"];
+const PURE_TREES: &[&str] = &["crates/core/src/engine", "crates/core/src/schedule"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use jiff::SignedDuration;
 use upkeep::api::FirmwareUpgradeSpec;
+use upkeep::api::codes::FirmwareCode;
 use upkeep::api::device::RedfishTarget;
 use upkeep::drivers::DeviceDriver;
 use upkeep::drivers::connect::{DriverConfig, connect};
 use upkeep::drivers::credentials::Credentials;
 use upkeep::drivers::redfish::RedfishDriver;
-use upkeep::engine::codes::FirmwareCode;
 use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
 
 use common::{caller, config, image, image_repository, run_task, serve};

@@ -15,10 +15,10 @@
 mod common;
 
 use upkeep::api::FirmwareUpgradeSpec;
+use upkeep::api::codes::FirmwareCode;
 use upkeep::api::device::RedfishTarget;
 use upkeep::drivers::DeviceDriver;
 use upkeep::drivers::redfish::RedfishDriver;
-use upkeep::engine::codes::FirmwareCode;
 use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
 
 use common::sushy::Sushy;

@@ -2,8 +2,6 @@
 //! CRD schema, the CEL rules, then the engine's static checks. Every problem names its field and
 //! says how to fix it.
 
-pub mod schema;
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -15,35 +13,7 @@ use serde_json::Value;
 use crate::api::{self, API_VERSION, GROUP};
 use crate::engine::lint::{self, Finding};
 use crate::sim::fleet::Fleet;
-use schema::{KindSchema, short};
-
-/// One thing wrong with a document.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The field, as a dotted path (`spec.rollout.maxConcurrent`).
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it; empty when the message already says.
-    pub fix: String,
-}
-
-impl Problem {
-    /// A problem at `field`.
-    pub fn new(field: String, message: String, fix: String) -> Self {
-        Self {
-            field,
-            message,
-            fix,
-        }
-    }
-}
-
-impl From<Finding> for Problem {
-    fn from(f: Finding) -> Self {
-        Self::new(f.field, f.message, f.fix)
-    }
-}
+pub use upkeep_core::schema::{self, KindSchema, Problem, short};
 
 /// What was found in one YAML document.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,9 +14,9 @@ use super::hooks::JobHooks;
 use super::index::TaskIndex;
 use super::metrics::Metrics;
 use super::watched::Watched;
+use crate::api::codes::FirmwareCode;
 use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow};
 use crate::clock::Clock;
-use crate::engine::codes::FirmwareCode;
 use crate::repository::ImageRepository;
 
 /// Tunables of the controllers.

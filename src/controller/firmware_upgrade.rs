@@ -24,6 +24,7 @@ use super::naming::{label_value, task_name};
 use super::status;
 use super::upgrade_task::render;
 use super::watched::Watched;
+use crate::api::codes::FirmwareCode;
 use crate::api::common::{Summary, TargetFailure};
 use crate::api::conditions::{self, Phase};
 use crate::api::firmware_upgrade::FirmwareUpgradeStatus;
@@ -32,7 +33,6 @@ use crate::api::upgrade_task::{
     LABEL_PARENT, LABEL_PARENT_KIND, LABEL_TARGET, ParentKind, TaskResult,
 };
 use crate::api::{FirmwareUpgrade, MaintenanceWindow, UpgradeTask, UpgradeTaskSpec};
-use crate::engine::codes::FirmwareCode;
 use crate::engine::firmware::resource_outcome;
 use crate::engine::firmware::state::TaskState;
 use crate::engine::rollout::{self, Decision, Policy, Queued};

@@ -18,11 +18,11 @@ use super::context::{Context, lookup};
 use super::events::{Severity, reason_of};
 use super::status;
 use super::watched::Watched;
+use crate::api::codes::FirmwareCode;
 use crate::api::device::DriverKind;
 use crate::api::upgrade_task::{ParentKind, TaskResult, UpgradeTaskStatus};
 use crate::api::{FirmwareUpgrade, UpgradeTask};
 use crate::drivers::{Caller, DeviceDriver, ImageRef, Phase};
-use crate::engine::codes::FirmwareCode;
 use crate::engine::firmware::machine::{Context as EngineContext, Step};
 use crate::engine::firmware::observe::{
     Action as DeviceAction, DeviceFamily, HookKind, Observation,

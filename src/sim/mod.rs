@@ -2,10 +2,11 @@
 //! simulator served over HTTP, the in-memory Kubernetes API, simulated hook Jobs, and the
 //! virtual-clock runner behind `upkeep simulate`.
 
-pub mod apiserver;
 pub mod devicesim;
 pub mod driver;
 pub mod fleet;
 pub mod jobs;
 pub mod report;
 pub mod runner;
+
+pub use upkeep_apiserver as apiserver;

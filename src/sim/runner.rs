@@ -118,7 +118,10 @@ impl World {
         // Watchers here read events as they happen; keeping the last 2,000 events per kind is
         // plenty to resume (one that falls behind relists), and keeps old versions of objects
         // from filling memory at fleet scale.
-        let server = ApiServer::builder(clock).event_log_capacity(2_000).build();
+        let server = ApiServer::builder(move || clock.now())
+            .crds(api::crds())
+            .event_log_capacity(2_000)
+            .build();
         seed(&server.client(), scenario).await?;
         server.reset_write_counts();
         Ok(Self {

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use upkeep::api::FirmwareUpgradeSpec;
+use upkeep::api::codes::FirmwareCode;
 use upkeep::drivers::connect::DriverConfig;
 use upkeep::drivers::credentials::Credentials;
 use upkeep::drivers::http::TlsSettings;
 use upkeep::drivers::{Caller, DeviceDriver, ImageRef, Phase};
-use upkeep::engine::codes::FirmwareCode;
 use upkeep::engine::firmware::machine::Context;
 use upkeep::engine::firmware::observe::{Action, DeviceFamily, HookStatus, Observation};
 use upkeep::engine::firmware::state::TaskState;

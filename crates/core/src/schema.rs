@@ -8,9 +8,38 @@
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{Map, Value, json};
 
-use super::Problem;
+use crate::engine::lint::Finding;
+
 use crate::api::common::{DURATION_PATTERN, NAME_PATTERN};
 use crate::api::firmware_upgrade::IMAGE_NAME_PATTERN;
+
+/// One thing wrong with a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The field, as a dotted path (`spec.rollout.maxConcurrent`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it; empty when the message already says.
+    pub fix: String,
+}
+
+impl Problem {
+    /// A problem at `field`.
+    pub fn new(field: String, message: String, fix: String) -> Self {
+        Self {
+            field,
+            message,
+            fix,
+        }
+    }
+}
+
+impl From<Finding> for Problem {
+    fn from(f: Finding) -> Self {
+        Self::new(f.field, f.message, f.fix)
+    }
+}
 
 /// A compiled validator for one kind, with the rewritten schema kept for field suggestions.
 pub struct KindSchema {

@@ -94,7 +94,8 @@ async fn a_reflector_converges_across_two_virtual_days() {
 #[tokio::test(start_paused = true)]
 async fn a_reflector_relists_after_410() {
     bounded(async {
-        let server = super::ApiServer::builder(crate::clock::Clock::starting_at(origin()))
+        let server = super::ApiServer::builder(super::clock())
+            .crds(upkeep_core::api::crds())
             .event_log_capacity(4)
             .build();
         let api = tasks(&server);

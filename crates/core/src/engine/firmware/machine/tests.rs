@@ -8,7 +8,7 @@ mod world;
 use proptest::prelude::*;
 
 use super::*;
-use crate::engine::codes::FirmwareCode;
+use crate::api::codes::FirmwareCode;
 use world::{Fault, Spot, World};
 
 #[test]

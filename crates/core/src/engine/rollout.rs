@@ -7,7 +7,7 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::codes::{FirmwareCode, Stage};
+use crate::api::codes::{FirmwareCode, Stage};
 use crate::api::common::ErrorPolicy;
 use crate::api::firmware_upgrade::OutsideWindow;
 use crate::schedule::gate::Gate;

@@ -5,10 +5,10 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use uuid::Uuid;
 
+use crate::api::codes::{FirmwareCode, UnknownCode};
 use crate::api::upgrade_task::{
     FirmwareProgress, HistoryEntry, PendingOutcome, TaskResult, UpgradeTaskStatus,
 };
-use crate::engine::codes::{FirmwareCode, UnknownCode};
 
 /// The most history entries a task keeps.
 pub const HISTORY_LIMIT: usize = 64;

@@ -3,7 +3,7 @@
 //!
 //! There is no cluster and no kube-apiserver binary here, and kube-fake-client neither builds
 //! with kube 5 nor watches, so tests, `upkeep simulate` and benchmarks use this server. It
-//! serves the project's CRDs (whatever [`crate::api::crds()`] returns) and the built-in kinds
+//! serves the CRDs it is given (upkeep passes `upkeep_core::api::crds()`) and the built-in kinds
 //! the operator uses: core `v1` Namespace, Node, Secret, ConfigMap, Pod; `events.k8s.io/v1`
 //! Event; `coordination.k8s.io/v1` Lease; `batch/v1` Job.
 //!
@@ -63,12 +63,14 @@
 //!
 //! ```no_run
 //! # async fn example() {
-//! use upkeep::clock::Clock;
-//! use upkeep::sim::apiserver::ApiServer;
+//! use upkeep_apiserver::ApiServer;
 //!
-//! let server = ApiServer::new(Clock::starting_at("2026-01-01T00:00:00Z".parse().unwrap()));
+//! let origin: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+//! let started = tokio::time::Instant::now();
+//! let now = move || origin + jiff::SignedDuration::try_from(started.elapsed()).unwrap();
+//! let server = ApiServer::new(now, upkeep_core::api::crds());
 //! let client = server.client();
-//! let tasks: kube::Api<upkeep::api::UpgradeTask> = kube::Api::default_namespaced(client);
+//! let tasks: kube::Api<upkeep_core::api::UpgradeTask> = kube::Api::default_namespaced(client);
 //! # let _ = tasks;
 //! # }
 //! ```
@@ -103,8 +105,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-
-use crate::clock::Clock;
 
 pub use self::http::{HttpServer, ThreadedHttpServer};
 pub use self::routes::ResponseBody;
@@ -244,7 +244,7 @@ impl std::fmt::Debug for ApiServerBuilder {
 }
 
 impl ApiServerBuilder {
-    /// Serves these CRDs instead of [`crate::api::crds()`].
+    /// Serves these CRDs (besides the built-in kinds).
     pub fn crds(mut self, crds: Vec<CustomResourceDefinition>) -> Self {
         self.crds = crds;
         self
@@ -344,23 +344,20 @@ impl std::fmt::Debug for ApiServer {
 }
 
 impl ApiServer {
-    /// A server with the project's CRDs, reading time from `clock`.
-    pub fn new(clock: Clock) -> Self {
-        Self::builder(clock).build()
-    }
-
-    /// A builder reading time from `clock`.
-    pub fn builder(clock: Clock) -> ApiServerBuilder {
-        Self::builder_with_time(move || clock.now())
-    }
-
-    /// A builder reading time from `now`.
-    pub fn builder_with_time(
+    /// A server of the built-in kinds and `crds`, reading time from `now`.
+    pub fn new(
         now: impl Fn() -> Timestamp + Send + Sync + 'static,
-    ) -> ApiServerBuilder {
+        crds: Vec<CustomResourceDefinition>,
+    ) -> Self {
+        Self::builder(now).crds(crds).build()
+    }
+
+    /// A builder reading time from `now` (the server's only source of time), serving the
+    /// built-in kinds and no CRD until [`ApiServerBuilder::crds`] gives some.
+    pub fn builder(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> ApiServerBuilder {
         ApiServerBuilder {
             now: Arc::new(now),
-            crds: crate::api::crds(),
+            crds: Vec::new(),
             capacity: DEFAULT_EVENT_LOG_CAPACITY,
             event_ttl: DEFAULT_EVENT_TTL,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,

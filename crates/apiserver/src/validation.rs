@@ -5,7 +5,7 @@
 //! (`x-kubernetes-validations`, transition rules against the stored object), each failure a 422
 //! `Invalid` naming the field.
 //!
-//! The schema check is the one `upkeep check` uses ([`crate::check::schema::KindSchema`]); CEL
+//! The schema check is the one `upkeep check` uses ([`upkeep_core::schema::KindSchema`]); CEL
 //! runs on kube's evaluator. As on the real server (validation ratcheting), a failure about a
 //! value the write did not change is let through, so an object written before a rule existed
 //! (or by [`super::ApiServer::insert_raw`]) can still get status writes. A rule the evaluator
@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::resources::{ResourceId, ResourceInfo};
 use super::status::{ApiError, ApiResult, Cause};
-use crate::check::schema::KindSchema;
+use upkeep_core::schema::KindSchema;
 
 /// The schema of one custom resource and its compiled validators.
 struct Validation {

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 
 use super::world::{Fault, Spot, World, always_closed, full_path, image};
+use crate::api::codes::FirmwareCode::{self, *};
 use crate::api::common::{ErrorPolicy, GoDuration};
 use crate::api::firmware_upgrade::OutsideWindow;
-use crate::engine::codes::FirmwareCode::{self, *};
 use crate::engine::firmware::observe::{FaultKind, HookKind, OpKind};
 use crate::engine::firmware::{ResourceOutcome, resource_outcome};
 use crate::engine::targets::{Candidate, Resolution, ResolveError, resolve};

@@ -15,9 +15,9 @@ use super::state::TaskState;
 use super::validation::{Readings, Subject, Verdict, validate};
 use super::version::same_version;
 use crate::api::FirmwareUpgradeSpec;
+use crate::api::codes::FirmwareCode;
+use crate::api::codes::FirmwareCode::*;
 use crate::api::upgrade_task::PendingOutcome;
-use crate::engine::codes::FirmwareCode;
-use crate::engine::codes::FirmwareCode::*;
 
 /// The grace added to every quiesce and unquiesce timeout.
 pub const QUIESCE_GRACE: SignedDuration = SignedDuration::from_mins(3);

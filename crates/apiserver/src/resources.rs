@@ -1,8 +1,7 @@
 //! The resources the server serves: a table of built-in kinds plus every CRD it is given.
 //!
 //! Registration is data: a CRD is served (storage, discovery, printer columns for `kubectl`,
-//! status subresource) just by appearing in the list handed to the server, which by default is
-//! [`crate::api::crds()`].
+//! status subresource) just by appearing in the list handed to the server.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 
 use super::world::{Fault, Spot, World};
-use crate::engine::codes::FirmwareCode;
+use crate::api::codes::FirmwareCode;
 use crate::engine::firmware::observe::{FaultKind, OpKind};
 
-const PAGE: &str = include_str!("../../../../../docs/firmware.md");
+const PAGE: &str = include_str!("../../../../../../../docs/firmware.md");
 
 /// The lines of the section under `## {title}`, up to the next section.
 fn section(title: &str) -> Vec<&'static str> {

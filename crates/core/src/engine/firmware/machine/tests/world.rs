@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 
 use super::super::{Context, Step};
+use crate::api::codes::FirmwareCode;
 use crate::api::common::GoDuration;
 use crate::api::firmware_upgrade::{FirmwareUpgradeSpec, Hooks};
 use crate::api::upgrade_task::UpgradeTaskStatus;
-use crate::engine::codes::FirmwareCode;
 use crate::engine::firmware::observe::*;
 use crate::engine::firmware::state::TaskState;
 use crate::engine::firmware::validation::Readings;

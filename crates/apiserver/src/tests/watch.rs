@@ -187,7 +187,8 @@ async fn a_watch_ends_after_its_timeout() {
 #[tokio::test(start_paused = true)]
 async fn too_old_a_version_is_a_410_event_not_an_http_error() {
     bounded(async {
-        let server = super::ApiServer::builder(crate::clock::Clock::starting_at(origin()))
+        let server = super::ApiServer::builder(super::clock())
+            .crds(upkeep_core::api::crds())
             .event_log_capacity(3)
             .build();
         let api = tasks(&server);

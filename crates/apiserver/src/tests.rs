@@ -24,27 +24,33 @@ use kube::api::{ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
 use super::ApiServer;
-use crate::api::upgrade_task::{ParentKind, UpgradeTaskSpec};
-use crate::api::{UpgradeTask, UpgradeTaskStatus};
-use crate::clock::Clock;
+use upkeep_core::api::upgrade_task::{ParentKind, UpgradeTaskSpec};
+use upkeep_core::api::{UpgradeTask, UpgradeTaskStatus};
 
 /// The virtual time every test starts at.
 fn origin() -> Timestamp {
     "2026-03-01T00:00:00Z".parse().unwrap()
 }
 
-/// A server with the project's CRDs on a clock starting at [`origin`], without schema
+/// A clock that reads [`origin`] now and advances with tokio's (paused) clock.
+fn clock() -> impl Fn() -> Timestamp + Send + Sync + 'static {
+    let started = tokio::time::Instant::now();
+    move || origin() + jiff::SignedDuration::try_from(started.elapsed()).unwrap()
+}
+
+/// A server with upkeep's CRDs on a clock starting at [`origin`], without schema
 /// validation: the tests of API mechanics change UpgradeTask specs freely, which the CRD's CEL
 /// rule forbids (see the `validation` tests for that).
 fn server() -> ApiServer {
-    ApiServer::builder(Clock::starting_at(origin()))
+    ApiServer::builder(clock())
+        .crds(upkeep_core::api::crds())
         .schema_validation(false)
         .build()
 }
 
 /// A server as built by default: custom resources checked against their CRDs.
 fn validating_server() -> ApiServer {
-    ApiServer::new(Clock::starting_at(origin()))
+    ApiServer::new(clock(), upkeep_core::api::crds())
 }
 
 /// Runs `f`, failing the test if it takes more than a virtual day.

@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::codes::FirmwareCode;
+use crate::api::codes::FirmwareCode;
 
 /// Label on every task: the kind of its parent.
 pub const LABEL_PARENT_KIND: &str = "upkeep.dev/parent-kind";

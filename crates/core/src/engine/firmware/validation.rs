@@ -8,7 +8,7 @@ use super::image::{ApplianceImage, Feature, ImageFormat, ImageNameError, Model};
 use super::observe::{Action, CallError, DeviceFamily, DomainStatus, Facts, FaultKind, ImageEntry};
 use super::version::{FirmwareVersion, same_version};
 use crate::api::FirmwareUpgradeSpec;
-use crate::engine::codes::FirmwareCode;
+use crate::api::codes::FirmwareCode;
 use crate::engine::size::format_bytes;
 
 /// What is known so far about the target, filled in one reading at a time.

@@ -3,7 +3,7 @@
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::api::FirmwareUpgrade;
+use upkeep_core::api::FirmwareUpgrade;
 
 use super::*;
 

@@ -9,8 +9,8 @@ pub mod version;
 
 use jiff::Timestamp;
 
-use super::codes::FirmwareCode;
 use super::targets::{Resolution, ResolveError};
+use crate::api::codes::FirmwareCode;
 
 /// A code for a FirmwareUpgrade as a whole, when its targets cannot become tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]

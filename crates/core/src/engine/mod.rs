@@ -1,7 +1,6 @@
 //! The pure engine: every rule about upgrades. No I/O, no clock reads, no randomness; time comes
 //! in as a value.
 
-pub mod codes;
 pub mod firmware;
 pub mod lint;
 pub mod rollout;

@@ -545,8 +545,8 @@ mod tests {
     use super::*;
 
     /// The clean code lists kept beside the contract; the catalogue must match them exactly.
-    const FIRMWARE_LIST: &str = include_str!("../../tests/data/codes/firmware.txt");
-    const PATCH_LIST: &str = include_str!("../../tests/data/codes/patch.tsv");
+    const FIRMWARE_LIST: &str = include_str!("../../../../tests/data/codes/firmware.txt");
+    const PATCH_LIST: &str = include_str!("../../../../tests/data/codes/patch.tsv");
 
     #[test]
     fn firmware_codes_match_the_contract_list_exactly() {
