@@ -5,7 +5,7 @@
 //!
 //! Invariant: this crate does no I/O, reads no clock and draws no randomness. Its dependency
 //! tree has no async runtime, no HTTP stack and no Kubernetes client (`kube` comes with
-//! `derive` and `cel` only), so the compiler keeps the engine pure; `tests/purity.rs` at the top
+//! `derive` and `cel` only), so the compiler keeps the engine pure; `tests/it/purity.rs` at the top
 //! of the workspace catches clock reads and randomness, which a dependency list cannot.
 
 pub mod api;

@@ -1,11 +1,8 @@
 //! The DataPower driver against recorded REST management exchanges
-//! (`tests/fixtures/datapower/`, replayed by `tests/datapower/replay.rs`). No real appliance is
+//! (`tests/fixtures/datapower/`, replayed by `tests/it/datapower/replay.rs`). No real appliance is
 //! involved: these tests show the driver reads and sends the documented shapes, not that a
 //! given firmware answers exactly so.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "datapower/replay.rs"]
 mod replay;
 
 use std::sync::{Arc, Mutex};
@@ -18,7 +15,7 @@ use upkeep::drivers::connect::connect;
 use upkeep::drivers::datapower::DatapowerDriver;
 use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
 
-use common::{caller, config, image, image_repository, run_task, serve};
+use crate::common::{caller, config, image, image_repository, run_task, serve};
 use replay::{Replay, Shared};
 
 const IMAGE: &str = "idg7520.oradco.scrypt4";

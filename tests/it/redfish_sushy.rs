@@ -2,7 +2,7 @@
 //! (`sushy-emulator --libvirt-uri test:///default`: libvirt's built-in test driver with one
 //! domain, "test"). Each test starts its own emulator on a free loopback port.
 //!
-//! What sushy-tools 2.2.0 emulates and what it lacks (so the fake in `tests/redfish` covers it):
+//! What sushy-tools 2.2.0 emulates and what it lacks (so the fake in `tests/it/redfish` covers it):
 //! Systems (the UUID as id, the domain name redirecting to it), `BiosVersion` (starts at
 //! 1.0.0), Managers with `FirmwareVersion` 1.00, `ComputerSystem.Reset`, and
 //! `UpdateService.SimpleUpdate` — which does not download `ImageURI`, accepts only system
@@ -11,9 +11,6 @@
 //! no MultipartHttpPushUri, no OperationApplyTime, no task monitors and no task list (only a
 //! fixed, completed `/redfish/v1/TaskService/Tasks/42`).
 
-#[path = "common/mod.rs"]
-mod common;
-
 use upkeep::api::FirmwareUpgradeSpec;
 use upkeep::api::codes::FirmwareCode;
 use upkeep::api::device::RedfishTarget;
@@ -21,8 +18,8 @@ use upkeep::drivers::DeviceDriver;
 use upkeep::drivers::redfish::RedfishDriver;
 use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
 
-use common::sushy::Sushy;
-use common::{caller, config, image, image_repository, run_task};
+use crate::common::sushy::Sushy;
+use crate::common::{caller, config, image, image_repository, run_task};
 
 const CATALOG: &str = "images:\n  - { name: bios-1.1.0.bin, version: \"1.1.0\", component: BIOS }\n  - { name: bmc-1.01.bin, version: \"1.01\", component: BMC }\n";
 

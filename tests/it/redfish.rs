@@ -1,10 +1,7 @@
 //! The Redfish driver against an in-process fake Redfish service (task monitors, multipart
 //! push, FirmwareInventory, OnReset, TaskService, redirects, auth, faults). The tests against
-//! sushy-tools, a real third-party emulator, are in `tests/redfish_sushy.rs`.
+//! sushy-tools, a real third-party emulator, are in `tests/it/redfish_sushy.rs`.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "redfish/fake.rs"]
 mod fake;
 
 use std::sync::{Arc, Mutex};
@@ -19,7 +16,7 @@ use upkeep::drivers::credentials::Credentials;
 use upkeep::drivers::redfish::RedfishDriver;
 use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
 
-use common::{caller, config, image, image_repository, run_task, serve};
+use crate::common::{caller, config, image, image_repository, run_task, serve};
 use fake::{Fake, Fault, Shared};
 
 const CATALOG: &str = "images:\n  - { name: bios-2.5.0.bin, version: \"2.5.0\", component: BIOS }\n  - { name: bmc-5.20.bin, version: \"5.20\", component: BMC }\n";

@@ -1,15 +1,12 @@
 //! The image server: GET and HEAD of repository images, nothing else.
 
-#[path = "common/mod.rs"]
-mod common;
-
 use reqwest::StatusCode;
 
 #[tokio::test]
 async fn serves_images_read_only_with_their_length() {
     let catalog = "images:\n  - { name: bios-2.5.0.bin, version: \"2.5.0\" }\n";
     let (_repo, base, dir) =
-        common::image_repository(&[("bios-2.5.0.bin", b"0123456789")], catalog).await;
+        crate::common::image_repository(&[("bios-2.5.0.bin", b"0123456789")], catalog).await;
     std::fs::write(dir.path().join(".secret"), b"x").unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     std::fs::write(dir.path().join("sub/inner.bin"), b"x").unwrap();

@@ -11,7 +11,7 @@
 //!
 //! ```sh
 //! kind create cluster --name upkeep-e2e
-//! UPKEEP_E2E=1 cargo nextest run --run-ignored only -E 'binary(e2e)'
+//! UPKEEP_E2E=1 cargo nextest run --run-ignored only -E 'test(/^e2e::/)'
 //! ```
 //!
 //! The kubeconfig's current context is used. The operator runs on this machine, so the cluster
