@@ -258,9 +258,10 @@ fn kinds() -> &'static BTreeMap<&'static str, Checker> {
             crd_checker::<api::FirmwareUpgrade>(lint::firmware_upgrade),
         );
         map.insert("PatchJob", crd_checker::<api::PatchJob>(lint::patch_job));
+        map.insert("Host", crd_checker::<api::Host>(lint::host));
         map.insert(
             "UpgradeTask",
-            crd_checker::<api::UpgradeTask>(|_| Vec::new()),
+            crd_checker::<api::UpgradeTask>(lint::upgrade_task),
         );
         map.insert("Fleet", fleet_checker());
         map

@@ -92,3 +92,17 @@ proptest! {
         }
     }
 }
+
+/// A new kind is not done until `upkeep check` knows it: every CRD the operator installs has a
+/// checker, and every checker of a CRD runs the kind's lint (`crd_checker` takes it).
+#[test]
+fn every_crd_has_a_checker_with_its_lint() {
+    for crd in crate::api::crds() {
+        let kind = crd.spec.names.kind.as_str();
+        assert!(
+            kinds().contains_key(kind),
+            "{kind} is in api::crds() but `upkeep check` has no checker for it: add one in \
+             check::kinds() with crd_checker::<api::{kind}>(lint::<its lint>)"
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod common;
 pub mod conditions;
 pub mod device;
 pub mod firmware_upgrade;
+pub mod host;
 pub mod maintenance_window;
 pub mod patch_job;
 pub mod upgrade_task;
@@ -19,6 +20,7 @@ use kube::CustomResourceExt;
 
 pub use device::{Device, DeviceSpec, DeviceStatus};
 pub use firmware_upgrade::{FirmwareUpgrade, FirmwareUpgradeSpec, FirmwareUpgradeStatus};
+pub use host::{Host, HostSpec, HostStatus};
 pub use maintenance_window::{MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus};
 pub use patch_job::{PatchJob, PatchJobSpec, PatchJobStatus};
 pub use upgrade_task::{UpgradeTask, UpgradeTaskSpec, UpgradeTaskStatus};
@@ -37,6 +39,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Device::crd(),
         FirmwareUpgrade::crd(),
         PatchJob::crd(),
+        Host::crd(),
         UpgradeTask::crd(),
     ]
 }

@@ -1,8 +1,8 @@
 //! `PatchJob`: patch the operating system of matching hosts, or install / uninstall maintenance
 //! packages (interim fixes, fix packs, refresh packs) on products installed on them.
 //!
-//! This is the first version of the spec; the agent protocol and the `Host` kind come with the
-//! PatchJob issue.
+//! Each target host gets an `UpgradeTask` (see `upgrade_task`); the host's agent and the PatchJob
+//! controller move it through the codes 2031–2060 of the catalogue.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
@@ -170,6 +170,10 @@ pub struct Drain {
     pub timeout: GoDuration,
 }
 
+fn default_max_wait() -> GoDuration {
+    GoDuration::from_hours(24)
+}
+
 fn default_true() -> bool {
     true
 }
@@ -282,6 +286,10 @@ pub struct PatchJobSpec {
     /// Concurrency and error policy.
     #[serde(default)]
     pub rollout: Rollout,
+    /// How long a host's task may wait after its creation for its start; past it the task ends
+    /// `2037 Timed Out` (reason `NotStartedInTime`). Default `24h`.
+    #[serde(default = "default_max_wait")]
+    pub max_wait: GoDuration,
     /// Hold the job: no new host starts while true.
     #[serde(default)]
     pub suspend: bool,
@@ -300,13 +308,29 @@ pub struct PatchJobStatus {
     /// The first few failed hosts, in the order they failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub first_failures: Vec<TargetFailure>,
+    /// Install / Uninstall: for every product the job touched, the levels its hosts are at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consistency: Vec<ProductConsistency>,
     /// A code for the job as a whole, when it failed as a whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// Details of `code`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// kstatus conditions: `Ready`, `Reconciling`, `Stalled`.
+    /// kstatus conditions: `Ready`, `Reconciling`, `Stalled`; for Install / Uninstall also
+    /// `Consistent` (every product of the job at one level on all its hosts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// The levels the hosts of one product are at. A level is the product version plus its installed
+/// interim fixes, e.g. `9.0.5.23+PH12345`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductConsistency {
+    /// The product's id.
+    pub product: String,
+    /// The hosts at each level, by level.
+    #[serde(default)]
+    pub levels: std::collections::BTreeMap<String, Vec<String>>,
 }

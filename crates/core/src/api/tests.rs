@@ -318,7 +318,7 @@ fn an_upgrade_task_spec_is_immutable() {
 #[test]
 fn every_crd_is_namespaced_in_the_upkeep_category_with_status() {
     let crds = crds();
-    assert_eq!(crds.len(), 5);
+    assert_eq!(crds.len(), 6);
     for crd in &crds {
         assert_eq!(crd.spec.group, GROUP);
         assert_eq!(crd.spec.scope, "Namespaced");
@@ -354,5 +354,45 @@ fn every_crd_is_namespaced_in_the_upkeep_category_with_status() {
                 .join(",")
         })
         .collect();
-    assert_eq!(short, ["mw", "dev", "fwu", "pj", "ut"]);
+    assert_eq!(short, ["mw", "dev", "fwu", "pj", "host", "ut"]);
+}
+
+#[test]
+fn a_host_product_has_a_command_block_exactly_when_its_installer_is_command() {
+    use crate::api::host::{CommandInstaller, HostProduct, InstallerKind};
+    let host = |installer, command: Option<CommandInstaller>| {
+        crate::api::Host::new(
+            "web-1",
+            crate::api::HostSpec {
+                products: vec![HostProduct {
+                    id: "was".into(),
+                    location: "/opt/was".into(),
+                    installer,
+                    command,
+                }],
+                ..Default::default()
+            },
+        )
+    };
+    let command = CommandInstaller {
+        install: "tool -i {package}".into(),
+        uninstall: "tool -u {id}".into(),
+        response_file: None,
+    };
+    assert!(host(InstallerKind::Builtin, None).validate_cel().is_ok());
+    assert!(
+        host(InstallerKind::Command, Some(command.clone()))
+            .validate_cel()
+            .is_ok()
+    );
+    let missing = messages(host(InstallerKind::Command, None).validate_cel());
+    assert!(
+        missing.iter().any(|e| e.contains("needs a command block")),
+        "{missing:?}"
+    );
+    let stray = messages(host(InstallerKind::Builtin, Some(command)).validate_cel());
+    assert!(
+        stray.iter().any(|e| e.contains("installer: command only")),
+        "{stray:?}"
+    );
 }

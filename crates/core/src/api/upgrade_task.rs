@@ -179,9 +179,43 @@ pub struct UpgradeTaskStatus {
     /// PatchJob tasks: the state column of the status code (0, 1 or 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<u8>,
+    /// PatchJob tasks: why the task timed out, was skipped or failed, as a CamelCase word, e.g.
+    /// `PatchingOutsideWindow`, `AgentOffline`, `DrainBlocked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// PatchJob tasks: the reboot deferrals used of those allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferrals: Option<Deferrals>,
+    /// PatchJob Install / Uninstall tasks: each package's result on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PackageOutcome>,
     /// kstatus conditions: `Ready`, `Reconciling`, `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// Reboot deferrals of a host task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deferrals {
+    /// Deferrals used so far.
+    pub used: u32,
+    /// Deferrals allowed (`reboot.maxDeferrals`).
+    pub max: u32,
+}
+
+/// One maintenance package's result on a host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageOutcome {
+    /// The package id.
+    pub id: String,
+    /// `success`, `partialSuccess`, `failure` or `cancelled`; absent while it has not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Why it failed, e.g. `BackupMissing`, `NotApplicable`, `ProcessesRunning`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// How a firmware task will end, decided before the steps that still run (unquiesce on error,

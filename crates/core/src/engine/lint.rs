@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use super::firmware::image::{ApplianceImage, ImageNameError};
 use super::targets::{glob_pattern, requirement_problem};
 use crate::api::common::{GoDuration, TargetSelector};
-use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow, PatchJob};
+use crate::api::host::InstallerKind;
+use crate::api::{Device, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob, UpgradeTask};
 use crate::schedule;
 
 /// One problem with a resource, tied to a field.
@@ -123,6 +124,7 @@ pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
     }
     findings.extend(positive(&[
         ("spec.drain.timeout", spec.drain.timeout),
+        ("spec.maxWait", spec.max_wait),
         (
             "spec.reboot.deferralInterval",
             spec.reboot.deferral_interval,
@@ -133,6 +135,41 @@ pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
         spec.maintenance_windows.iter(),
     ));
     findings
+}
+
+/// Static checks of a Host: a `command` installer must be given the package it installs.
+pub fn host(host: &Host) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (i, product) in host.spec.products.iter().enumerate() {
+        let Some(command) = product
+            .command
+            .as_ref()
+            .filter(|_| product.installer == InstallerKind::Command)
+        else {
+            continue;
+        };
+        if !command.install.contains("{package}") {
+            findings.push(Finding::new(
+                format!("spec.products[{i}].command.install"),
+                "the install command line never names the package to install",
+                "put {package} where the vendor tool takes the package file",
+            ));
+        }
+        if !command.uninstall.contains("{id}") && !command.uninstall.contains("{package}") {
+            findings.push(Finding::new(
+                format!("spec.products[{i}].command.uninstall"),
+                "the uninstall command line never names the package to remove",
+                "put {id} (the package id) or {package} where the vendor tool takes it",
+            ));
+        }
+    }
+    findings
+}
+
+/// Static checks of an UpgradeTask: none beyond its schema. Tasks are written by their parent's
+/// controller, and a manifest of one is only ever a reference example.
+pub fn upgrade_task(_task: &UpgradeTask) -> Vec<Finding> {
+    Vec::new()
 }
 
 fn targets(field: &str, targets: &TargetSelector) -> Vec<Finding> {
