@@ -23,7 +23,7 @@ use upkeep::api::firmware_upgrade::OutsideWindow;
 use upkeep::engine::firmware::machine::{Context, Step};
 use upkeep::engine::firmware::observe::{
     Action, DeviceFamily, Domain, DomainStatus, Facts, HookStatus, ImageEntry, Observation, OpKind,
-    OpStatus,
+    OpStatus, Start,
 };
 use upkeep::engine::firmware::state::TaskState;
 use upkeep::engine::firmware::validation::Readings;
@@ -102,7 +102,7 @@ impl Device {
             Action::ReadLicenses => Observation::Licenses(Ok(self.licenses.clone())),
             Action::ReadDomainStatus => Observation::DomainStatus(Ok(self.domains.clone())),
             Action::Hook(kind) => Observation::Hook(kind, HookStatus::Succeeded),
-            Action::Start(op, _) | Action::Poll(op, _) => {
+            Action::Start(Start { op, .. }) | Action::Poll(op, _) => {
                 match op {
                     OpKind::FirstQuiesce | OpKind::SecondQuiesce => {
                         self.domains

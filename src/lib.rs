@@ -6,7 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod controller;
 pub mod drivers;
-pub mod repository;
+pub mod images;
 pub mod sim;
 
 pub use upkeep_core::{api, engine, schedule};

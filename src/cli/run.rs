@@ -18,8 +18,8 @@ use crate::controller::context::Settings;
 use crate::controller::endpoints::Health;
 use crate::controller::metrics::Metrics;
 use crate::controller::operator::{self, Parts};
-use crate::drivers::image_server;
-use crate::repository::DirRepository;
+use crate::images::repository::DirRepository;
+use crate::images::server;
 
 /// Arguments of `upkeep run`.
 #[derive(Debug, clap::Args)]
@@ -83,9 +83,7 @@ async fn operate(args: &Args) -> Result<ExitCode, Error> {
     let repository: Arc<DirRepository> = Arc::new(DirRepository::new(&args.image_repository));
     let server = {
         // Devices that download images (Redfish ImageURI) fetch them from /images/{name}.
-        let router = health
-            .router()
-            .merge(image_server::router(repository.clone()));
+        let router = health.router().merge(server::router(repository.clone()));
         let stop = shutdown.clone();
         async move {
             axum::serve(listener, router)

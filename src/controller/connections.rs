@@ -12,12 +12,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt as _};
 
 use crate::api::Device;
-use crate::drivers::connect::{DriverConfig, connect};
 use crate::drivers::credentials::Credentials;
 use crate::drivers::http::TlsSettings;
 use crate::drivers::{Caller, DeviceDriver, ImageRef};
+use crate::drivers::{DriverConfig, connect};
 use crate::engine::firmware::observe::{
-    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus,
+    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Start,
 };
 
 /// Gives the driver for a Device.
@@ -56,8 +56,7 @@ impl DeviceDriver for Unavailable {
     fn start<'a>(
         &'a self,
         _: Caller<'a>,
-        _: OpKind,
-        _: &'a str,
+        _: &'a Start,
         _: &'a ImageRef,
     ) -> BoxFuture<'a, OpStatus> {
         futures::future::ready(OpStatus::Failed(self.error())).boxed()

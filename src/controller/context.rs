@@ -17,7 +17,7 @@ use super::watched::Watched;
 use crate::api::codes::FirmwareCode;
 use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow};
 use crate::clock::Clock;
-use crate::repository::ImageRepository;
+use crate::images::repository::ImageRepository;
 
 /// Tunables of the controllers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,14 +106,7 @@ impl Expectations {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let key = (namespace.to_string(), name.to_string());
         match map.get(&key) {
-            Some(written)
-                if matches!(
-                    cached,
-                    FirmwareCode::WaitingForPreValidation | FirmwareCode::ReadyForExecution
-                ) =>
-            {
-                *written
-            }
+            Some(written) if cached.is_unstarted() => *written,
             Some(_) => {
                 map.remove(&key);
                 cached

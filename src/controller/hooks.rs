@@ -2,6 +2,8 @@
 //! templates, one per task and hook, owned by the task. A Job that completes is a zero exit; a
 //! Job that fails (or cannot be created) is a non-zero exit.
 
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::{Job, JobTemplateSpec};
 use k8s_openapi::api::core::v1::EnvVar;
 use kube::api::{ObjectMeta, PostParams};
@@ -9,7 +11,9 @@ use kube::{Api, Client, Resource as _, ResourceExt as _};
 
 use super::naming::{job_name, label_value};
 use crate::api::UpgradeTask;
+use crate::api::firmware_upgrade::Hooks as HookTemplates;
 use crate::api::upgrade_task::{LABEL_PARENT, LABEL_PARENT_KIND, LABEL_TARGET};
+use crate::drivers::Hooks;
 use crate::engine::firmware::observe::{HookKind, HookStatus};
 
 /// Label on hook Jobs: which hook they run.
@@ -55,6 +59,33 @@ impl JobHooks {
             Err(kube::Error::Api(status)) if status.code == 409 => HookStatus::Running,
             Err(e) => HookStatus::Failed(format!("the hook Job {name} could not be created: {e}")),
         }
+    }
+}
+
+/// The hooks of one task: its parent's templates, run as Jobs.
+pub struct TaskHooks<'a> {
+    /// Where the Jobs run.
+    pub jobs: &'a JobHooks,
+    /// The task the Jobs belong to.
+    pub task: &'a UpgradeTask,
+    /// The parent's hook templates.
+    pub templates: Option<&'a HookTemplates>,
+}
+
+impl Hooks for TaskHooks<'_> {
+    fn status(&self, kind: HookKind) -> BoxFuture<'_, Result<HookStatus, String>> {
+        let template = match kind {
+            HookKind::PrePlan => self.templates.and_then(|h| h.pre_plan.as_ref()),
+            HookKind::Pre => self.templates.and_then(|h| h.pre.as_ref()),
+            HookKind::Post => self.templates.and_then(|h| h.post.as_ref()),
+        };
+        async move {
+            match template {
+                Some(template) => Ok(self.jobs.status(self.task, kind, template).await),
+                None => Err(format!("the {} hook has no template", kind.as_str())),
+            }
+        }
+        .boxed()
     }
 }
 

@@ -24,7 +24,7 @@ use super::watched::Watched;
 use super::{device, firmware_upgrade, maintenance_window, upgrade_task};
 use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow, UpgradeTask};
 use crate::clock::Clock;
-use crate::repository::ImageRepository;
+use crate::images::repository::ImageRepository;
 
 /// What the operator is built from.
 pub struct Parts {

@@ -16,17 +16,14 @@ use super::conditions_for;
 use super::connections::Unavailable;
 use super::context::{Context, lookup};
 use super::events::{Severity, reason_of};
+use super::hooks::TaskHooks;
 use super::status;
 use super::watched::Watched;
-use crate::api::codes::FirmwareCode;
-use crate::api::device::DriverKind;
 use crate::api::upgrade_task::{ParentKind, TaskResult, UpgradeTaskStatus};
 use crate::api::{FirmwareUpgrade, UpgradeTask};
-use crate::drivers::{Caller, DeviceDriver, ImageRef, Phase};
+use crate::drivers::{Caller, DeviceDriver, perform};
 use crate::engine::firmware::machine::{Context as EngineContext, Step};
-use crate::engine::firmware::observe::{
-    Action as DeviceAction, DeviceFamily, HookKind, Observation,
-};
+use crate::engine::firmware::observe::{DeviceFamily, Observation};
 use crate::engine::firmware::state::TaskState;
 use crate::engine::firmware::validation::Readings;
 
@@ -214,10 +211,10 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
             task.spec.target
         ))),
     };
-    let family = match device.as_ref().map(|d| d.spec.driver) {
-        Some(DriverKind::Redfish) => DeviceFamily::Generic,
-        _ => DeviceFamily::Appliance,
-    };
+    // A Device that is gone fails its pre-checks before its family matters.
+    let family = device
+        .as_ref()
+        .map_or(DeviceFamily::Appliance, |d| d.spec.family());
     let (image, mut input) = match ctx.repository.lookup(&parent.spec.image) {
         Ok(image) => (image, None),
         Err(e) => (
@@ -249,30 +246,16 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
             return Ok(Action::requeue(ctx.settings.retry));
         }
         let Some(action) = action else { break wake_at };
-        let phase = if matches!(
-            state.code,
-            FirmwareCode::WaitingForPreValidation | FirmwareCode::ReadyForExecution
-        ) {
-            Phase::Validation
-        } else {
-            Phase::Execution
-        };
         let caller = Caller {
             task: Some(&task_ref),
-            phase,
+            phase: state.call_phase(),
         };
-        input = Some(
-            perform(
-                ctx,
-                task,
-                &parent,
-                driver.as_ref(),
-                image.as_ref(),
-                caller,
-                action,
-            )
-            .await,
-        );
+        let hooks = TaskHooks {
+            jobs: &ctx.hooks,
+            task,
+            templates: parent.spec.hooks.as_ref(),
+        };
+        input = Some(perform(driver.as_ref(), caller, image.as_ref(), &hooks, action).await);
     };
     let resource_version = (!state.is_terminal())
         .then(|| writer.resource_version.clone())
@@ -287,49 +270,6 @@ fn requeue_at(ctx: &Context, wake: Option<Timestamp>) -> Action {
     match wake {
         Some(at) => Action::requeue(ctx.clock.until(at).max(std::time::Duration::from_millis(1))),
         None => Action::await_change(),
-    }
-}
-
-/// Performs one engine action and returns its answer.
-async fn perform(
-    ctx: &Context,
-    task: &UpgradeTask,
-    parent: &FirmwareUpgrade,
-    driver: &dyn DeviceDriver,
-    image: Option<&ImageRef>,
-    caller: Caller<'_>,
-    action: DeviceAction,
-) -> Observation {
-    match action {
-        DeviceAction::ReadFacts => Observation::Facts(driver.facts(caller).await),
-        DeviceAction::ReadLicenses => Observation::Licenses(driver.licenses(caller).await),
-        DeviceAction::ReadDomainStatus => {
-            Observation::DomainStatus(driver.domain_status(caller).await)
-        }
-        DeviceAction::Hook(kind) => {
-            let hooks = parent.spec.hooks.as_ref();
-            let template = match kind {
-                HookKind::PrePlan => hooks.and_then(|h| h.pre_plan.as_ref()),
-                HookKind::Pre => hooks.and_then(|h| h.pre.as_ref()),
-                HookKind::Post => hooks.and_then(|h| h.post.as_ref()),
-            };
-            match template {
-                Some(template) => {
-                    Observation::Hook(kind, ctx.hooks.status(task, kind, template).await)
-                }
-                None => {
-                    Observation::Internal(format!("the {} hook has no template", kind.as_str()))
-                }
-            }
-        }
-        DeviceAction::Start(op, key) => match image {
-            Some(image) => Observation::Op(op, driver.start(caller, op, &key, image).await),
-            None => Observation::Internal(format!(
-                "image {} left the repository during the upgrade",
-                parent.spec.image
-            )),
-        },
-        DeviceAction::Poll(op, key) => Observation::Op(op, driver.poll(caller, op, &key).await),
     }
 }
 

@@ -5,44 +5,60 @@ pub mod connect;
 pub mod credentials;
 pub mod datapower;
 pub mod http;
-pub mod image_server;
 pub mod inventory;
+pub mod perform;
 pub mod redfish;
 pub mod upkeep;
 pub mod wire;
 
-use std::path::PathBuf;
+use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
+pub use crate::engine::firmware::observe::Phase;
+pub use crate::images::ImageRef;
+pub use connect::{DEFAULT_TIMEOUT, connect};
 pub use inventory::Inventory;
+pub use perform::{Hooks, perform};
 
-use crate::engine::firmware::observe::{
-    CallError, DomainStatus, Facts, ImageEntry, OpKind, OpStatus,
-};
+use crate::api::device::RedfishTarget;
+use crate::engine::firmware::observe::{CallError, DomainStatus, Facts, OpKind, OpStatus, Start};
+use credentials::Credentials;
+use http::{ClientError, TlsSettings};
 
-/// Why a call is made, passed to every driver call: drivers log it, adapters may audit it, and
-/// simulated devices use it to script behaviour "from the execution on".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Refreshing the Device's status.
-    Inventory,
-    /// Validating a task.
-    Validation,
-    /// Executing a task.
-    Execution,
+/// Everything a driver needs to reach one device.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// The management endpoint, e.g. `https://10.0.0.5:5554`.
+    pub address: String,
+    /// The credentials, when the device needs them.
+    pub credentials: Option<Credentials>,
+    /// How to verify the device's certificate.
+    pub tls: TlsSettings,
+    /// For Redfish: which system and component to update.
+    pub redfish: Option<RedfishTarget>,
+    /// Where the device can download images that upkeep serves (Redfish `ImageURI`), e.g.
+    /// `http://upkeep.upkeep-system.svc:8080/images`.
+    pub image_base_url: Option<String>,
+    /// The bound on one call.
+    pub timeout: Duration,
 }
 
-impl Phase {
-    /// The phase's name on the wire.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Inventory => "inventory",
-            Self::Validation => "validation",
-            Self::Execution => "execution",
-        }
-    }
+/// A driver cannot be built for the device.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The address is not a usable URL.
+    #[error("address {address:?} is not a usable URL: {reason}")]
+    Address {
+        /// The address.
+        address: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The HTTP client cannot be built (CA bundle, TLS).
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// Who calls a driver, and why.
@@ -52,18 +68,6 @@ pub struct Caller<'a> {
     pub task: Option<&'a str>,
     /// The phase of the work.
     pub phase: Phase,
-}
-
-/// An image to upload or install.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRef {
-    /// What the engine needs: name, size and catalog version.
-    pub entry: ImageEntry,
-    /// The SHA-256 of the image file (hex), when known: devices skip an upload whose bytes they
-    /// already hold.
-    pub sha256: Option<String>,
-    /// Where the bytes are, for drivers that send them.
-    pub path: Option<PathBuf>,
 }
 
 /// A device, as upkeep drives it. Every call is bounded in time by the driver; a device that does
@@ -81,12 +85,11 @@ pub trait DeviceDriver: Send + Sync {
         &'a self,
         caller: Caller<'a>,
     ) -> BoxFuture<'a, Result<DomainStatus, CallError>>;
-    /// Starts an operation (or reports the one already started with `key`).
+    /// Starts the operation `start` names (or reports the one already started with its key).
     fn start<'a>(
         &'a self,
         caller: Caller<'a>,
-        op: OpKind,
-        key: &'a str,
+        start: &'a Start,
         image: &'a ImageRef,
     ) -> BoxFuture<'a, OpStatus>;
     /// Reports how the operation started with `key` stands.

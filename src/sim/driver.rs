@@ -10,7 +10,7 @@ use super::fleet::{DeviceKey, FleetModel, Reply};
 use crate::clock::Clock;
 use crate::drivers::{Caller, DeviceDriver, ImageRef};
 use crate::engine::firmware::observe::{
-    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus,
+    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Start,
 };
 
 /// How long a call to a simulated device may take before it counts as unanswered, as a real
@@ -73,13 +73,17 @@ impl DeviceDriver for FleetDriver {
     fn start<'a>(
         &'a self,
         caller: Caller<'a>,
-        op: OpKind,
-        key: &'a str,
+        start: &'a Start,
         image: &'a ImageRef,
     ) -> BoxFuture<'a, OpStatus> {
-        let status = self
-            .model
-            .start(&self.device, caller, op, key, image, self.clock.now());
+        let status = self.model.start(
+            &self.device,
+            caller,
+            start.op,
+            &start.key,
+            image,
+            self.clock.now(),
+        );
         futures::future::ready(status).boxed()
     }
 

@@ -20,7 +20,7 @@ use crate::engine::firmware::observe::{
     CallError, Domain, DomainStatus, Facts, FaultKind, HookKind, ImageEntry, OpKind, OpStatus,
 };
 use crate::engine::size::parse_bytes;
-use crate::repository::StaticRepository;
+use crate::images::repository::StaticRepository;
 
 /// The namespace of devices and manifests that name none.
 pub const DEFAULT_NAMESPACE: &str = "default";

@@ -25,7 +25,7 @@ use crate::controller::context::Settings;
 use crate::controller::metrics::Metrics;
 use crate::controller::operator::{self, Parts};
 use crate::drivers::DeviceDriver;
-use crate::repository::StaticRepository;
+use crate::images::repository::StaticRepository;
 
 /// How often the runner looks whether everything ended (virtual time).
 const CHECK_INTERVAL: Duration = Duration::from_secs(10);

@@ -11,9 +11,9 @@ use upkeep::api::FirmwareUpgradeSpec;
 use upkeep::api::codes::FirmwareCode;
 use upkeep::api::firmware_upgrade::RestartSpec;
 use upkeep::drivers::DeviceDriver;
-use upkeep::drivers::connect::connect;
+use upkeep::drivers::connect;
 use upkeep::drivers::datapower::DatapowerDriver;
-use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
+use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus, Start};
 
 use crate::common::{caller, config, image, image_repository, run_task, serve};
 use replay::{Replay, Shared};
@@ -111,7 +111,12 @@ async fn upload_streams_the_image_as_base64_once() {
     let img = image(repo.as_ref(), IMAGE);
     let (replay, d) = appliance(&[]).await;
     assert_eq!(
-        d.start(caller(), OpKind::Upload, "t/upload", &img).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upload, "t/upload", "7.5.2.0"),
+            &img
+        )
+        .await,
         OpStatus::Done
     );
     {
@@ -131,7 +136,12 @@ async fn upload_streams_the_image_as_base64_once() {
     }
     // The same key: known, done, nothing sent again.
     assert_eq!(
-        d.start(caller(), OpKind::Upload, "t/upload", &img).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upload, "t/upload", "7.5.2.0"),
+            &img
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(replay.lock().unwrap().count("PUT", "/"), 1);
@@ -144,7 +154,12 @@ async fn upload_streams_the_image_as_base64_once() {
         OpStatus::Unknown
     );
     assert_eq!(
-        d.start(caller(), OpKind::Upload, "t/upload", &img).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upload, "t/upload", "7.5.2.0"),
+            &img
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(replay.lock().unwrap().count("PUT", "/"), 0);
@@ -157,7 +172,12 @@ async fn quiesce_waits_for_the_action_and_the_domains() {
     let (replay, d) = appliance(&[]).await;
     let key = "t/second-quiesce";
     assert_eq!(
-        d.start(caller(), OpKind::SecondQuiesce, key, &img).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::SecondQuiesce, key, "7.5.2.0"),
+            &img
+        )
+        .await,
         OpStatus::Running { retry_after: None }
     );
     assert!(replay.lock().unwrap().saw("\"QuiesceDP\":{\"timeout\":60}"));
@@ -251,7 +271,12 @@ async fn an_installed_primary_image_is_not_installed_again() {
     let img = image(repo.as_ref(), IMAGE);
     let (replay, d) = appliance(&["faults/firmware-status2-installed.json"]).await;
     assert!(matches!(
-        d.start(caller(), OpKind::Upgrade, "t/upgrade", &img).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upgrade, "t/upgrade", "7.5.2.0"),
+            &img
+        )
+        .await,
         OpStatus::Running { .. }
     ));
     assert!(!replay.lock().unwrap().saw("BootImage"));

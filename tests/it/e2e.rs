@@ -137,7 +137,9 @@ async fn a_firmware_upgrade_runs_end_to_end_on_a_real_cluster() {
     let parts = Parts {
         client: client.clone(),
         clock: Clock::system(),
-        repository: std::sync::Arc::new(upkeep::repository::DirRepository::new(images.path())),
+        repository: std::sync::Arc::new(upkeep::images::repository::DirRepository::new(
+            images.path(),
+        )),
         connections: std::sync::Arc::new(ClusterConnections::new(
             client.clone(),
             None,

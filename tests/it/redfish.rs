@@ -11,10 +11,10 @@ use upkeep::api::FirmwareUpgradeSpec;
 use upkeep::api::codes::FirmwareCode;
 use upkeep::api::device::RedfishTarget;
 use upkeep::drivers::DeviceDriver;
-use upkeep::drivers::connect::{DriverConfig, connect};
 use upkeep::drivers::credentials::Credentials;
 use upkeep::drivers::redfish::RedfishDriver;
-use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
+use upkeep::drivers::{DriverConfig, connect};
+use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus, Start};
 
 use crate::common::{caller, config, image, image_repository, run_task, serve};
 use fake::{Fake, Fault, Shared};
@@ -164,7 +164,13 @@ async fn simple_update_serves_the_image_and_follows_the_task_monitor() {
     let d = driver(&cfg);
     let bios = image(repo.as_ref(), "bios-2.5.0.bin");
 
-    let first = d.start(caller(), OpKind::Upload, "t/upload", &bios).await;
+    let first = d
+        .start(
+            caller(),
+            &Start::new(OpKind::Upload, "t/upload", "2.5.0"),
+            &bios,
+        )
+        .await;
     assert_eq!(
         first,
         OpStatus::Running {
@@ -188,7 +194,12 @@ async fn simple_update_serves_the_image_and_follows_the_task_monitor() {
     // The same key again reports the same operation (its task monitor, Running with the
     // Retry-After hint): no second update.
     assert_eq!(
-        d.start(caller(), OpKind::Upload, "t/upload", &bios).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upload, "t/upload", "2.5.0"),
+            &bios
+        )
+        .await,
         OpStatus::Running {
             retry_after: Some(SignedDuration::from_secs(2))
         }
@@ -206,7 +217,12 @@ async fn simple_update_serves_the_image_and_follows_the_task_monitor() {
 
     // Applied immediately: the upgrade waits for nothing more than the version.
     assert_eq!(
-        d.start(caller(), OpKind::Upgrade, "t/upgrade", &bios).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upgrade, "t/upgrade", "2.5.0"),
+            &bios
+        )
+        .await,
         OpStatus::Done
     );
     assert!(fake.lock().unwrap().resets.is_empty());
@@ -227,7 +243,12 @@ async fn multipart_push_on_reset_is_applied_by_the_upgrades_reset() {
     let bios = image(repo.as_ref(), "bios-2.5.0.bin");
 
     assert_eq!(
-        d.start(caller(), OpKind::Upload, "t/upload", &bios).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upload, "t/upload", "2.5.0"),
+            &bios
+        )
+        .await,
         OpStatus::Running { retry_after: None }
     );
     {
@@ -252,14 +273,24 @@ async fn multipart_push_on_reset_is_applied_by_the_upgrades_reset() {
 
     // The upgrade resets the system, which applies the image.
     assert_eq!(
-        d.start(caller(), OpKind::Upgrade, "t/upgrade", &bios).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upgrade, "t/upgrade", "2.5.0"),
+            &bios
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(fake.lock().unwrap().resets, vec!["GracefulRestart"]);
     assert_eq!(d.facts(caller()).await.unwrap().firmware, "2.5.0");
     // Starting it again does not reset again.
     assert_eq!(
-        d.start(caller(), OpKind::Upgrade, "t/upgrade", &bios).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Upgrade, "t/upgrade", "2.5.0"),
+            &bios
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(fake.lock().unwrap().resets.len(), 1);
@@ -282,7 +313,7 @@ async fn the_engine_brings_the_fake_to_the_new_version_with_success() {
     };
     let run = run_task(
         &d,
-        DeviceFamily::Generic,
+        DeviceFamily::Server,
         &spec,
         &image(repo.as_ref(), "bmc-5.20.bin"),
     )
@@ -329,7 +360,7 @@ async fn a_failed_task_fails_the_operation_with_its_messages() {
         image: "bios-2.5.0.bin".into(),
         ..FirmwareUpgradeSpec::default()
     };
-    let run = run_task(&d, DeviceFamily::Generic, &spec, &bios).await;
+    let run = run_task(&d, DeviceFamily::Server, &spec, &bios).await;
     assert_eq!(run.state.code, FirmwareCode::ExecutionUploadImageError);
     assert!(
         run.state
@@ -355,7 +386,11 @@ async fn an_unknown_key_adopts_the_running_update_instead_of_starting_another() 
     let before = driver(&cfg);
     assert!(matches!(
         before
-            .start(caller(), OpKind::Upload, "t/upload", &bios)
+            .start(
+                caller(),
+                &Start::new(OpKind::Upload, "t/upload", "2.5.0"),
+                &bios
+            )
             .await,
         OpStatus::Running { .. }
     ));
@@ -370,7 +405,11 @@ async fn an_unknown_key_adopts_the_running_update_instead_of_starting_another() 
     let other = driver(&cfg);
     assert!(matches!(
         other
-            .start(caller(), OpKind::Upload, "t/upload", &bios)
+            .start(
+                caller(),
+                &Start::new(OpKind::Upload, "t/upload", "2.5.0"),
+                &bios
+            )
             .await,
         OpStatus::Running { .. }
     ));
@@ -391,8 +430,12 @@ async fn an_unknown_key_adopts_the_running_update_instead_of_starting_another() 
     // With the version in place, an unknown upload key is done without a new update.
     let late = driver(&cfg);
     assert_eq!(
-        late.start(caller(), OpKind::Upload, "t/upload", &bios)
-            .await,
+        late.start(
+            caller(),
+            &Start::new(OpKind::Upload, "t/upload", "2.5.0"),
+            &bios
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(fake.lock().unwrap().updates.len(), 1);
@@ -412,7 +455,11 @@ async fn an_unknown_key_adopts_the_running_update_instead_of_starting_another() 
         OpKind::SecondQuiesce,
         OpKind::Unquiesce,
     ] {
-        assert_eq!(late.start(caller(), op, "q", &bios).await, OpStatus::Done);
+        assert_eq!(
+            late.start(caller(), &Start::new(op, "q", "2.5.0"), &bios)
+                .await,
+            OpStatus::Done
+        );
         assert_eq!(late.poll(caller(), op, "q").await, OpStatus::Done);
     }
 }
@@ -431,7 +478,12 @@ async fn restart_resets_the_system_gracefully() {
         path: None,
     };
     assert_eq!(
-        d.start(caller(), OpKind::Restart, "t/restart", &bios).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Restart, "t/restart", "2.5.0"),
+            &bios
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(

@@ -16,7 +16,7 @@ use upkeep::api::codes::FirmwareCode;
 use upkeep::api::device::RedfishTarget;
 use upkeep::drivers::DeviceDriver;
 use upkeep::drivers::redfish::RedfishDriver;
-use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus};
+use upkeep::engine::firmware::observe::{DeviceFamily, FaultKind, OpKind, OpStatus, Start};
 
 use crate::common::sushy::Sushy;
 use crate::common::{caller, config, image, image_repository, run_task};
@@ -74,7 +74,12 @@ async fn restart_resets_the_libvirt_domain() {
     let d = RedfishDriver::new(&config(&sushy.url)).unwrap();
     let bios = image(repo.as_ref(), "bios-1.1.0.bin");
     assert_eq!(
-        d.start(caller(), OpKind::Restart, "t/restart", &bios).await,
+        d.start(
+            caller(),
+            &Start::new(OpKind::Restart, "t/restart", "1.1.0"),
+            &bios
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(
@@ -105,7 +110,7 @@ async fn the_engine_brings_a_sushy_system_to_the_new_bios_version_with_success()
     };
     let run = run_task(
         &d,
-        DeviceFamily::Generic,
+        DeviceFamily::Server,
         &spec,
         &image(repo.as_ref(), "bios-1.1.0.bin"),
     )
@@ -133,7 +138,7 @@ async fn the_engine_brings_a_sushy_system_to_the_new_bios_version_with_success()
     // Running it again: the device already runs 1.1.0.
     let again = run_task(
         &d,
-        DeviceFamily::Generic,
+        DeviceFamily::Server,
         &spec,
         &image(repo.as_ref(), "bios-1.1.0.bin"),
     )
@@ -163,7 +168,7 @@ async fn sushy_refuses_a_bmc_update_with_a_redfish_error() {
     };
     let run = run_task(
         &d,
-        DeviceFamily::Generic,
+        DeviceFamily::Server,
         &spec,
         &image(repo.as_ref(), "bmc-1.01.bin"),
     )

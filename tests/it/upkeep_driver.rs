@@ -6,17 +6,19 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use upkeep::api::device::DriverKind;
-use upkeep::drivers::connect::{ConnectError, DriverConfig, connect};
 use upkeep::drivers::credentials::Credentials;
 use upkeep::drivers::http::TlsSettings;
 use upkeep::drivers::{Caller, DeviceDriver, ImageRef, Phase};
-use upkeep::engine::firmware::observe::{CallError, FaultKind, OpKind, OpStatus};
-use upkeep::repository::{DirRepository, ImageRepository as _};
+use upkeep::drivers::{ConnectError, DriverConfig, connect};
+use upkeep::engine::firmware::observe::{CallError, FaultKind, OpKind, OpStatus, Start};
+use upkeep::images::repository::{DirRepository, ImageRepository as _};
 use upkeep::sim::devicesim::{self, Options, Running, tls};
 use upkeep::sim::fleet::Fleet;
 
 const IMAGE: &str = "idg7519.oradco.scrypt4";
 const IMAGE_SIZE: usize = 48 << 10;
+/// The version [`IMAGE`] installs, as the engine passes it in every start.
+const TARGET: &str = "7.5.1.9";
 const QUICK: &str = "{ quiesce: 1s, unquiesce: 1s, restart: 1s, upgrade: 1s, uploadRate: 8Mi }";
 
 const VALIDATING: Caller<'static> = Caller {
@@ -133,12 +135,18 @@ async fn run_step(driver: &dyn DeviceDriver, step: &str, image: &ImageRef) -> Ou
             let op = op_of(step).unwrap();
             if op != OpKind::Upload {
                 let uploaded = driver
-                    .start(EXECUTING, OpKind::Upload, "k/upload", image)
+                    .start(
+                        EXECUTING,
+                        &Start::new(OpKind::Upload, "k/upload", TARGET),
+                        image,
+                    )
                     .await;
                 assert_eq!(uploaded, OpStatus::Done, "{step}: uploading first");
             }
             let key = format!("k/{step}");
-            let start = driver.start(EXECUTING, op, &key, image).await;
+            let start = driver
+                .start(EXECUTING, &Start::new(op, &key, TARGET), image)
+                .await;
             let poll = driver.poll(EXECUTING, op, &key).await;
             Outcome::Operation { start, poll }
         }
@@ -409,10 +417,18 @@ async fn an_operation_key_starts_an_operation_once() {
 
     // A quiesce started twice with one key is one quiesce.
     let first = dp1
-        .start(EXECUTING, OpKind::SecondQuiesce, "k/q", &image)
+        .start(
+            EXECUTING,
+            &Start::new(OpKind::SecondQuiesce, "k/q", TARGET),
+            &image,
+        )
         .await;
     let again = dp1
-        .start(EXECUTING, OpKind::SecondQuiesce, "k/q", &image)
+        .start(
+            EXECUTING,
+            &Start::new(OpKind::SecondQuiesce, "k/q", TARGET),
+            &image,
+        )
         .await;
     assert!(
         matches!(
@@ -433,21 +449,39 @@ async fn an_operation_key_starts_an_operation_once() {
         "{again:?}"
     );
     // A key names one kind of operation.
-    let other = dp1.start(EXECUTING, OpKind::Unquiesce, "k/q", &image).await;
+    let other = dp1
+        .start(
+            EXECUTING,
+            &Start::new(OpKind::Unquiesce, "k/q", TARGET),
+            &image,
+        )
+        .await;
     assert_eq!(failed_kind(&other), Some(FaultKind::Error), "{other:?}");
 
     assert_eq!(
-        dp1.start(EXECUTING, OpKind::Upload, "k/upload", &image)
-            .await,
+        dp1.start(
+            EXECUTING,
+            &Start::new(OpKind::Upload, "k/upload", TARGET),
+            &image
+        )
+        .await,
         OpStatus::Done
     );
     let started = dp1
-        .start(EXECUTING, OpKind::Upgrade, "k/upgrade", &image)
+        .start(
+            EXECUTING,
+            &Start::new(OpKind::Upgrade, "k/upgrade", TARGET),
+            &image,
+        )
         .await;
     assert!(matches!(started, OpStatus::Running { .. }), "{started:?}");
     // Starting again while the device restarts into the image: no answer, and no second start.
     let again = dp1
-        .start(EXECUTING, OpKind::Upgrade, "k/upgrade", &image)
+        .start(
+            EXECUTING,
+            &Start::new(OpKind::Upgrade, "k/upgrade", TARGET),
+            &image,
+        )
         .await;
     assert_eq!(
         failed_kind(&again),
@@ -473,8 +507,12 @@ async fn an_operation_key_starts_an_operation_once() {
     }
     // Once done, the same key reports the finished upgrade.
     assert_eq!(
-        dp1.start(EXECUTING, OpKind::Upgrade, "k/upgrade", &image)
-            .await,
+        dp1.start(
+            EXECUTING,
+            &Start::new(OpKind::Upgrade, "k/upgrade", TARGET),
+            &image
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(sim.sim().model().upgrade_starts(&key("dp-1")), 1);
@@ -492,8 +530,12 @@ async fn an_image_the_device_holds_is_not_sent_again() {
     let dp1 = driver(&sim, "dp-1");
     let started = Instant::now();
     assert_eq!(
-        dp1.start(EXECUTING, OpKind::Upload, "a/upload", &image)
-            .await,
+        dp1.start(
+            EXECUTING,
+            &Start::new(OpKind::Upload, "a/upload", TARGET),
+            &image
+        )
+        .await,
         OpStatus::Done
     );
     // 48Ki at 1Mi/s: the transfer takes its time.
@@ -510,8 +552,12 @@ async fn an_image_the_device_holds_is_not_sent_again() {
 
     // Another task's upload of the same image: nothing is sent.
     assert_eq!(
-        dp1.start(EXECUTING, OpKind::Upload, "b/upload", &image)
-            .await,
+        dp1.start(
+            EXECUTING,
+            &Start::new(OpKind::Upload, "b/upload", TARGET),
+            &image
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(sim.sim().bytes_received(&key("dp-1")), IMAGE_SIZE as u64);
@@ -524,8 +570,12 @@ async fn an_image_the_device_holds_is_not_sent_again() {
         .unwrap();
     assert_ne!(changed.sha256, image.sha256);
     assert_eq!(
-        dp1.start(EXECUTING, OpKind::Upload, "c/upload", &changed)
-            .await,
+        dp1.start(
+            EXECUTING,
+            &Start::new(OpKind::Upload, "c/upload", TARGET),
+            &changed
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(
@@ -585,8 +635,12 @@ async fn a_broken_upload_resumes_where_it_stopped() {
     // The driver sends the rest only.
     let dp1 = driver(&sim, "dp-1");
     assert_eq!(
-        dp1.start(EXECUTING, OpKind::Upload, "k/upload", &image)
-            .await,
+        dp1.start(
+            EXECUTING,
+            &Start::new(OpKind::Upload, "k/upload", TARGET),
+            &image
+        )
+        .await,
         OpStatus::Done
     );
     assert_eq!(sim.sim().bytes_received(&key("dp-1")), IMAGE_SIZE as u64);
@@ -676,13 +730,21 @@ fn credentials_never_reach_the_logs() {
             .unwrap();
             assert!(dp1.facts(VALIDATING).await.is_ok());
             assert_eq!(
-                dp1.start(EXECUTING, OpKind::Upload, "k/upload", &image)
-                    .await,
+                dp1.start(
+                    EXECUTING,
+                    &Start::new(OpKind::Upload, "k/upload", TARGET),
+                    &image
+                )
+                .await,
                 OpStatus::Done
             );
             assert!(matches!(
-                dp1.start(EXECUTING, OpKind::SecondQuiesce, "k/q", &image)
-                    .await,
+                dp1.start(
+                    EXECUTING,
+                    &Start::new(OpKind::SecondQuiesce, "k/q", TARGET),
+                    &image
+                )
+                .await,
                 OpStatus::Running { .. }
             ));
             let rejected = connect(

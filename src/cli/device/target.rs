@@ -6,13 +6,13 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::Connection;
-use crate::api::device::{Device, DriverKind};
+use crate::api::device::Device;
 use crate::check::check_text;
 use crate::cli::Error;
 use crate::drivers::DeviceDriver;
-use crate::drivers::connect::{DriverConfig, connect};
 use crate::drivers::credentials::Credentials;
 use crate::drivers::http::TlsSettings;
+use crate::drivers::{DriverConfig, connect};
 use crate::engine::firmware::observe::DeviceFamily;
 use crate::sim::fleet::DEFAULT_NAMESPACE;
 
@@ -63,10 +63,7 @@ pub fn open(connection: &Connection, image_base_url: Option<String>) -> Result<T
     };
     let driver =
         connect(spec.driver, config).map_err(|e| Error::Usage(format!("Device {id}: {e}")))?;
-    let family = match spec.driver {
-        DriverKind::Upkeep | DriverKind::Datapower => DeviceFamily::Appliance,
-        DriverKind::Redfish => DeviceFamily::Generic,
-    };
+    let family = spec.family();
     Ok(Target {
         id,
         address: spec.address.clone(),

@@ -21,12 +21,16 @@ use crate::api::common::{GoDuration, TargetSelector};
 use crate::api::firmware_upgrade::RestartSpec;
 use crate::cli::{Error, logging};
 use crate::clock::Clock;
-use crate::drivers::{Caller, ImageRef, Phase, image_server};
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+
+use crate::drivers::{Caller, Hooks, ImageRef, perform};
 use crate::engine::firmware::machine::Context;
-use crate::engine::firmware::observe::{Action, Observation};
+use crate::engine::firmware::observe::{HookKind, HookStatus, Observation};
 use crate::engine::firmware::state::TaskState;
 use crate::engine::firmware::validation::Readings;
-use crate::repository::{DirRepository, ImageRepository as _};
+use crate::images::repository::{DirRepository, ImageRepository as _};
+use crate::images::server;
 
 /// Arguments of `upkeep device upgrade`. The spec options are those of a FirmwareUpgrade, with
 /// its defaults.
@@ -172,7 +176,7 @@ fn serve_images(
         let _entered = runtime.enter();
         tokio::net::TcpListener::from_std(listener).map_err(io)?
     };
-    runtime.spawn(async move { axum::serve(listener, image_server::router(repository)).await });
+    runtime.spawn(async move { axum::serve(listener, server::router(repository)).await });
     Ok(format!("http://{local}/images"))
 }
 
@@ -215,17 +219,21 @@ async fn execute(
             printer.print(&state);
             continue;
         }
-        let phase = if state.started_at.is_some() {
-            Phase::Execution
-        } else {
-            Phase::Validation
-        };
         let caller = Caller {
             task: Some(&task),
-            phase,
+            phase: state.call_phase(),
         };
         input = match (step.action, step.wake_at) {
-            (Some(action), _) => Some(perform(target, caller, action, image.as_ref()).await),
+            (Some(action), _) => Some(
+                perform(
+                    target.driver.as_ref(),
+                    caller,
+                    image.as_ref(),
+                    &NoHooks,
+                    action,
+                )
+                .await,
+            ),
             (None, Some(at)) => {
                 tokio::time::sleep(clock.until(at)).await;
                 None
@@ -245,30 +253,16 @@ async fn execute(
     state.code
 }
 
-/// Performs one action of the engine with the device's driver.
-async fn perform(
-    target: &Target,
-    caller: Caller<'_>,
-    action: Action,
-    image: Option<&ImageRef>,
-) -> Observation {
-    let driver = &target.driver;
-    match action {
-        Action::ReadFacts => Observation::Facts(driver.facts(caller).await),
-        Action::ReadLicenses => Observation::Licenses(driver.licenses(caller).await),
-        Action::ReadDomainStatus => Observation::DomainStatus(driver.domain_status(caller).await),
-        Action::Hook(kind) => Observation::Internal(format!(
+/// A command line has no cluster, so no hook Jobs.
+struct NoHooks;
+
+impl Hooks for NoHooks {
+    fn status(&self, kind: HookKind) -> BoxFuture<'_, Result<HookStatus, String>> {
+        futures::future::ready(Err(format!(
             "the {} hook needs a cluster; hooks are not supported by `upkeep device upgrade`",
             kind.as_str()
-        )),
-        Action::Start(op, key) => match image {
-            Some(image) => Observation::Op(op, driver.start(caller, op, &key, image).await),
-            None => Observation::Internal(format!(
-                "{} needs the image, which the repository does not hold",
-                op.as_str()
-            )),
-        },
-        Action::Poll(op, key) => Observation::Op(op, driver.poll(caller, op, &key).await),
+        )))
+        .boxed()
     }
 }
 

@@ -8,11 +8,11 @@
 //!   FirmwareInventory member id) from the UpdateService's FirmwareInventory, falling back to the
 //!   system's `BiosVersion` for `BIOS` and the Manager's `FirmwareVersion` for `BMC`.
 //! - **licenses / domain status**: Redfish has neither: an empty list, and no domains with no
-//!   unsaved changes. The engine does not ask for them for [`DeviceFamily::Generic`] devices.
+//!   unsaved changes. The engine does not ask for them for [`DeviceFamily::Server`] devices.
 //! - **upload**: with a `MultipartHttpPushUri`, a multipart push of the image (`UpdateParameters`
 //!   with `Targets` and `@Redfish.OperationApplyTime: OnReset` where supported, then
 //!   `UpdateFile`); otherwise `UpdateService.SimpleUpdate` with `ImageURI =
-//!   {image_base_url}/{image}` (served by [`crate::drivers::image_server`]), `TransferProtocol`
+//!   {image_base_url}/{image}` (served by [`crate::images::server`]), `TransferProtocol`
 //!   when the service lists it, and `OnReset` where supported.
 //! - **upgrade**: applies what the upload staged: a `ComputerSystem.Reset` when the update waits
 //!   for a reset (`OnReset`), else waiting for the update task; then, either way, waiting until
@@ -44,18 +44,15 @@ use tracing::Instrument as _;
 
 use self::client::{Answer, Client, text};
 use self::service::{ApplyTime, Component, Root, System, TaskPoll, UpdateMethod};
-use super::connect::{ConnectError, DriverConfig};
 use super::{Caller, DeviceDriver, ImageRef};
+use super::{ConnectError, DriverConfig};
 use crate::engine::firmware::observe::{
-    CallError, DeviceFamily, DomainStatus, Facts, FaultKind, OpKind, OpStatus,
+    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Start,
 };
 use crate::engine::firmware::version::same_version;
 
 /// The component updated when the Device names none.
 pub const DEFAULT_COMPONENT: &str = "BIOS";
-
-/// How devices driven by Redfish are validated and executed.
-pub const FAMILY: DeviceFamily = DeviceFamily::Generic;
 
 /// How soon to look again while waiting for a reset to bring the new version up.
 const VERSION_POLL: SignedDuration = SignedDuration::from_secs(15);
@@ -317,7 +314,10 @@ impl RedfishDriver {
         }
     }
 
-    async fn start_op(&self, op: OpKind, key: &str, image: &ImageRef) -> OpStatus {
+    async fn start_op(&self, start: &Start, image: &ImageRef) -> OpStatus {
+        let (op, key) = (start.op, start.key.as_str());
+        // The version the engine validated; empty only before validation.
+        let target = Some(start.target_version.as_str()).filter(|t| !t.is_empty());
         if matches!(
             op,
             OpKind::FirstQuiesce | OpKind::SecondQuiesce | OpKind::Unquiesce
@@ -330,8 +330,8 @@ impl RedfishDriver {
         }
         let started = match op {
             OpKind::Restart => self.restart(key).await,
-            OpKind::Upload => self.upload(key, image).await,
-            _ => self.upgrade(key, image).await,
+            OpKind::Upload => self.upload(key, image, target).await,
+            _ => self.upgrade(key, image, target).await,
         };
         started.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "starting the operation failed");
@@ -427,13 +427,18 @@ impl RedfishDriver {
         Ok(self.started(key, &answer).1)
     }
 
-    async fn upload(&self, key: &str, image: &ImageRef) -> Result<OpStatus, CallError> {
+    async fn upload(
+        &self,
+        key: &str,
+        image: &ImageRef,
+        target: Option<&str>,
+    ) -> Result<OpStatus, CallError> {
         let root = self.root().await?;
         let system = self.system(&root).await?;
         let update = self.update_service(&root).await?;
         let component = self.component(&system, &update).await?;
         let name = image.entry.name.as_str();
-        if let Some(target) = &image.entry.catalog_version
+        if let Some(target) = target
             && same_version(&component.version, target)
         {
             tracing::info!(version = %target, "the component already runs the image's version");
@@ -574,8 +579,13 @@ impl RedfishDriver {
         self.client.post(action, &body).await
     }
 
-    async fn upgrade(&self, key: &str, image: &ImageRef) -> Result<OpStatus, CallError> {
-        let target = image.entry.catalog_version.clone();
+    async fn upgrade(
+        &self,
+        key: &str,
+        image: &ImageRef,
+        target: Option<&str>,
+    ) -> Result<OpStatus, CallError> {
+        let target = target.map(str::to_string);
         let staged = lock(&self.staged).get(&image.entry.name).cloned();
         let root = self.root().await?;
         let system = self.system(&root).await?;
@@ -664,12 +674,11 @@ impl DeviceDriver for RedfishDriver {
     fn start<'a>(
         &'a self,
         caller: Caller<'a>,
-        op: OpKind,
-        key: &'a str,
+        start: &'a Start,
         image: &'a ImageRef,
     ) -> BoxFuture<'a, OpStatus> {
-        let span = self.span(op.as_str(), caller, Some(key));
-        self.start_op(op, key, image).instrument(span).boxed()
+        let span = self.span(start.op.as_str(), caller, Some(&start.key));
+        self.start_op(start, image).instrument(span).boxed()
     }
 
     fn poll<'a>(&'a self, caller: Caller<'a>, op: OpKind, key: &'a str) -> BoxFuture<'a, OpStatus> {

@@ -40,7 +40,7 @@ const EXECUTING: Caller<'static> = Caller {
 };
 
 fn image(fleet: &Fleet) -> ImageRef {
-    use crate::repository::ImageRepository as _;
+    use crate::images::repository::ImageRepository as _;
     fleet
         .repository()
         .lookup("idg7519.oradco.scrypt4")

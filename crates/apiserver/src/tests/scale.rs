@@ -63,8 +63,9 @@ async fn ten_thousand_objects_create_list_watch() {
         eprintln!(
             "{OBJECTS} objects: create {created:?}, 2 lists {listed:?}, watch + reflector {watched:?}, total {total:?}"
         );
+        // How long this takes is measured by `cargo bench --bench fleet`, not asserted here: a
+        // wall-clock bound fails on a loaded machine without saying anything about the server.
         assert_eq!(server.write_counts().creates, OBJECTS as u64);
-        assert!(total < Duration::from_secs(20), "{total:?}");
     })
     .await;
 }

@@ -5,9 +5,50 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::api::upgrade_task::TaskResult;
+/// How a task ended, or that it has not ended yet.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+pub enum TaskResult {
+    /// Not ended yet.
+    #[default]
+    InProgress,
+    /// Ended successfully.
+    Succeeded,
+    /// Ended in a failure.
+    Failed,
+    /// Did not run: nothing to do, or the target was not there or not available.
+    Skipped,
+    /// Did not run, or was stopped, by a rule (window, waiting time, error policy, blackout).
+    Canceled,
+}
+
+impl TaskResult {
+    /// The name Kubernetes users see.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "InProgress",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Skipped => "Skipped",
+            Self::Canceled => "Canceled",
+        }
+    }
+}
 
 /// The resource family a code belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -225,6 +266,20 @@ impl FirmwareCode {
     /// Whether a task with this code has ended for good.
     pub const fn is_terminal(self) -> bool {
         !matches!(self.result(), TaskResult::InProgress)
+    }
+
+    /// Whether a task with this code has not started: it is validating or queued. The rollout
+    /// may still end it without running (waiting limit, window, error policy).
+    pub const fn is_unstarted(self) -> bool {
+        matches!(
+            self,
+            Self::WaitingForPreValidation | Self::ReadyForExecution
+        )
+    }
+
+    /// Whether a task with this code left the queue and has not ended: it holds a rollout slot.
+    pub fn is_executing(self) -> bool {
+        self.stage() == Stage::Execution && !self.is_terminal()
     }
 
     /// Whether the code is a failure under the error policy: every terminal code but `SUCCESS`

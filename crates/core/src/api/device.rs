@@ -22,6 +22,29 @@ pub enum DriverKind {
     Datapower,
 }
 
+/// How a device's images are validated and its upgrade driven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum DeviceFamily {
+    /// Appliances of the IDG / XB62 / XI52 / XG45 family: the image name rules, licenses, free
+    /// space, domain checks and quiesces.
+    Appliance,
+    /// Servers (Redfish): the image's version comes from the repository's catalog; the
+    /// appliance-only checks do not apply.
+    Server,
+    /// Network elements: validated like servers, by the catalog's version.
+    NetworkElement,
+}
+
+impl DriverKind {
+    /// The family a device driven by this driver belongs to unless its spec says otherwise.
+    pub const fn family(self) -> DeviceFamily {
+        match self {
+            Self::Upkeep | Self::Datapower => DeviceFamily::Appliance,
+            Self::Redfish => DeviceFamily::Server,
+        }
+    }
+}
+
 /// How to verify the device's TLS certificate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -112,6 +135,17 @@ pub struct DeviceSpec {
     /// For `driver: redfish`: which system and component to update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redfish: Option<RedfishTarget>,
+    /// `Appliance`, `Server` or `NetworkElement`: how images are validated. Default from the
+    /// driver: `redfish` → Server, `upkeep` and `datapower` → Appliance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<DeviceFamily>,
+}
+
+impl DeviceSpec {
+    /// The device's family: the spec's, else its driver's.
+    pub fn family(&self) -> DeviceFamily {
+        self.family.unwrap_or(self.driver.family())
+    }
 }
 
 /// Free space per file system.

@@ -6,7 +6,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::codes::FirmwareCode;
+use super::codes::FirmwareCode;
+pub use super::codes::TaskResult;
 
 /// Label on every task: the kind of its parent.
 pub const LABEL_PARENT_KIND: &str = "upkeep.dev/parent-kind";
@@ -32,48 +33,6 @@ impl ParentKind {
         match self {
             Self::FirmwareUpgrade => "FirmwareUpgrade",
             Self::PatchJob => "PatchJob",
-        }
-    }
-}
-
-/// How a task ended, or that it has not ended yet.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-)]
-pub enum TaskResult {
-    /// Not ended yet.
-    #[default]
-    InProgress,
-    /// Ended successfully.
-    Succeeded,
-    /// Ended in a failure.
-    Failed,
-    /// Did not run: nothing to do, or the target was not there or not available.
-    Skipped,
-    /// Did not run, or was stopped, by a rule (window, waiting time, error policy, blackout).
-    Canceled,
-}
-
-impl TaskResult {
-    /// The name Kubernetes users see.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InProgress => "InProgress",
-            Self::Succeeded => "Succeeded",
-            Self::Failed => "Failed",
-            Self::Skipped => "Skipped",
-            Self::Canceled => "Canceled",
         }
     }
 }

@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::observe::{
     Action, CallError, DeviceFamily, FaultKind, HookKind, HookStatus, ImageEntry, Observation,
-    OpKind, OpStatus,
+    OpKind, OpStatus, Start,
 };
 use super::state::TaskState;
 use super::validation::{Readings, Subject, Verdict, validate};
@@ -557,7 +557,7 @@ impl TaskState {
             self.progress.quiesced = true;
         }
         self.enter(spec.started, spec.started.description(), now);
-        let action = Action::Start(op, self.op_key(ctx, op));
+        let action = self.start(ctx, op);
         if spec.persist_first {
             Step::act_after_persist(action)
         } else {
@@ -567,6 +567,12 @@ impl TaskState {
 
     fn op_key(&self, ctx: &Context<'_>, op: OpKind) -> String {
         format!("{}/{}", ctx.task, op.as_str())
+    }
+
+    /// The action that starts `op` (or reports it, when the device already has it).
+    fn start(&self, ctx: &Context<'_>, op: OpKind) -> Action {
+        let target = self.progress.target_version.clone().unwrap_or_default();
+        Action::Start(Start::new(op, self.op_key(ctx, op), target))
     }
 
     fn operation(
@@ -598,7 +604,7 @@ impl TaskState {
                 return if self.progress.acknowledged {
                     Step::act(Action::Poll(op, key))
                 } else {
-                    Step::act(Action::Start(op, key))
+                    Step::act(self.start(ctx, op))
                 };
             }
             Some(Observation::Op(kind, status)) if kind == op => status,
@@ -626,14 +632,14 @@ impl TaskState {
                 self.acknowledge(spec.started, spec.waiting, now);
                 self.op_done(ctx, op, now)
             }
-            OpStatus::Unknown if !self.progress.acknowledged => Step::act(Action::Start(op, key)),
+            OpStatus::Unknown if !self.progress.acknowledged => Step::act(self.start(ctx, op)),
             // The device lost track of an operation it had acknowledged: it restarted. A restart
             // is then done; an upgrade is judged by the version the device reports; idempotent
             // operations are simply requested again.
             OpStatus::Unknown => match op {
                 OpKind::Restart => self.op_done(ctx, op, now),
                 OpKind::Upgrade => Step::act(Action::ReadFacts),
-                _ => Step::act(Action::Start(op, key)),
+                _ => Step::act(self.start(ctx, op)),
             },
             OpStatus::Failed(error) => match (spec.fault)(error.kind) {
                 Some(code) => {
@@ -839,8 +845,7 @@ impl TaskState {
     }
 
     fn internal_failure(&mut self, ctx: &Context<'_>, detail: &str, now: Timestamp) -> Step {
-        let validating = matches!(self.code, WaitingForPreValidation | ReadyForExecution);
-        if validating {
+        if self.code.is_unstarted() {
             let code = ValidationInternalException;
             let incident = Self::incident(code, ctx.task, now);
             self.end(

@@ -5,6 +5,29 @@ use std::fmt;
 
 use jiff::SignedDuration;
 
+/// Why a call is made, passed to every driver call: drivers log it, adapters may audit it, and
+/// simulated devices use it to script behaviour "from the execution on".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Refreshing the Device's status.
+    Inventory,
+    /// Validating a task.
+    Validation,
+    /// Executing a task.
+    Execution,
+}
+
+impl Phase {
+    /// The phase's name on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Inventory => "inventory",
+            Self::Validation => "validation",
+            Self::Execution => "execution",
+        }
+    }
+}
+
 /// How a call to a device went wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultKind {
@@ -90,15 +113,7 @@ pub struct ImageEntry {
     pub catalog_version: Option<String>,
 }
 
-/// How the device is driven: appliances get the full appliance validation and quiesces; other
-/// devices (Redfish servers) get the generic checks only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceFamily {
-    /// Appliances of the IDG / XB62 / XI52 / XG45 family (upkeep and datapower drivers).
-    Appliance,
-    /// Anything else (the redfish driver): exists, identical-version and downgrade checks only.
-    Generic,
-}
+pub use crate::api::device::DeviceFamily;
 
 /// A hook Job of the FirmwareUpgrade.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -193,9 +208,32 @@ pub enum Action {
     Hook(HookKind),
     /// Start an operation with an idempotency key: a device that already has an operation with
     /// this key reports that one instead of starting another.
-    Start(OpKind, String),
+    Start(Start),
     /// Ask how the operation with this key stands.
     Poll(OpKind, String),
+}
+
+/// What starting an operation needs: which one, its idempotency key, and the version the
+/// upgrade installs as validation found it (drivers never work it out again).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Start {
+    /// The operation.
+    pub op: OpKind,
+    /// The idempotency key: starting again with it reports the operation already started.
+    pub key: String,
+    /// The version the image installs (empty before validation has found it).
+    pub target_version: String,
+}
+
+impl Start {
+    /// A start of `op` with `key`, towards `target_version`.
+    pub fn new(op: OpKind, key: impl Into<String>, target_version: impl Into<String>) -> Self {
+        Self {
+            op,
+            key: key.into(),
+            target_version: target_version.into(),
+        }
+    }
 }
 
 /// The answer to an [`Action`].

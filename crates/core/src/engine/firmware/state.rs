@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use uuid::Uuid;
 
+use super::observe::Phase;
 use crate::api::codes::{FirmwareCode, UnknownCode};
 use crate::api::upgrade_task::{
     FirmwareProgress, HistoryEntry, PendingOutcome, TaskResult, UpgradeTaskStatus,
@@ -118,12 +119,18 @@ impl TaskState {
         message: impl Into<String>,
         now: Timestamp,
     ) {
-        let unstarted = matches!(
-            self.code,
-            FirmwareCode::WaitingForPreValidation | FirmwareCode::ReadyForExecution
-        );
-        if unstarted {
+        if self.code.is_unstarted() {
             self.end(code, message, None, now);
+        }
+    }
+
+    /// Why calls to the device are made now: to validate the task until it starts, to execute
+    /// it afterwards.
+    pub fn call_phase(&self) -> Phase {
+        if self.code.is_unstarted() {
+            Phase::Validation
+        } else {
+            Phase::Execution
         }
     }
 

@@ -67,7 +67,7 @@ fn a_device_that_forgets_its_operations_on_reboot_is_judged_by_what_it_reports()
 #[test]
 fn redfish_devices_skip_the_appliance_checks_and_quiesces() {
     let mut world = World::single();
-    world.family = DeviceFamily::Generic;
+    world.family = DeviceFamily::Server;
     world.spec.image = "bios-2.4.bin".into();
     world.spec.first_quiesce = true;
     world.image = Some(ImageEntry {
@@ -99,7 +99,7 @@ fn redfish_devices_skip_the_appliance_checks_and_quiesces() {
 /// A Redfish server that runs `current` and is offered an image the catalog calls `offered`.
 fn server(current: &str, offered: &str) -> World {
     let mut world = World::single();
-    world.family = DeviceFamily::Generic;
+    world.family = DeviceFamily::Server;
     world.spec.image = "bios.bin".into();
     world.image = Some(ImageEntry {
         name: "bios.bin".into(),
@@ -153,7 +153,7 @@ fn appliances_that_report_a_text_firmware_fail_validation() {
 #[test]
 fn an_uncataloged_generic_image_has_no_version_to_check() {
     let mut world = World::single();
-    world.family = DeviceFamily::Generic;
+    world.family = DeviceFamily::Server;
     world.image = Some(ImageEntry {
         name: "bios.bin".into(),
         size: 1,

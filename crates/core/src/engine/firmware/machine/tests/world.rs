@@ -145,7 +145,7 @@ impl Device {
             Action::ReadFacts => Spot::Facts,
             Action::ReadLicenses => Spot::Licenses,
             Action::ReadDomainStatus => Spot::DomainStatus,
-            Action::Start(op, _) | Action::Poll(op, _) => Spot::Op(*op),
+            Action::Start(Start { op, .. }) | Action::Poll(op, _) => Spot::Op(*op),
             Action::Hook(_) => Spot::Facts,
         };
         if self.internal_at == Some(spot) && !matches!(action, Action::Hook(_)) {
@@ -175,7 +175,7 @@ impl Device {
                 };
                 Observation::Hook(*kind, status)
             }
-            Action::Start(op, key) => {
+            Action::Start(Start { op, key, .. }) => {
                 if let Some(Fault::Answer(kind)) = self.fault(spot) {
                     return Observation::Op(
                         *op,

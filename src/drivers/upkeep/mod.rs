@@ -21,11 +21,11 @@ use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use tracing::{Instrument as _, debug, info_span, warn};
 
-use super::connect::{ConnectError, DriverConfig};
 use super::credentials::Credentials;
 use super::{Caller, DeviceDriver, ImageRef, Inventory};
+use super::{ConnectError, DriverConfig};
 use crate::engine::firmware::observe::{
-    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus,
+    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Start,
 };
 use wire::{
     DomainStatusBody, FactsBody, ImageBody, LicensesBody, OperationBody, OperationRequest,
@@ -393,12 +393,11 @@ impl DeviceDriver for UpkeepDriver {
     fn start<'a>(
         &'a self,
         caller: Caller<'a>,
-        op: OpKind,
-        key: &'a str,
+        start: &'a Start,
         image: &'a ImageRef,
     ) -> BoxFuture<'a, OpStatus> {
-        self.start_op(caller, op, key, image)
-            .instrument(self.op_span("start", caller, op, key))
+        self.start_op(caller, start.op, &start.key, image)
+            .instrument(self.op_span("start", caller, start.op, &start.key))
             .boxed()
     }
 

@@ -45,18 +45,14 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt as _;
 use tracing::Instrument as _;
 
-use super::connect::{ConnectError, DriverConfig};
 use super::credentials::Credentials;
 use super::wire::{self, malformed, transport_fault};
 use super::{Caller, DeviceDriver, ImageRef};
-use crate::engine::firmware::image::ApplianceImage;
+use super::{ConnectError, DriverConfig};
 use crate::engine::firmware::observe::{
-    CallError, DeviceFamily, Domain, DomainStatus, Facts, FaultKind, OpKind, OpStatus,
+    CallError, Domain, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Start,
 };
 use crate::engine::firmware::version::same_version;
-
-/// How devices driven by the DataPower REST interface are validated and executed.
-pub const FAMILY: DeviceFamily = DeviceFamily::Appliance;
 
 /// The action that installs an uploaded firmware image and reboots into it.
 pub const UPGRADE_ACTION: &str = "BootImage";
@@ -626,16 +622,8 @@ impl DatapowerDriver {
         }
     }
 
-    fn target_version(image: &ImageRef) -> Result<String, CallError> {
-        if let Some(v) = &image.entry.catalog_version {
-            return Ok(v.clone());
-        }
-        ApplianceImage::parse(&image.entry.name)
-            .map(|i| i.version.to_string())
-            .map_err(|e| CallError::new(FaultKind::Error, e.to_string()))
-    }
-
-    async fn start_op(&self, op: OpKind, key: &str, image: &ImageRef) -> OpStatus {
+    async fn start_op(&self, start: &Start, image: &ImageRef) -> OpStatus {
+        let (op, key) = (start.op, start.key.as_str());
         let known = lock(&self.ops).get(key).cloned();
         if let Some(record) = known {
             tracing::debug!("the operation is known; reporting it");
@@ -675,7 +663,13 @@ impl DatapowerDriver {
                     Record::Done
                 }
                 OpKind::Upgrade => {
-                    let target = Self::target_version(image)?;
+                    let target = start.target_version.clone();
+                    if target.is_empty() {
+                        return Err(CallError::new(
+                            FaultKind::Error,
+                            "an upgrade was asked for before validation found the image's version",
+                        ));
+                    }
                     let (_, running, _) = self.firmware().await?;
                     if same_version(&running, &target) {
                         Record::Done
@@ -764,12 +758,11 @@ impl DeviceDriver for DatapowerDriver {
     fn start<'a>(
         &'a self,
         caller: Caller<'a>,
-        op: OpKind,
-        key: &'a str,
+        start: &'a Start,
         image: &'a ImageRef,
     ) -> BoxFuture<'a, OpStatus> {
-        let span = self.span(op.as_str(), caller, Some(key));
-        self.start_op(op, key, image).instrument(span).boxed()
+        let span = self.span(start.op.as_str(), caller, Some(&start.key));
+        self.start_op(start, image).instrument(span).boxed()
     }
 
     fn poll<'a>(&'a self, caller: Caller<'a>, op: OpKind, key: &'a str) -> BoxFuture<'a, OpStatus> {

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::drivers::ImageRef;
+use super::ImageRef;
 use crate::engine::firmware::observe::ImageEntry;
 
 /// The file in a repository directory that describes its images.

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::io::ReaderStream;
 
-use crate::repository::{CATALOG_FILE, ImageRepository};
+use crate::images::repository::{CATALOG_FILE, ImageRepository};
 
 /// The path prefix images are served under; an image's URL is
 /// `{operator base URL}{IMAGES_PATH}/{name}`.
