@@ -12,7 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use jiff::SignedDuration;
 use serde_json::Value;
-use upkeep::sim::fleet::Fleet;
+use upkeep::sim::fleet_file::Fleet;
 use upkeep::sim::runner::{Scenario, World};
 
 /// One healthy device's execution: a 600Mi upload at 50Mi/s, a 30s quiesce, a 15m upgrade.

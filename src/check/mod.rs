@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::api::{self, API_VERSION, GROUP};
 use crate::engine::lint::{self, Finding};
-use crate::sim::fleet::Fleet;
+use crate::sim::fleet_file::Fleet;
 pub use upkeep_core::schema::{self, KindSchema, Problem, short};
 
 /// What was found in one YAML document.

@@ -9,7 +9,7 @@ use super::Error;
 use super::logging;
 use crate::drivers::credentials::Credentials;
 use crate::sim::devicesim::{self, Options, tls};
-use crate::sim::fleet::Fleet;
+use crate::sim::fleet_file::Fleet;
 
 /// Arguments of `upkeep devicesim`.
 #[derive(Debug, clap::Args)]

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::Error;
 use super::check::read_sources;
 use crate::check::{Outcome, check_text};
-use crate::sim::fleet::Fleet;
+use crate::sim::fleet_file::Fleet;
 use crate::sim::runner::{Options, Scenario, resource_of, simulate};
 
 /// Output formats of `upkeep simulate`.

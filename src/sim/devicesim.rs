@@ -32,7 +32,8 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::drivers::credentials::Credentials;
 use crate::drivers::upkeep::wire;
-use crate::sim::fleet::{DEFAULT_NAMESPACE, DeviceKey, Fleet, FleetModel};
+use crate::sim::fleet::{DeviceKey, FleetModel};
+use crate::sim::fleet_file::{DEFAULT_NAMESPACE, Fleet};
 use images::HeldImage;
 pub use tls::{GeneratedCa, TlsError, TlsIdentity};
 

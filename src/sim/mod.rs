@@ -5,6 +5,7 @@
 pub mod devicesim;
 pub mod driver;
 pub mod fleet;
+pub mod fleet_file;
 pub mod jobs;
 pub mod report;
 pub mod runner;

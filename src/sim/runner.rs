@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::apiserver::ApiServer;
 use super::driver::FleetDriver;
-use super::fleet::{DEFAULT_NAMESPACE, Fleet, FleetModel};
+use super::fleet::FleetModel;
+use super::fleet_file::{DEFAULT_NAMESPACE, Fleet};
 use super::report::{Report, ResourceReport, TaskReport};
 use crate::api::{self, Device};
 use crate::clock::Clock;

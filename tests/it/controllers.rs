@@ -10,7 +10,7 @@ use kube::api::PostParams;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use upkeep::api::{Device, DeviceSpec, MaintenanceWindow};
-use upkeep::sim::fleet::Fleet;
+use upkeep::sim::fleet_file::Fleet;
 use upkeep::sim::runner::{Scenario, World};
 
 const START: &str = "2026-11-23T09:00:00Z";

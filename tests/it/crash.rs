@@ -11,7 +11,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use upkeep::api::UpgradeTask;
-use upkeep::sim::fleet::Fleet;
+use upkeep::sim::fleet_file::Fleet;
 use upkeep::sim::runner::{Scenario, World};
 
 const DEVICES: usize = 100;

@@ -9,7 +9,7 @@ use upkeep::drivers::credentials::Credentials;
 use upkeep::drivers::http::{TlsSettings, client};
 use upkeep::drivers::upkeep::wire;
 use upkeep::sim::devicesim::{self, Options};
-use upkeep::sim::fleet::Fleet;
+use upkeep::sim::fleet_file::Fleet;
 
 fn document() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/device-api.yaml");

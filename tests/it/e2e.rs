@@ -32,7 +32,7 @@ use upkeep::controller::context::Settings;
 use upkeep::controller::metrics::Metrics;
 use upkeep::controller::operator::{self, Parts};
 use upkeep::sim::devicesim;
-use upkeep::sim::fleet::Fleet;
+use upkeep::sim::fleet_file::Fleet;
 
 const FLEET: &str = r#"
 apiVersion: upkeep.dev/v1alpha1

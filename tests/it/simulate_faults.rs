@@ -5,7 +5,7 @@
 
 use jiff::SignedDuration;
 use serde_json::Value;
-use upkeep::sim::fleet::Fleet;
+use upkeep::sim::fleet_file::Fleet;
 use upkeep::sim::runner::{Options, Scenario, simulate};
 
 /// The rows of the "Device faults" table: step, then the codes for error, exception and hang.

@@ -13,7 +13,7 @@ use upkeep::drivers::{ConnectError, DriverConfig, connect};
 use upkeep::engine::firmware::observe::{CallError, FaultKind, OpKind, OpStatus, Start};
 use upkeep::images::repository::{DirRepository, ImageRepository as _};
 use upkeep::sim::devicesim::{self, Options, Running, tls};
-use upkeep::sim::fleet::Fleet;
+use upkeep::sim::fleet_file::Fleet;
 
 const IMAGE: &str = "idg7519.oradco.scrypt4";
 const IMAGE_SIZE: usize = 48 << 10;

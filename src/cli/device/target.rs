@@ -14,7 +14,7 @@ use crate::drivers::credentials::Credentials;
 use crate::drivers::http::TlsSettings;
 use crate::drivers::{DriverConfig, connect};
 use crate::engine::firmware::observe::DeviceFamily;
-use crate::sim::fleet::DEFAULT_NAMESPACE;
+use crate::sim::fleet_file::DEFAULT_NAMESPACE;
 
 /// The environment variable with the user name, when no credentials file is given.
 pub const USERNAME_ENV: &str = "UPKEEP_USERNAME";

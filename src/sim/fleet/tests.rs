@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::common::GoDuration;
 use crate::drivers::Phase;
 
 const FLEET: &str = r#"
