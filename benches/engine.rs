@@ -27,7 +27,7 @@ use upkeep::engine::firmware::observe::{
 };
 use upkeep::engine::firmware::state::TaskState;
 use upkeep::engine::firmware::validation::Readings;
-use upkeep::engine::rollout::{self, Decision, Policy, Queued};
+use upkeep::engine::rollout::{self, BlackoutRule, Decision, Policy, Queued};
 use upkeep::schedule::gate::Gate;
 
 /// The goal: decisions per second on one core.
@@ -217,12 +217,14 @@ fn run(options: &Options) -> Outcome {
         max_concurrent: options.max_concurrent,
         error_policy: ErrorPolicy::Continue,
         outside_window: OutsideWindow::Wait,
+        blackout: BlackoutRule::CloseGate,
         max_wait: SignedDuration::from_hours(24),
         suspend: false,
     };
     let gate = Gate {
         open: true,
         reason: "no maintenance window is required".into(),
+        blackout: false,
         next_change: None,
     };
     let (mut steps, mut plans) = (0u64, 0u64);
@@ -239,7 +241,7 @@ fn run(options: &Options) -> Outcome {
     // The parent's view of its tasks is kept up to date as they change, as a controller's
     // cache is by watch events.
     let started = Instant::now();
-    let mut queued: Vec<Queued<'_>> = fleet
+    let mut queued: Vec<Queued<'_, FirmwareCode>> = fleet
         .tasks
         .iter()
         .zip(&targets)
@@ -247,6 +249,8 @@ fn run(options: &Options) -> Outcome {
             target,
             code: task.code,
             created_at: task.created_at,
+            wave: 0,
+            released: false,
         })
         .collect();
     let mut planning = started.elapsed();
@@ -262,6 +266,8 @@ fn run(options: &Options) -> Outcome {
                     target,
                     code: task.code,
                     created_at: task.created_at,
+                    wave: 0,
+                    released: false,
                 })
                 .collect();
         }
@@ -276,7 +282,7 @@ fn run(options: &Options) -> Outcome {
                     steps += fleet.reconcile(i, now);
                     granted += 1;
                 }
-                Decision::End(code, why) => fleet.tasks[i].end_unstarted(code, why, now),
+                Decision::End(code, _, why) => fleet.tasks[i].end_unstarted(code, why, now),
             }
             queued[i].code = fleet.tasks[i].code;
         }

@@ -3,18 +3,18 @@
 //! the device last answered (refreshed at least hourly, so a healthy fleet costs few writes).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use tracing::{Instrument as _, info_span};
 
-use super::context::Context;
-use super::status;
-use super::watched::Watched;
+use super::kit::context::Context;
+use super::kit::reconcile::guarded;
+use super::kit::status;
+use super::kit::watched::Watched;
 use crate::api::Device;
 use crate::api::conditions::{self, Desired, Phase};
 use crate::api::device::{DeviceEvent, DeviceStatus};
@@ -38,22 +38,10 @@ pub struct Error {
 
 /// Reconciles one Device.
 pub async fn reconcile(guard: Arc<Watched<Device>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let span = info_span!("reconcile", kind = "Device", namespace = %guard.namespace().unwrap_or_default(), name = %guard.name_any());
-    let result = async {
-        match &guard.0 {
-            Ok(device) => reconcile_device(device, &ctx).await,
-            Err(invalid) => {
-                tracing::warn!(error = %invalid.error, "the Device cannot be read; it is left alone");
-                Ok(Action::await_change())
-            }
-        }
-    }
-    .instrument(span)
-    .await;
-    ctx.metrics
-        .reconciled("Device", started.elapsed(), result.is_err());
-    result
+    guarded("Device", &guard, &ctx.metrics, async |device| {
+        reconcile_device(device, &ctx).await
+    })
+    .await
 }
 
 async fn reconcile_device(device: &Device, ctx: &Context) -> Result<Action, Error> {

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use super::metrics::Metrics;
+use super::kit::metrics::Metrics;
 
 /// Shared by the endpoints.
 #[derive(Clone)]

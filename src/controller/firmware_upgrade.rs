@@ -1,49 +1,41 @@
-//! The FirmwareUpgrade controller: resolves the targets, creates one UpgradeTask per target,
-//! runs the rollout (grants slots, ends queued tasks by the waiting limit, the window gate and
-//! the error policy), and keeps a bounded summary with kstatus conditions.
+//! The FirmwareUpgrade controller, as a pipeline: resolve what the round needs from the caches
+//! (its tasks, the Devices of its namespace when the targets are to be resolved, the window
+//! gate), let the engine's pure plan decide (`engine::firmware::plan`), apply the decisions
+//! (create tasks, write grants and ends to tasks), and write the status the engine derives from
+//! the tasks as they then stand. Every rule is in the engine; this file only reads and writes.
 //!
-//! New and removed Devices: while a FirmwareUpgrade has unfinished tasks (or no tasks yet), its
-//! targets are resolved again on every reconcile (at least every five minutes), so a Device that
-//! starts matching gets a task. Once every task has ended, the set is frozen: a newcomer does
-//! not reopen a finished upgrade (change the spec, or create a new FirmwareUpgrade). A Device
-//! that disappears keeps its task, which ends with a "does not exist" or "not found" code.
+//! A decision is written to a task as it is now (read fresh from the API) and only if the task
+//! did not change meanwhile (compare-and-swap); a task that moved on is decided again next
+//! round. Decisions written but not yet in the task cache are remembered (`Expectations`), so a
+//! round on a stale cache never grants more than `maxConcurrent`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource as _, ResourceExt as _};
-use tracing::{Instrument as _, info_span};
 
-use super::context::{Context, in_namespace};
-use super::index::TaskView;
-use super::naming::{label_value, task_name};
-use super::status;
-use super::upgrade_task::render;
-use super::watched::Watched;
+use super::kit::context::{Context, in_namespace};
+use super::kit::index::TaskView;
+use super::kit::naming::{label_value, task_name};
+use super::kit::reconcile::guarded;
+use super::kit::status;
+use super::kit::watched::Watched;
 use crate::api::codes::FirmwareCode;
-use crate::api::common::{Summary, TargetFailure};
-use crate::api::conditions::{self, Phase};
-use crate::api::firmware_upgrade::FirmwareUpgradeStatus;
 use crate::api::maintenance_window::WindowType;
-use crate::api::upgrade_task::{
-    LABEL_PARENT, LABEL_PARENT_KIND, LABEL_TARGET, ParentKind, TaskResult,
+use crate::api::upgrade_task::{LABEL_PARENT, LABEL_PARENT_KIND, LABEL_TARGET, ParentKind};
+use crate::api::{
+    FirmwareUpgrade, FirmwareUpgradeStatus, MaintenanceWindow, UpgradeTask, UpgradeTaskSpec,
 };
-use crate::api::{FirmwareUpgrade, MaintenanceWindow, UpgradeTask, UpgradeTaskSpec};
-use crate::engine::firmware::resource_outcome;
+use crate::engine::firmware::plan::{self, Child, Input};
 use crate::engine::firmware::state::TaskState;
-use crate::engine::rollout::{self, Decision, Policy, Queued};
-use crate::engine::targets::{Candidate, Resolution, resolve};
+use crate::engine::rollout::Decision;
+use crate::engine::targets::Candidate;
+use crate::engine::task_status::render;
 use crate::schedule::gate::{self, Gate, Referenced};
 use crate::schedule::window::Window;
-
-/// How many failed targets the status lists.
-const FIRST_FAILURES: usize = 10;
-/// How often an unfinished FirmwareUpgrade looks for new Devices.
-const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// A reconcile that could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]
@@ -71,129 +63,102 @@ pub async fn reconcile(
     guard: Arc<Watched<FirmwareUpgrade>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = Instant::now();
-    let span = info_span!("reconcile", kind = "FirmwareUpgrade", namespace = %guard.namespace().unwrap_or_default(), name = %guard.name_any());
-    let result = async {
-        match &guard.0 {
-            Ok(upgrade) if upgrade.metadata.deletion_timestamp.is_none() => Box::pin(reconcile_upgrade(upgrade, &ctx)).await,
-            Ok(_) => Ok(Action::await_change()),
-            Err(invalid) => {
-                tracing::warn!(error = %invalid.error, "the FirmwareUpgrade cannot be read; it is left alone");
-                Ok(Action::await_change())
-            }
+    guarded("FirmwareUpgrade", &guard, &ctx.metrics, async |upgrade| {
+        if upgrade.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::await_change());
         }
-    }
-    .instrument(span)
-    .await;
-    ctx.metrics
-        .reconciled("FirmwareUpgrade", started.elapsed(), result.is_err());
-    result
+        Box::pin(reconcile_upgrade(upgrade, &ctx)).await
+    })
+    .await
 }
 
-/// A task with its engine state.
-/// A task as the rollout and the summary see it: the index's view of it, its code parsed.
-struct Known {
-    view: Arc<TaskView>,
-    code: FirmwareCode,
-    created_at: Timestamp,
-}
-
-impl Known {
-    fn read(view: &Arc<TaskView>, now: Timestamp) -> Option<Self> {
-        let code = match view.code.as_deref() {
-            Some(code) => code.parse().ok()?,
-            None => FirmwareCode::WaitingForPreValidation,
-        };
-        Some(Self {
-            view: view.clone(),
-            code,
-            created_at: view.created_at.unwrap_or(now),
-        })
-    }
-
-    fn is_terminal(&self) -> bool {
-        self.code.is_terminal()
-    }
-}
+static EMPTY: BTreeMap<String, String> = BTreeMap::new();
 
 async fn reconcile_upgrade(upgrade: &FirmwareUpgrade, ctx: &Context) -> Result<Action, Error> {
     let namespace = upgrade.namespace().unwrap_or_default();
     let name = upgrade.name_any();
     let now = ctx.clock.now();
-    let generation = upgrade.metadata.generation;
-    let tasks = ctx
+
+    // Resolve: the tasks, the Devices when the targets are to be resolved, the window gate.
+    let views = ctx
         .stores
         .tasks
         .of_parent(&namespace, ParentKind::FirmwareUpgrade, &name);
-    let mut known: Vec<Known> = tasks
+    let (views, mut tasks): (Vec<&Arc<TaskView>>, Vec<Child<'_>>) = views
         .iter()
-        .filter_map(|view| Known::read(view, now))
-        .collect();
-
-    let observed = upgrade.status.as_ref().and_then(|s| s.observed_generation);
-    let frozen =
-        !known.is_empty() && known.iter().all(Known::is_terminal) && observed == generation;
-    let mut outcome = None;
-    if !frozen {
-        let devices = in_namespace(&ctx.stores.devices, &namespace);
-        let candidates: Vec<Candidate<'_>> = devices
+        .filter_map(|view| Some((view, child(ctx, &namespace, view, now)?)))
+        .unzip();
+    let devices = plan::resolves_targets(upgrade, &tasks)
+        .then(|| in_namespace(&ctx.stores.devices, &namespace));
+    let candidates: Option<Vec<Candidate<'_>>> = devices.as_ref().map(|devices| {
+        devices
             .iter()
             .filter_map(|g| g.0.as_ref().ok())
             .map(|d| Candidate {
                 name: d.metadata.name.as_deref().unwrap_or_default(),
                 labels: d.metadata.labels.as_ref().unwrap_or(&EMPTY),
             })
-            .collect();
-        let resolution = resolve(&upgrade.spec.targets, &candidates);
-        // A resolution problem matters only while there are no tasks: existing tasks go on.
-        outcome = resource_outcome(&resolution, &format!("{namespace}/{name}"), now)
-            .filter(|_| known.is_empty());
-        if let Ok(Resolution::Targets(targets)) = &resolution {
-            let existing: BTreeSet<&str> = known.iter().map(|k| k.view.target.as_str()).collect();
-            let missing: Vec<String> = targets
-                .iter()
-                .filter(|t| !existing.contains(t.name.as_str()))
-                .map(|t| t.name.clone())
-                .collect();
-            for target in missing {
-                create_task(ctx, upgrade, &target).await?;
-            }
-        }
-        if let Some(o) = &outcome
-            && let Some(incident) = &o.incident_id
-        {
-            tracing::error!(incident = %incident, code = %o.code, message = %o.message, "the targets could not be resolved");
-        }
-    }
-
+            .collect()
+    });
     let gate = window_gate(ctx, upgrade, &namespace, now);
-    let mut wake = None;
-    if !known.is_empty() {
-        match rollout_policy(upgrade, known.len()) {
-            Ok(policy) => {
-                let plan = apply_plan(ctx, &namespace, &policy, &mut known, &gate, now).await?;
-                wake = plan;
-            }
-            Err(problem) => outcome = Some(problem),
-        }
+
+    // Plan.
+    let resource = format!("{namespace}/{name}");
+    let plan = plan::plan(&Input {
+        upgrade,
+        resource: &resource,
+        tasks: &tasks,
+        candidates: candidates.as_deref(),
+        gate: &gate,
+        now,
+    });
+    if let Some(outcome) = &plan.outcome
+        && let Some(incident) = &outcome.incident_id
+    {
+        tracing::error!(incident = %incident, code = %outcome.code, message = %outcome.message, "the targets could not be resolved");
     }
 
-    write_status(ctx, upgrade, &known, outcome.as_ref(), &gate, now).await?;
+    // Apply.
+    for target in &plan.create {
+        create_task(ctx, upgrade, target).await?;
+    }
+    let retry = apply_decisions(ctx, &namespace, &views, &mut tasks, &plan.decisions, now).await?;
 
-    let all_ended = !known.is_empty() && known.iter().all(Known::is_terminal);
-    let mut next = if all_ended {
-        None
-    } else {
-        Some(RESOLVE_INTERVAL)
+    // Status.
+    let status = plan::status(upgrade, &tasks, plan.outcome.as_ref(), &gate, now);
+    write_status(ctx, upgrade, status).await?;
+    let wake = match (plan.wake_at, retry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
-    if let Some(at) = wake {
-        let until = ctx.clock.until(at).max(Duration::from_millis(1));
-        next = Some(next.map_or(until, |n| n.min(until)));
-    }
-    Ok(next.map_or_else(Action::await_change, Action::requeue))
+    Ok(match plan::next_look(&tasks, wake, now) {
+        Some(at) => Action::requeue(ctx.clock.until(at).max(std::time::Duration::from_millis(1))),
+        None => Action::await_change(),
+    })
 }
 
-static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+/// A task as the plan sees it, from the index's view of it; `None` for a code this version does
+/// not know (the task is left alone). The code the rollout counts is the one this controller
+/// last wrote while the cache does not show it yet.
+fn child<'a>(
+    ctx: &Context,
+    namespace: &str,
+    view: &'a TaskView,
+    now: Timestamp,
+) -> Option<Child<'a>> {
+    let code = match view.code.as_deref() {
+        Some(code) => code.parse().ok()?,
+        None => FirmwareCode::WaitingForPreValidation,
+    };
+    Some(Child {
+        target: &view.target,
+        code,
+        counted: ctx.expectations.view(namespace, &view.name, code),
+        created_at: view.created_at.unwrap_or(now),
+        finished_at: view.finished_at,
+        message: &view.message,
+    })
+}
 
 /// Creates the task of `upgrade` for `target` (an existing one is left as it is).
 async fn create_task(ctx: &Context, upgrade: &FirmwareUpgrade, target: &str) -> Result<(), Error> {
@@ -236,28 +201,6 @@ async fn create_task(ctx: &Context, upgrade: &FirmwareUpgrade, target: &str) -> 
     }
 }
 
-fn rollout_policy(
-    upgrade: &FirmwareUpgrade,
-    total: usize,
-) -> Result<Policy, crate::engine::firmware::ResourceOutcome> {
-    let spec = &upgrade.spec;
-    let max_concurrent =
-        rollout::max_concurrent(&spec.rollout.max_concurrent, total).map_err(|e| {
-            crate::engine::firmware::ResourceOutcome {
-                code: FirmwareCode::SkippedInternalException,
-                message: e.to_string(),
-                incident_id: None,
-            }
-        })?;
-    Ok(Policy {
-        max_concurrent,
-        error_policy: spec.rollout.error_policy,
-        outside_window: spec.outside_window,
-        max_wait: SignedDuration::try_from(spec.max_wait.get()).unwrap_or(SignedDuration::MAX),
-        suspend: spec.suspend,
-    })
-}
-
 /// The window gate of `upgrade` at `now`, from the MaintenanceWindows in its namespace.
 fn window_gate(ctx: &Context, upgrade: &FirmwareUpgrade, namespace: &str, now: Timestamp) -> Gate {
     let objects = in_namespace(&ctx.stores.windows, namespace);
@@ -292,57 +235,41 @@ fn window_gate(ctx: &Context, upgrade: &FirmwareUpgrade, namespace: &str, now: T
     gate::evaluate(&referenced, &blackouts, now)
 }
 
-/// Runs the rollout plan and writes its decisions; returns when to look again.
-async fn apply_plan(
+/// Writes the rollout's decisions, each to its task as it is now; updates `tasks` with what was
+/// written. Returns when to retry a decision that lost a compare-and-swap.
+async fn apply_decisions(
     ctx: &Context,
     namespace: &str,
-    policy: &Policy,
-    known: &mut [Known],
-    gate: &Gate,
+    views: &[&Arc<TaskView>],
+    tasks: &mut [Child<'_>],
+    decisions: &[(usize, Decision<FirmwareCode>)],
     now: Timestamp,
 ) -> Result<Option<Timestamp>, Error> {
-    let queued: Vec<Queued<'_>> = known
-        .iter()
-        .map(|k| Queued {
-            target: &k.view.target,
-            code: ctx.expectations.view(namespace, &k.view.name, k.code),
-            created_at: k.created_at,
-        })
-        .collect();
-    let plan = rollout::plan(policy, &queued, gate, now);
     let api = Api::<UpgradeTask>::namespaced(ctx.client.clone(), namespace);
-    let mut wake = plan.wake_at;
-    for (i, decision) in plan.decisions {
-        let entry = &mut known[i];
-        let task_name = entry.view.name.clone();
-        // Decide on the task as it is now, and write only if it did not change meanwhile.
-        let task = match api.get_opt(&task_name).await {
+    let mut retry = None;
+    for (i, decision) in decisions {
+        let task_name = &views[*i].name;
+        let write_error = |source| Error::Write {
+            object: format!("UpgradeTask {namespace}/{task_name}"),
+            source,
+        };
+        let task = match api.get_opt(task_name).await {
             Ok(Some(task)) => task,
             Ok(None) => continue,
-            Err(source) => {
-                return Err(Error::Write {
-                    object: format!("UpgradeTask {namespace}/{task_name}"),
-                    source,
-                });
-            }
+            Err(source) => return Err(write_error(source)),
         };
         let state = match task.status.as_ref().filter(|s| s.code.is_some()) {
             Some(status) => TaskState::from_status(status).ok(),
-            None => Some(TaskState::new(entry.created_at)),
+            None => Some(TaskState::new(tasks[*i].created_at)),
         };
         let Some(mut state) = state else { continue };
-        let before = state.code;
-        match decision {
-            Decision::Grant => state.grant(now),
-            Decision::End(code, why) => state.end_unstarted(code, why, now),
-        }
-        if state.code == before {
+        if !plan::decide(&mut state, decision, now) {
             continue;
         }
         let rendered = render(&state, task.status.as_ref(), task.metadata.generation, now);
         match status::apply(
             &api,
-            &task_name,
+            task_name,
             &rendered,
             task.resource_version().as_deref(),
         )
@@ -350,82 +277,31 @@ async fn apply_plan(
         {
             Ok(_) => {
                 ctx.metrics.wrote("UpgradeTask", "status");
-                ctx.expectations.expect(namespace, &task_name, state.code);
-                entry.code = state.code;
+                ctx.expectations.expect(namespace, task_name, state.code);
+                tasks[*i].code = state.code;
             }
             Err(e) if status::is_conflict(&e) || status::is_not_found(&e) => {
-                // The task moved on meanwhile; the next reconcile decides on fresh state.
-                let retry = now
+                // The task moved on meanwhile; the next round decides on fresh state.
+                let at = now
                     .checked_add(
                         SignedDuration::try_from(ctx.settings.retry)
                             .unwrap_or(SignedDuration::ZERO),
                     )
                     .unwrap_or(now);
-                wake = Some(wake.map_or(retry, |w| w.min(retry)));
+                retry = Some(retry.map_or(at, |r: Timestamp| r.min(at)));
             }
-            Err(source) => {
-                return Err(Error::Write {
-                    object: format!("UpgradeTask {namespace}/{task_name}"),
-                    source,
-                });
-            }
+            Err(source) => return Err(write_error(source)),
         }
     }
-    Ok(wake)
+    Ok(retry)
 }
 
-/// Writes the summary, the whole-resource code and the conditions, when they changed.
+/// Writes the FirmwareUpgrade's status when it changed.
 async fn write_status(
     ctx: &Context,
     upgrade: &FirmwareUpgrade,
-    known: &[Known],
-    outcome: Option<&crate::engine::firmware::ResourceOutcome>,
-    gate: &Gate,
-    now: Timestamp,
+    status: FirmwareUpgradeStatus,
 ) -> Result<(), Error> {
-    let generation = upgrade.metadata.generation;
-    let previous = upgrade.status.clone().unwrap_or_default();
-    let mut status = FirmwareUpgradeStatus {
-        observed_generation: generation,
-        summary: summarize(known),
-        first_failures: first_failures(known),
-        code: None,
-        message: None,
-        conditions: previous.conditions.clone(),
-    };
-    let (phase, reason, message) = if let Some(o) = outcome.filter(|_| known.is_empty()) {
-        status.code = Some(o.code.name().to_string());
-        status.message = Some(o.message.clone());
-        (
-            Phase::Stalled,
-            super::events::reason_of(o.code.name()),
-            o.message.clone(),
-        )
-    } else if let Some(o) = outcome {
-        (
-            Phase::Stalled,
-            "InvalidRollout".to_string(),
-            o.message.clone(),
-        )
-    } else {
-        progress(upgrade, &status.summary, gate)
-    };
-    conditions::set_phase(
-        &mut status.conditions,
-        phase,
-        &reason,
-        &message,
-        generation,
-        now,
-    );
-    if upgrade.spec.suspend && phase == Phase::Reconciling {
-        conditions::set(
-            &mut status.conditions,
-            conditions::Desired::new(conditions::RECONCILING, false, "Suspended", message),
-            generation,
-            now,
-        );
-    }
     if Some(&status) == upgrade.status.as_ref() {
         return Ok(());
     }
@@ -445,96 +321,4 @@ async fn write_status(
             source,
         }),
     }
-}
-
-/// Where the rollout stands, as a kstatus phase, a reason and a message.
-fn progress(upgrade: &FirmwareUpgrade, summary: &Summary, gate: &Gate) -> (Phase, String, String) {
-    let ended = summary.total - summary.running - summary.waiting;
-    if summary.total == 0 {
-        return (
-            Phase::Reconciling,
-            "Resolving".into(),
-            "resolving the targets".into(),
-        );
-    }
-    if ended < summary.total {
-        let mut message = format!(
-            "{ended} of {} targets done ({} succeeded, {} failed); {} running, {} waiting",
-            summary.total, summary.succeeded, summary.failed, summary.running, summary.waiting
-        );
-        if summary.waiting > 0 {
-            message.push_str(&format!("; window gate: {}", gate.reason));
-        }
-        let reason = if upgrade.spec.suspend {
-            "Suspended"
-        } else {
-            "RollingOut"
-        };
-        return (Phase::Reconciling, reason.into(), message);
-    }
-    if summary.failed > 0 {
-        let message = format!(
-            "{} of {} targets failed; {} succeeded",
-            summary.failed, summary.total, summary.succeeded
-        );
-        return (Phase::Stalled, "TargetsFailed".into(), message);
-    }
-    let skipped = summary.total - summary.succeeded;
-    (
-        Phase::Ready,
-        "Completed".into(),
-        format!(
-            "all {} targets done: {} succeeded, {skipped} skipped or canceled",
-            summary.total, summary.succeeded
-        ),
-    )
-}
-
-fn summarize(known: &[Known]) -> Summary {
-    let mut summary = Summary {
-        total: u32::try_from(known.len()).unwrap_or(u32::MAX),
-        ..Default::default()
-    };
-    for k in known {
-        *summary
-            .by_code
-            .entry(k.code.name().to_string())
-            .or_default() += 1;
-        let executing = Queued {
-            target: "",
-            code: k.code,
-            created_at: k.created_at,
-        }
-        .is_executing();
-        match k.code.result() {
-            TaskResult::Succeeded => summary.succeeded += 1,
-            TaskResult::Failed => summary.failed += 1,
-            TaskResult::InProgress if executing => summary.running += 1,
-            TaskResult::InProgress => summary.waiting += 1,
-            TaskResult::Skipped | TaskResult::Canceled => {}
-        }
-    }
-    summary
-}
-
-fn first_failures(known: &[Known]) -> Vec<TargetFailure> {
-    let mut failed: Vec<&Known> = known
-        .iter()
-        .filter(|k| k.code.result() == TaskResult::Failed)
-        .collect();
-    failed.sort_by(|a, b| {
-        a.view
-            .finished_at
-            .cmp(&b.view.finished_at)
-            .then(a.view.target.cmp(&b.view.target))
-    });
-    failed
-        .into_iter()
-        .take(FIRST_FAILURES)
-        .map(|k| TargetFailure {
-            target: k.view.target.clone(),
-            code: k.code.name().to_string(),
-            message: k.view.message.clone(),
-        })
-        .collect()
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::EnvVar;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, Resource as _, ResourceExt as _};
 
-use super::naming::{job_name, label_value};
+use super::kit::naming::{job_name, label_value};
 use crate::api::UpgradeTask;
 use crate::api::firmware_upgrade::Hooks as HookTemplates;
 use crate::api::upgrade_task::{LABEL_PARENT, LABEL_PARENT_KIND, LABEL_TARGET};

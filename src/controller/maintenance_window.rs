@@ -2,17 +2,17 @@
 //! occurrence and the next opening and closing, and comes back at the next boundary.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use tracing::{Instrument as _, info_span};
 
-use super::context::Context;
-use super::status;
-use super::watched::Watched;
+use super::kit::context::Context;
+use super::kit::reconcile::guarded;
+use super::kit::status;
+use super::kit::watched::Watched;
 use crate::api::MaintenanceWindow;
 use crate::api::conditions::{self, Phase};
 use crate::api::maintenance_window::{MaintenanceWindowStatus, WindowOccurrence};
@@ -31,22 +31,10 @@ pub async fn reconcile(
     guard: Arc<Watched<MaintenanceWindow>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = Instant::now();
-    let span = info_span!("reconcile", kind = "MaintenanceWindow", namespace = %guard.namespace().unwrap_or_default(), name = %guard.name_any());
-    let result = async {
-        match &guard.0 {
-            Ok(window) => reconcile_window(window, &ctx).await,
-            Err(invalid) => {
-                tracing::warn!(error = %invalid.error, "the MaintenanceWindow cannot be read; it is left alone");
-                Ok(Action::await_change())
-            }
-        }
-    }
-    .instrument(span)
-    .await;
-    ctx.metrics
-        .reconciled("MaintenanceWindow", started.elapsed(), result.is_err());
-    result
+    guarded("MaintenanceWindow", &guard, &ctx.metrics, async |window| {
+        reconcile_window(window, &ctx).await
+    })
+    .await
 }
 
 async fn reconcile_window(object: &MaintenanceWindow, ctx: &Context) -> Result<Action, Error> {

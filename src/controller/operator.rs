@@ -15,12 +15,12 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::connections::Connections;
-use super::context::{Context, Settings, Stores};
-use super::events::Events;
 use super::hooks::JobHooks;
-use super::index::TaskIndex;
-use super::metrics::Metrics;
-use super::watched::Watched;
+use super::kit::context::{Context, Settings, Stores};
+use super::kit::events::Events;
+use super::kit::index::TaskIndex;
+use super::kit::metrics::Metrics;
+use super::kit::watched::Watched;
 use super::{device, firmware_upgrade, maintenance_window, upgrade_task};
 use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow, UpgradeTask};
 use crate::clock::Clock;

@@ -3,22 +3,21 @@
 //! apply, only when it changed and always before a step that must not be repeated blindly.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource as _, ResourceExt as _};
-use tracing::{Instrument as _, info_span};
 
-use super::conditions_for;
 use super::connections::Unavailable;
-use super::context::{Context, lookup};
-use super::events::{Severity, reason_of};
 use super::hooks::TaskHooks;
-use super::status;
-use super::watched::Watched;
+use super::kit::context::{Context, lookup};
+use super::kit::events::Severity;
+use super::kit::reconcile::guarded;
+use super::kit::status;
+use super::kit::watched::Watched;
+use crate::api::conditions::reason_of;
 use crate::api::upgrade_task::{ParentKind, TaskResult, UpgradeTaskStatus};
 use crate::api::{FirmwareUpgrade, UpgradeTask};
 use crate::drivers::{Caller, DeviceDriver, perform};
@@ -26,6 +25,7 @@ use crate::engine::firmware::machine::{Context as EngineContext, Step};
 use crate::engine::firmware::observe::{DeviceFamily, Observation};
 use crate::engine::firmware::state::TaskState;
 use crate::engine::firmware::validation::Readings;
+use crate::engine::task_status::render;
 
 /// A reconcile that could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]
@@ -40,51 +40,15 @@ pub enum Error {
     },
 }
 
-/// The status of a task in `state`, keeping what `previous` had that the engine does not own.
-pub fn render(
-    state: &TaskState,
-    previous: Option<&UpgradeTaskStatus>,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> UpgradeTaskStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    state.to_status(&mut status);
-    status.observed_generation = generation;
-    let phase = conditions_for(state.result());
-    crate::api::conditions::set_phase(
-        &mut status.conditions,
-        phase,
-        &reason_of(state.code.name()),
-        &state.message,
-        generation,
-        now,
-    );
-    status
-}
-
 /// Reconciles one UpgradeTask.
 pub async fn reconcile(
     guard: Arc<Watched<UpgradeTask>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = Instant::now();
-    let name = guard.name_any();
-    let namespace = guard.namespace().unwrap_or_default();
-    let span = info_span!("reconcile", kind = "UpgradeTask", namespace = %namespace, name = %name);
-    let result = async {
-        match &guard.0 {
-            Ok(task) => Box::pin(reconcile_task(task, &ctx)).await,
-            Err(invalid) => {
-                tracing::warn!(error = %invalid.error, "the UpgradeTask cannot be read; it is left alone");
-                Ok(Action::await_change())
-            }
-        }
-    }
-    .instrument(span)
-    .await;
-    ctx.metrics
-        .reconciled("UpgradeTask", started.elapsed(), result.is_err());
-    result
+    guarded("UpgradeTask", &guard, &ctx.metrics, async |task| {
+        Box::pin(reconcile_task(task, &ctx)).await
+    })
+    .await
 }
 
 /// Where a task's writes go, and what was last written.

@@ -50,6 +50,15 @@ impl TaskResult {
     }
 }
 
+/// What every code of the catalogue tells: its name as status shows it and how a task with it
+/// counts. The parent status (summaries, first failures) reads codes only through this.
+pub trait CatalogueCode: Copy + Eq + fmt::Display {
+    /// The name status shows, e.g. `READY_FOR_EXECUTION` or `Pending Reboot`.
+    fn name(self) -> &'static str;
+    /// How a task with this code counts; `InProgress` for codes that do not end it.
+    fn result(self) -> TaskResult;
+}
+
 /// The resource family a code belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum CodeKind {
@@ -294,6 +303,16 @@ impl FirmwareCode {
     /// failures, whose details are in the operator's log under that id.
     pub fn has_incident(self) -> bool {
         self.name().contains("EXCEPTION")
+    }
+}
+
+impl CatalogueCode for FirmwareCode {
+    fn name(self) -> &'static str {
+        FirmwareCode::name(self)
+    }
+
+    fn result(self) -> TaskResult {
+        FirmwareCode::result(self)
     }
 }
 

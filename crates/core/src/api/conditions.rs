@@ -5,6 +5,8 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::codes::TaskResult;
+
 /// Condition type: the resource reached its desired state.
 pub const READY: &str = "Ready";
 /// Condition type: work is under way (kstatus "in progress").
@@ -159,6 +161,35 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     get(conditions, type_).is_some_and(|c| c.status == "True")
 }
 
+/// A status code as an event reason: `EXECUTION_UPLOAD_IMAGE_STARTED` → `ExecutionUploadImageStarted`,
+/// `Pending Reboot` → `PendingReboot`.
+pub fn reason_of(code: &str) -> String {
+    code.split(['_', ' ', '-'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| {
+                    c.to_uppercase()
+                        .chain(chars.flat_map(char::to_lowercase))
+                        .collect::<String>()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The kstatus phase of a task with `result`: in progress reconciles, a failure stalls, any other
+/// end is ready.
+pub fn phase_of(result: TaskResult) -> Phase {
+    match result {
+        TaskResult::InProgress => Phase::Reconciling,
+        TaskResult::Failed => Phase::Stalled,
+        TaskResult::Succeeded | TaskResult::Skipped | TaskResult::Canceled => Phase::Ready,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +252,15 @@ mod tests {
         assert!(!is_true(&list, RECONCILING));
         assert_eq!(list.len(), 3);
         assert!(list.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn codes_become_camel_case_reasons() {
+        assert_eq!(
+            reason_of("EXECUTION_UPLOAD_IMAGE_STARTED"),
+            "ExecutionUploadImageStarted"
+        );
+        assert_eq!(reason_of("SENT_TO_MDB"), "SentToMdb");
+        assert_eq!(reason_of("Canceled - Blackout"), "CanceledBlackout");
     }
 }

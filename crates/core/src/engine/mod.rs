@@ -3,6 +3,8 @@
 
 pub mod firmware;
 pub mod lint;
+pub mod parent;
 pub mod rollout;
 pub mod size;
 pub mod targets;
+pub mod task_status;

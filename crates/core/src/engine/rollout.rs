@@ -1,16 +1,65 @@
-//! The rollout: which ready tasks of a resource may start now, and which queued tasks end
-//! because of the waiting limit, a closed window or the error policy.
+//! The rollout: which ready tasks of a resource may start now, and which tasks that have not
+//! started end because of the waiting limit, a closed window, a blackout or the error policy.
+//! One rollout for every parent kind: it reads a task's code only through [`RolloutCode`], and
+//! each kind's codes say which of them are ready, executing or failures and what an unstarted
+//! task ends with.
 //!
-//! Tasks start in the order of their target names, at most `maxConcurrent` executing at once
-//! (counted over tasks that left the queue and have not ended).
+//! Rules, in order: under `errorPolicy: Fail`, once any task failed, every task not yet started
+//! ends (executing ones run on); a ready task not started within `maxWait` of its creation ends;
+//! nothing starts while suspended; a blackout either closes the gate like any closed window or,
+//! for kinds whose blackouts cancel, ends every ready task; with the gate closed, ready tasks
+//! wait or end (`outsideWindow`); otherwise ready tasks of the current wave start in the order
+//! of their target names, at most `maxConcurrent` executing at once (counted over tasks that left
+//! the queue and have not ended, or been released).
+
+use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::api::codes::{FirmwareCode, Stage};
 use crate::api::common::ErrorPolicy;
 use crate::api::firmware_upgrade::OutsideWindow;
 use crate::schedule::gate::Gate;
+
+/// What the rollout needs to know of a kind's codes.
+pub trait RolloutCode: Copy + Eq + fmt::Display {
+    /// The task waits in the queue for a slot and an open window.
+    fn is_ready(self) -> bool;
+    /// The task has not started: it is validating or queued.
+    fn is_unstarted(self) -> bool;
+    /// The task left the queue and has not ended: it holds a slot.
+    fn is_executing(self) -> bool;
+    /// The task ended in a failure that counts for `errorPolicy: Fail`.
+    fn is_failure(self) -> bool;
+    /// The task has ended for good.
+    fn is_terminal(self) -> bool;
+    /// The code an unstarted task with this code ends with when the rollout ends it for `why`;
+    /// `None` when that rule does not end it.
+    fn ended_by(self, why: EndReason) -> Option<Self>;
+}
+
+/// Why the rollout ends a task that has not started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// Another task failed under `errorPolicy: Fail`.
+    ErrorPolicy,
+    /// It did not start within `maxWait` of its creation.
+    NotStartedInTime,
+    /// The gate was closed and `outsideWindow` is `Cancel`.
+    OutsideWindow,
+    /// A blackout window was open, for kinds whose blackouts cancel.
+    Blackout,
+}
+
+/// What an open blackout does to ready tasks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BlackoutRule {
+    /// It closes the gate like any closed window (firmware upgrades, device patches).
+    #[default]
+    CloseGate,
+    /// It ends every ready task (patch jobs: a blackout cancels the hosts not yet started).
+    Cancel,
+}
 
 /// The rollout settings of a resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +70,8 @@ pub struct Policy {
     pub error_policy: ErrorPolicy,
     /// What a ready task does when the gate is closed.
     pub outside_window: OutsideWindow,
+    /// What an open blackout does.
+    pub blackout: BlackoutRule,
     /// How long a task may wait after its creation before it must have started.
     pub max_wait: SignedDuration,
     /// Hold: grant nothing, cancel nothing for the window.
@@ -58,42 +109,85 @@ pub fn max_concurrent(value: &IntOrString, total: usize) -> Result<usize, MaxCon
 
 /// A task as the rollout sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Queued<'a> {
+pub struct Queued<'a, C> {
     /// Its target's name (tasks start in this order).
     pub target: &'a str,
     /// Its current code.
-    pub code: FirmwareCode,
+    pub code: C,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Its wave: a wave starts only when every task of the earlier waves has ended (0 for kinds
+    /// without waves).
+    pub wave: u32,
+    /// The task has not ended but no longer holds its slot or its wave (a host left pending a
+    /// reboot it will not get from upkeep).
+    pub released: bool,
 }
 
-impl Queued<'_> {
-    /// Whether the task left the queue and has not ended.
+impl<C: RolloutCode> Queued<'_, C> {
+    /// Whether the task holds a slot.
     pub fn is_executing(&self) -> bool {
-        self.code.stage() == Stage::Execution && !self.code.is_terminal()
+        self.code.is_executing() && !self.released
+    }
+
+    /// Whether the task no longer keeps its wave open.
+    fn is_done(&self) -> bool {
+        self.code.is_terminal() || self.released
     }
 }
 
 /// What happens to one task.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<C> {
     /// It may start now.
     Grant,
-    /// It ends with this code and message without starting.
-    End(FirmwareCode, String),
+    /// It ends with this code, for this reason, with this message, without starting.
+    End(C, EndReason, String),
 }
 
 /// The rollout's decisions at one instant.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan<C> {
     /// Decisions by index into the task list; tasks not listed stay as they are.
-    pub decisions: Vec<(usize, Decision)>,
+    pub decisions: Vec<(usize, Decision<C>)>,
     /// When the plan may change with time alone (a waiting limit, the gate).
     pub wake_at: Option<Timestamp>,
 }
 
+impl<C> Default for Plan<C> {
+    fn default() -> Self {
+        Self {
+            decisions: Vec::new(),
+            wake_at: None,
+        }
+    }
+}
+
+impl<C: RolloutCode> Plan<C> {
+    /// Ends each task of `indices` whose code `why` ends, with `message`.
+    fn end_all(
+        &mut self,
+        tasks: &[Queued<'_, C>],
+        indices: impl IntoIterator<Item = usize>,
+        why: EndReason,
+        message: &str,
+    ) {
+        for i in indices {
+            if let Some(code) = tasks[i].code.ended_by(why) {
+                self.decisions
+                    .push((i, Decision::End(code, why, message.to_string())));
+            }
+        }
+    }
+}
+
 /// Decides, at `now`, which tasks start and which end unstarted.
-pub fn plan(policy: &Policy, tasks: &[Queued<'_>], gate: &Gate, now: Timestamp) -> Plan {
+pub fn plan<C: RolloutCode>(
+    policy: &Policy,
+    tasks: &[Queued<'_, C>],
+    gate: &Gate,
+    now: Timestamp,
+) -> Plan<C> {
     let mut plan = Plan::default();
     if policy.error_policy == ErrorPolicy::Fail
         && let Some(failed) = tasks.iter().find(|t| t.code.is_failure())
@@ -102,43 +196,30 @@ pub fn plan(policy: &Policy, tasks: &[Queued<'_>], gate: &Gate, now: Timestamp) 
             "target {} failed with {} and errorPolicy is Fail",
             failed.target, failed.code
         );
-        for (i, task) in tasks.iter().enumerate() {
-            let code = match task.code {
-                FirmwareCode::WaitingForPreValidation => FirmwareCode::SkippedBecauseErrorPolicy,
-                FirmwareCode::ReadyForExecution => {
-                    FirmwareCode::ExecutionCanceledBecauseErrorPolicy
-                }
-                _ => continue,
-            };
-            plan.decisions.push((i, Decision::End(code, why.clone())));
-        }
+        let unstarted = (0..tasks.len()).filter(|i| tasks[*i].code.is_unstarted());
+        plan.end_all(tasks, unstarted, EndReason::ErrorPolicy, &why);
         return plan;
     }
 
     let mut ready: Vec<usize> = Vec::new();
-    for (i, task) in tasks
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.code == FirmwareCode::ReadyForExecution)
-    {
+    let mut late: Vec<usize> = Vec::new();
+    for (i, task) in tasks.iter().enumerate().filter(|(_, t)| t.code.is_ready()) {
         let deadline = task
             .created_at
             .checked_add(policy.max_wait)
             .unwrap_or(Timestamp::MAX);
         if now >= deadline {
-            let why = format!(
-                "not started within maxWait ({}) of its creation",
-                friendly(policy.max_wait)
-            );
-            plan.decisions.push((
-                i,
-                Decision::End(FirmwareCode::ExecutionCanceledBecauseADayPassed, why),
-            ));
+            late.push(i);
         } else {
             plan.wake_at = earliest(plan.wake_at, deadline);
             ready.push(i);
         }
     }
+    let why = format!(
+        "not started within maxWait ({}) of its creation",
+        friendly(policy.max_wait)
+    );
+    plan.end_all(tasks, late, EndReason::NotStartedInTime, &why);
     if ready.is_empty() {
         return plan;
     }
@@ -148,21 +229,21 @@ pub fn plan(policy: &Policy, tasks: &[Queued<'_>], gate: &Gate, now: Timestamp) 
     if policy.suspend {
         return plan;
     }
+    if gate.blackout && policy.blackout == BlackoutRule::Cancel {
+        let why = format!("the window gate is closed: {}", gate.reason);
+        plan.end_all(tasks, ready, EndReason::Blackout, &why);
+        return plan;
+    }
     if !gate.open {
-        match policy.outside_window {
-            OutsideWindow::Cancel => {
-                for i in ready {
-                    let why = format!("the window gate is closed: {}", gate.reason);
-                    plan.decisions.push((
-                        i,
-                        Decision::End(FirmwareCode::ExecutionCanceledBecauseMaintenanceWindow, why),
-                    ));
-                }
-            }
-            OutsideWindow::Wait => {}
+        if policy.outside_window == OutsideWindow::Cancel {
+            let why = format!("the window gate is closed: {}", gate.reason);
+            plan.end_all(tasks, ready, EndReason::OutsideWindow, &why);
         }
         return plan;
     }
+    // The current wave: the first that still has a task not done.
+    let wave = tasks.iter().filter(|t| !t.is_done()).map(|t| t.wave).min();
+    ready.retain(|i| Some(tasks[*i].wave) == wave);
     ready.sort_by_key(|i| tasks[*i].target);
     let executing = tasks.iter().filter(|t| t.is_executing()).count();
     let slots = policy.max_concurrent.saturating_sub(executing);

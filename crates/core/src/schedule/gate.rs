@@ -33,6 +33,8 @@ pub struct Gate {
     pub open: bool,
     /// Why, in a sentence.
     pub reason: String,
+    /// Whether a Blackout window is what keeps it closed.
+    pub blackout: bool,
     /// The next instant at which the verdict may change.
     pub next_change: Option<Timestamp>,
 }
@@ -107,6 +109,7 @@ pub fn evaluate(
     Gate {
         open,
         reason,
+        blackout: open_blackout.is_some(),
         next_change,
     }
 }

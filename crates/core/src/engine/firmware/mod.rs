@@ -3,6 +3,7 @@
 pub mod image;
 pub mod machine;
 pub mod observe;
+pub mod plan;
 pub mod state;
 pub mod validation;
 pub mod version;

@@ -10,6 +10,7 @@ use crate::api::codes::{FirmwareCode, UnknownCode};
 use crate::api::upgrade_task::{
     FirmwareProgress, HistoryEntry, PendingOutcome, TaskResult, UpgradeTaskStatus,
 };
+use crate::engine::task_status::StoredTask;
 
 /// The most history entries a task keeps.
 pub const HISTORY_LIMIT: usize = 64;
@@ -212,6 +213,24 @@ impl TaskState {
     /// How the task counts.
     pub fn result(&self) -> TaskResult {
         self.code.result()
+    }
+}
+
+impl StoredTask for TaskState {
+    fn write_into(&self, status: &mut UpgradeTaskStatus) {
+        self.to_status(status);
+    }
+
+    fn code_name(&self) -> &'static str {
+        self.code.name()
+    }
+
+    fn result(&self) -> TaskResult {
+        self.code.result()
+    }
+
+    fn message(&self) -> &str {
+        &self.message
     }
 }
 

@@ -3,6 +3,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 
 use super::*;
+use crate::api::codes::{FirmwareCode, Stage};
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).unwrap()
@@ -13,6 +14,7 @@ fn policy(max: usize) -> Policy {
         max_concurrent: max,
         error_policy: ErrorPolicy::Continue,
         outside_window: OutsideWindow::Wait,
+        blackout: BlackoutRule::CloseGate,
         max_wait: SignedDuration::from_hours(24),
         suspend: false,
     }
@@ -22,6 +24,7 @@ fn open() -> Gate {
     Gate {
         open: true,
         reason: "no maintenance window is required".into(),
+        blackout: false,
         next_change: None,
     }
 }
@@ -30,19 +33,22 @@ fn closed(next: Option<Timestamp>) -> Gate {
     Gate {
         open: false,
         reason: "no maintenance window is open (nightly)".into(),
+        blackout: false,
         next_change: next,
     }
 }
 
-fn ready(target: &str) -> Queued<'_> {
+fn ready(target: &str) -> Queued<'_, FirmwareCode> {
     Queued {
         target,
         code: FirmwareCode::ReadyForExecution,
         created_at: at(0),
+        wave: 0,
+        released: false,
     }
 }
 
-fn granted(plan: &Plan, tasks: &[Queued<'_>]) -> Vec<String> {
+fn granted(plan: &Plan<FirmwareCode>, tasks: &[Queued<'_, FirmwareCode>]) -> Vec<String> {
     plan.decisions
         .iter()
         .filter(|(_, d)| *d == Decision::Grant)
@@ -84,6 +90,8 @@ fn grants_in_target_order_up_to_the_free_slots() {
         target: "dp-0",
         code: FirmwareCode::ExecutionWaitingForUploadImage,
         created_at: at(0),
+        wave: 0,
+        released: false,
     });
     let plan = plan(&policy(2), &tasks, &open(), at(10));
     assert_eq!(granted(&plan, &tasks), ["dp-1"]);
@@ -102,7 +110,7 @@ fn a_closed_gate_waits_or_cancels() {
     };
     let cancel = plan(&cancel_policy, &tasks, &closed(None), at(10));
     assert!(
-        matches!(&cancel.decisions[0].1, Decision::End(FirmwareCode::ExecutionCanceledBecauseMaintenanceWindow, why) if why.contains("nightly"))
+        matches!(&cancel.decisions[0].1, Decision::End(FirmwareCode::ExecutionCanceledBecauseMaintenanceWindow, _, why) if why.contains("nightly"))
     );
 }
 
@@ -112,7 +120,7 @@ fn waiting_too_long_cancels() {
     let plan = plan(&policy(1), &tasks, &closed(None), at(24 * 3600));
     assert!(matches!(
         plan.decisions[0].1,
-        Decision::End(FirmwareCode::ExecutionCanceledBecauseADayPassed, _)
+        Decision::End(FirmwareCode::ExecutionCanceledBecauseADayPassed, _, _)
     ));
     let before = super::plan(&policy(1), &tasks, &closed(None), at(10));
     assert_eq!(before.wake_at, Some(at(24 * 3600)));
@@ -125,17 +133,23 @@ fn error_policy_fail_ends_everything_not_started() {
             target: "dp-1",
             code: FirmwareCode::ErrorDowngradeNotSupported,
             created_at: at(0),
+            wave: 0,
+            released: false,
         },
         Queued {
             target: "dp-2",
             code: FirmwareCode::WaitingForPreValidation,
             created_at: at(0),
+            wave: 0,
+            released: false,
         },
         ready("dp-3"),
         Queued {
             target: "dp-4",
             code: FirmwareCode::ExecutionUpgradeWaitingForUpgrade,
             created_at: at(0),
+            wave: 0,
+            released: false,
         },
     ];
     let fail = Policy {
@@ -147,7 +161,7 @@ fn error_policy_fail_ends_everything_not_started() {
         .decisions
         .iter()
         .map(|(i, d)| match d {
-            Decision::End(code, _) => (tasks[*i].target, *code),
+            Decision::End(code, _, _) => (tasks[*i].target, *code),
             Decision::Grant => (tasks[*i].target, FirmwareCode::SentToMdb),
         })
         .collect();
@@ -164,6 +178,8 @@ fn error_policy_fail_ends_everything_not_started() {
             target: "dp-1",
             code: FirmwareCode::SkippedDeviceNotAvailable,
             created_at: at(0),
+            wave: 0,
+            released: false,
         },
         ready("dp-2"),
     ];
@@ -203,13 +219,15 @@ fn simulate(max: usize, policy_fail: bool, script: &[(u8, bool)]) -> Result<(), 
     };
     let mut failure_seen = false;
     for (pick, fails) in script {
-        let tasks: Vec<Queued<'_>> = names
+        let tasks: Vec<Queued<'_, FirmwareCode>> = names
             .iter()
             .zip(&codes)
             .map(|(n, c)| Queued {
                 target: n,
                 code: *c,
                 created_at: at(0),
+                wave: 0,
+                released: false,
             })
             .collect();
         let plan = plan(&policy, &tasks, &open(), at(10));
@@ -222,7 +240,7 @@ fn simulate(max: usize, policy_fail: bool, script: &[(u8, bool)]) -> Result<(), 
                     );
                     codes[i] = FirmwareCode::ExecutionWaitingForUploadImage;
                 }
-                Decision::End(code, _) => codes[i] = code,
+                Decision::End(code, _, _) => codes[i] = code,
             }
         }
         let executing = codes

@@ -14,7 +14,7 @@ use crate::api::upgrade_task::UpgradeTaskStatus;
 use crate::engine::firmware::observe::*;
 use crate::engine::firmware::state::TaskState;
 use crate::engine::firmware::validation::Readings;
-use crate::engine::rollout::{self, Decision, Policy, Queued};
+use crate::engine::rollout::{self, BlackoutRule, Decision, Policy, Queued};
 use crate::schedule::gate::Gate;
 
 /// Where a device fault strikes.
@@ -271,6 +271,7 @@ pub fn always_open(_: Timestamp) -> Gate {
     Gate {
         open: true,
         reason: "no maintenance window is required".into(),
+        blackout: false,
         next_change: None,
     }
 }
@@ -279,6 +280,7 @@ pub fn always_closed(_: Timestamp) -> Gate {
     Gate {
         open: false,
         reason: "no maintenance window is open (never)".into(),
+        blackout: false,
         next_change: None,
     }
 }
@@ -442,11 +444,12 @@ impl World {
             .unwrap(),
             error_policy: self.spec.rollout.error_policy,
             outside_window: self.spec.outside_window,
+            blackout: BlackoutRule::CloseGate,
             max_wait: SignedDuration::try_from(self.spec.max_wait.get()).unwrap(),
             suspend: self.spec.suspend,
         };
         let targets: Vec<String> = (0..self.tasks.len()).map(|i| format!("dp-{i}")).collect();
-        let queued: Vec<Queued<'_>> = self
+        let queued: Vec<Queued<'_, FirmwareCode>> = self
             .tasks
             .iter()
             .zip(&targets)
@@ -454,6 +457,8 @@ impl World {
                 target,
                 code: t.code,
                 created_at: t.created_at,
+                wave: 0,
+                released: false,
             })
             .collect();
         let plan = rollout::plan(&policy, &queued, &(self.gate)(self.now), self.now);
@@ -461,7 +466,7 @@ impl World {
         for (i, decision) in plan.decisions {
             match decision {
                 Decision::Grant => self.tasks[i].grant(self.now),
-                Decision::End(code, why) => self.tasks[i].end_unstarted(code, why, self.now),
+                Decision::End(code, _, why) => self.tasks[i].end_unstarted(code, why, self.now),
             }
             self.store(i);
         }

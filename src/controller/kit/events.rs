@@ -97,35 +97,3 @@ impl Events {
         }
     }
 }
-
-/// A status code as an event reason: `EXECUTION_UPLOAD_IMAGE_STARTED` → `ExecutionUploadImageStarted`,
-/// `Pending Reboot` → `PendingReboot`.
-pub fn reason_of(code: &str) -> String {
-    code.split(['_', ' ', '-'])
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut chars = w.chars();
-            chars
-                .next()
-                .map(|c| {
-                    c.to_uppercase()
-                        .chain(chars.flat_map(char::to_lowercase))
-                        .collect::<String>()
-                })
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn codes_become_camel_case_reasons() {
-        assert_eq!(
-            super::reason_of("EXECUTION_UPLOAD_IMAGE_STARTED"),
-            "ExecutionUploadImageStarted"
-        );
-        assert_eq!(super::reason_of("SENT_TO_MDB"), "SentToMdb");
-        assert_eq!(super::reason_of("Canceled - Blackout"), "CanceledBlackout");
-    }
-}

@@ -8,15 +8,15 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::connections::Connections;
 use super::events::Events;
-use super::hooks::JobHooks;
 use super::index::TaskIndex;
 use super::metrics::Metrics;
 use super::watched::Watched;
 use crate::api::codes::FirmwareCode;
 use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow};
 use crate::clock::Clock;
+use crate::controller::connections::Connections;
+use crate::controller::hooks::JobHooks;
 use crate::images::repository::ImageRepository;
 
 /// Tunables of the controllers.

@@ -1,0 +1,12 @@
+//! What every controller shares: the context a reconcile gets (client, clock, caches), the
+//! guarded watch objects, the task index, status writes with upkeep's field manager, Events,
+//! metrics, object naming, and the wrapper every reconcile runs in.
+
+pub mod context;
+pub mod events;
+pub mod index;
+pub mod metrics;
+pub mod naming;
+pub mod reconcile;
+pub mod status;
+pub mod watched;
