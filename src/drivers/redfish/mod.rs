@@ -8,7 +8,7 @@
 //!   FirmwareInventory member id) from the UpdateService's FirmwareInventory, falling back to the
 //!   system's `BiosVersion` for `BIOS` and the Manager's `FirmwareVersion` for `BMC`.
 //! - **licenses / domain status**: Redfish has neither: an empty list, and no domains with no
-//!   unsaved changes. The engine does not ask for them for [`DeviceFamily::Server`] devices.
+//!   unsaved changes. The engine does not ask for them for [`crate::api::device::DeviceFamily::Server`] devices.
 //! - **upload**: with a `MultipartHttpPushUri`, a multipart push of the image (`UpdateParameters`
 //!   with `Targets` and `@Redfish.OperationApplyTime: OnReset` where supported, then
 //!   `UpdateFile`); otherwise `UpdateService.SimpleUpdate` with `ImageURI =
