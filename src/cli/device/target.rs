@@ -94,8 +94,8 @@ fn read_device(path: &Path) -> Result<Device, Error> {
             report.to_string().trim_end()
         )));
     }
-    let documents = serde_saphyr::from_multiple::<Value>(&text)
-        .map_err(|e| Error::Usage(format!("{file}: {e}")))?;
+    let documents =
+        crate::check::parse_documents(&text).map_err(|e| Error::Usage(format!("{file}: {e}")))?;
     let devices: Vec<&Value> = documents
         .iter()
         .filter(|d| {
