@@ -33,10 +33,18 @@ pub struct Target {
     pub driver: Box<dyn DeviceDriver>,
 }
 
+/// The Device the connection names, checked as `upkeep check` does.
+pub fn device(connection: &Connection) -> Result<Device, Error> {
+    read_device(&connection.device)
+}
+
 /// Reads the Device manifest and builds its driver; devices that download images (Redfish
 /// SimpleUpdate) fetch them under `image_base_url`.
-pub fn open(connection: &Connection, image_base_url: Option<String>) -> Result<Target, Error> {
-    let device = read_device(&connection.device)?;
+pub fn open(
+    connection: &Connection,
+    device: &Device,
+    image_base_url: Option<String>,
+) -> Result<Target, Error> {
     let namespace = device
         .metadata
         .namespace
