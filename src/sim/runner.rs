@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::apiserver::ApiServer;
 use super::driver::FleetDriver;
 use super::fleet::{DEFAULT_NAMESPACE, Fleet, FleetModel};
-use super::report::{Report, ResourceReport, TaskReport};
+use super::report::{Report, ResourceReport, TaskReport, WindowReport};
 use crate::api::{self, Device};
 use crate::clock::Clock;
 use crate::controller::connections::Connections;
@@ -135,6 +135,15 @@ impl World {
     /// A fresh operator (own client, caches and expectations), running until `stop`. Boxed: the
     /// operator's future is too large for a thread's stack.
     pub fn operator(&self, stop: CancellationToken) -> BoxFuture<'static, ()> {
+        self.operator_with_metrics(stop, Metrics::new())
+    }
+
+    /// [`World::operator`], counting into `metrics` (to serve its `/metrics`).
+    pub fn operator_with_metrics(
+        &self,
+        stop: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> BoxFuture<'static, ()> {
         let parts = Parts {
             client: self.server.client(),
             clock: self.clock,
@@ -150,7 +159,7 @@ impl World {
             },
             instance: "upkeep-simulate".into(),
             namespace: None,
-            metrics: Metrics::new(),
+            metrics,
         };
         operator::run(parts, stop).boxed()
     }
@@ -183,6 +192,10 @@ impl World {
         } else {
             self.clock.now().min(end_at)
         };
+        let mut windows = Vec::new();
+        self.server.each("MaintenanceWindow", |w| {
+            windows.extend(WindowReport::of(w, start, end))
+        });
         Report::new(
             start,
             end,
@@ -190,6 +203,7 @@ impl World {
             tasks,
             self.server.write_counts().total(),
         )
+        .with_windows(windows)
     }
 }
 
