@@ -1,4 +1,4 @@
-//! `upkeep simulate --fleet FLEET.yaml [--start TIME] [--horizon 7d] [-o json|text] MANIFEST…`:
+//! `upkeep simulate --fleet FLEET.yaml [--start TIME] [--horizon 7d] [-o json|text|html] MANIFEST…`:
 //! the real controllers, the in-memory API and the simulated fleet on a virtual clock.
 
 use std::net::SocketAddr;
@@ -21,6 +21,9 @@ pub enum Format {
     Text,
     /// One JSON document.
     Json,
+    /// One self-contained HTML page: the rollout timeline, grouped by resource, with the
+    /// windows shaded, and the summary per resource.
+    Html,
 }
 
 /// Arguments of `upkeep simulate`.
@@ -138,6 +141,7 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
             println!("{json}");
         }
         Format::Text => print!("{}", report.text()),
+        Format::Html => print!("{}", report.html()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,5 +18,6 @@ mod redfish;
 mod redfish_sushy;
 mod simulate_examples;
 mod simulate_faults;
+mod simulate_html;
 mod upkeep_driver;
 mod windows_cli;

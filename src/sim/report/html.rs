@@ -9,8 +9,10 @@
 //! row per task labelled with its target: a bar from its creation to its end (lighter while
 //! queued, solid once started) coloured by result, a mark at each code change with the code and
 //! time as hover text, and its windows shaded (the Maintenance windows it names and the
-//! Blackouts of its namespace). Groups of more than [`OPEN_UP_TO`] tasks start closed, so a
-//! rollout of thousands reads as its overview first.
+//! Blackouts of its namespace). The rows of groups of more than [`OPEN_UP_TO`] tasks start
+//! closed, so a rollout of thousands reads as its overview first. When the tasks ran only in the
+//! last part of the run (after a long wait for a window), the wait is squeezed into the first
+//! fifth of the axis, behind a dashed line.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,14 +30,18 @@ const LABEL: f64 = 190.0;
 const PLOT: f64 = 1000.0;
 /// Height of a task row.
 const ROW: f64 = 16.0;
+/// Width of a code-change mark; changes closer than this share one.
+const MARK: f64 = 3.0;
 /// Height of a bar inside its row.
 const BAR: f64 = 10.0;
 /// Height of the time axis.
 const AXIS: f64 = 22.0;
 /// Height of a window lane.
-const LANE: f64 = 12.0;
+const LANE: f64 = 16.0;
 /// Height of a group's overview lane.
 const OVERVIEW: f64 = 48.0;
+/// Height of one result's lane of ends in the overview.
+const ENDED: f64 = 9.0;
 /// Columns of the overview lane.
 const BUCKETS: usize = 200;
 /// The shortest span the axis shows (a run that ends at once still gets a readable axis).
@@ -52,14 +58,17 @@ th { font-weight: 600; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .legend span { display: inline-block; margin-right: 14px; }
 .legend i { display: inline-block; width: 12px; height: 10px; margin-right: 4px; vertical-align: -1px; }
-details { margin: 10px 0 14px; border: 1px solid #d8dde3; border-radius: 4px; padding: 6px 8px; }
-summary { cursor: pointer; font-weight: 600; }
-summary .counts { font-weight: 400; color: #444; }
+section.group { margin: 10px 0 14px; border: 1px solid #d8dde3; border-radius: 4px; padding: 6px 8px; }
+h3 { font-size: 14px; margin: 0 0 2px; }
+h3 .counts { font-weight: 400; color: #444; }
+summary { cursor: pointer; color: #1565c0; }
 .overview { margin: 4px 0 0; }
 .rows { overflow-x: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #1b1f24; }
 svg text.axis { fill: #555; }
+svg text.code { font-size: 10px; fill: #444; }
 svg .tick { stroke: #c9ced4; stroke-width: 1; }
+svg .break { stroke: #555; stroke-width: 1.5; stroke-dasharray: 4 3; }
 svg .mark { fill: #1b1f24; fill-opacity: 0.55; }
 svg .mark:hover { fill-opacity: 1; }
 svg .Succeeded { fill: #2e7d32; } svg .Failed { fill: #c62828; } svg .Skipped { fill: #8d959e; }
@@ -78,7 +87,12 @@ const RESULTS: [&str; 5] = ["Succeeded", "Failed", "Skipped", "Canceled", "InPro
 pub(super) fn render(report: &Report) -> String {
     let start = parse(&report.start).unwrap_or(Timestamp::UNIX_EPOCH);
     let end = parse(&report.end).unwrap_or(start);
-    let axis = Axis::new(start, end);
+    let first_start = report
+        .tasks
+        .iter()
+        .filter_map(|t| t.started_at.as_deref().and_then(parse))
+        .min();
+    let axis = Axis::new(start, end, first_start);
     let mut page = String::with_capacity(4096 + report.tasks.len() * 1200);
     let _ = write!(
         page,
@@ -271,74 +285,164 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Maps times onto the plot.
+/// Maps times onto the plot: linearly, or, when the tasks ran only in the last part of the run
+/// (after a long wait for a window, see [`SQUEEZE_BELOW`]), in two linear parts, the wait squeezed into the first
+/// fifth of the plot so the execution stays readable.
 struct Axis {
     start: Timestamp,
     end: Timestamp,
-    span: f64,
+    parts: Vec<Part>,
 }
 
+/// One linear part of the axis.
+struct Part {
+    from: Timestamp,
+    to: Timestamp,
+    x0: f64,
+    x1: f64,
+    max_ticks: i64,
+}
+
+/// The wait before the first start is squeezed when the tasks ran for less than this share of
+/// the run.
+const SQUEEZE_BELOW: f64 = 0.4;
+/// The share of the plot the wait before the first start gets when it is squeezed.
+const SQUEEZED: f64 = 0.2;
+
 impl Axis {
-    fn new(start: Timestamp, end: Timestamp) -> Self {
+    fn new(start: Timestamp, end: Timestamp, first_start: Option<Timestamp>) -> Self {
         let span = end.duration_since(start).max(MIN_SPAN);
-        Self {
-            start,
-            end: start.checked_add(span).unwrap_or(end),
-            span: span.as_secs_f64(),
-        }
+        let end = start.checked_add(span).unwrap_or(end);
+        let running = first_start.map(|f| end.duration_since(f));
+        let squeeze = first_start.zip(running).filter(|(f, running)| {
+            *f > start && running.as_secs_f64() < span.as_secs_f64() * SQUEEZE_BELOW
+        });
+        let parts = match squeeze {
+            Some((first, _)) => vec![
+                Part {
+                    from: start,
+                    to: first,
+                    x0: LABEL,
+                    x1: LABEL + SQUEEZED * PLOT,
+                    max_ticks: 3,
+                },
+                Part {
+                    from: first,
+                    to: end,
+                    x0: LABEL + SQUEEZED * PLOT,
+                    x1: LABEL + PLOT,
+                    max_ticks: 9,
+                },
+            ],
+            None => vec![Part {
+                from: start,
+                to: end,
+                x0: LABEL,
+                x1: LABEL + PLOT,
+                max_ticks: 12,
+            }],
+        };
+        Self { start, end, parts }
     }
 
     /// The x of `t`, clamped to the plot.
     fn x(&self, t: Timestamp) -> f64 {
-        let offset = t.duration_since(self.start).as_secs_f64() / self.span;
-        LABEL + offset.clamp(0.0, 1.0) * PLOT
+        let part = self
+            .parts
+            .iter()
+            .find(|p| t < p.to)
+            .or(self.parts.last())
+            .expect("an axis has a part");
+        let span = part.to.duration_since(part.from).as_secs_f64().max(1.0);
+        let offset = t.duration_since(part.from).as_secs_f64() / span;
+        part.x0 + offset.clamp(0.0, 1.0) * (part.x1 - part.x0)
     }
 
-    /// Tick times and labels: a step that gives five to twelve ticks.
-    fn ticks(&self) -> Vec<(Timestamp, String)> {
-        const STEPS: [i64; 14] = [
-            10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800,
-        ];
-        let span = self.span as i64;
-        let step = STEPS
+    /// The time at `x` (the inverse of [`Axis::x`] on the plot).
+    fn time_at(&self, x: f64) -> Timestamp {
+        let part = self
+            .parts
             .iter()
-            .copied()
-            .find(|s| span / s <= 12)
-            .unwrap_or(604_800);
-        let first = (self.start.as_second() + step - 1).div_euclid(step) * step;
+            .find(|p| x < p.x1)
+            .or(self.parts.last())
+            .expect("an axis has a part");
+        let share = ((x - part.x0) / (part.x1 - part.x0)).clamp(0.0, 1.0);
+        let span = part.to.duration_since(part.from).as_secs_f64();
+        part.from
+            .checked_add(SignedDuration::from_secs_f64(share * span))
+            .unwrap_or(part.to)
+    }
+
+    /// Where the scale changes, if it does.
+    fn squeezed_until(&self) -> Option<f64> {
+        (self.parts.len() > 1).then(|| self.parts[0].x1)
+    }
+
+    /// Tick times and labels, per part: a round step that gives at most its number of ticks.
+    fn ticks(&self) -> Vec<(Timestamp, String)> {
+        const STEPS: [i64; 15] = [
+            10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
+        ];
         let mut ticks = Vec::new();
-        let mut at = first;
         let mut last_day = None;
-        while at <= self.end.as_second() {
-            if let Ok(t) = Timestamp::from_second(at) {
-                let day = t.strftime("%Y-%m-%d").to_string();
-                let label = if last_day.as_ref() != Some(&day) {
-                    t.strftime("%m-%d %H:%M").to_string()
-                } else if step < 60 {
-                    t.strftime("%H:%M:%S").to_string()
-                } else {
-                    t.strftime("%H:%M").to_string()
-                };
-                last_day = Some(day);
-                ticks.push((t, label));
+        for part in &self.parts {
+            let span = part.to.duration_since(part.from).as_secs();
+            let step = STEPS
+                .iter()
+                .copied()
+                .find(|s| span / s < part.max_ticks)
+                .unwrap_or(604_800);
+            let mut at = (part.from.as_second() + step - 1).div_euclid(step) * step;
+            while at < part.to.as_second() || (at == part.to.as_second() && part.to == self.end) {
+                if let Ok(t) = Timestamp::from_second(at) {
+                    let day = t.strftime("%Y-%m-%d").to_string();
+                    let label = if last_day.as_ref() != Some(&day) {
+                        t.strftime("%m-%d %H:%M").to_string()
+                    } else if step < 60 {
+                        t.strftime("%H:%M:%S").to_string()
+                    } else {
+                        t.strftime("%H:%M").to_string()
+                    };
+                    last_day = Some(day);
+                    ticks.push((t, label));
+                }
+                at += step;
             }
-            at += step;
         }
         ticks
     }
 }
 
-/// Draws the time axis at `y` and the tick lines down to `bottom`.
+/// Draws the time axis at `y` and the tick lines down to `bottom`; where the scale changes, a
+/// dashed line.
 fn draw_axis(svg: &mut String, axis: &Axis, y: f64, bottom: f64) {
+    // A label needs this much room; closer ticks keep their line only.
+    const LABEL_ROOM: f64 = 72.0;
+    let mut last_label = f64::NEG_INFINITY;
+    let break_at = axis.squeezed_until();
     for (t, label) in axis.ticks() {
         let x = axis.x(t);
         let _ = write!(
             svg,
-            "<line class=\"tick\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"/><text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            y + AXIS - 6.0,
-            x + 2.0,
-            y + AXIS - 9.0,
-            esc(&label)
+            "<line class=\"tick\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"/>",
+            y + AXIS - 6.0
+        );
+        let crowds_break = break_at.is_some_and(|b| x < b && b - x < LABEL_ROOM);
+        if x - last_label >= LABEL_ROOM && !crowds_break {
+            let _ = write!(
+                svg,
+                "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                x + 2.0,
+                y + AXIS - 9.0,
+                esc(&label)
+            );
+            last_label = x;
+        }
+    }
+    if let Some(x) = axis.squeezed_until() {
+        let _ = write!(
+            svg,
+            "<line class=\"break\" x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"><title>the scale changes here: the wait before the first start is squeezed into the part on the left</title></line>"
         );
     }
 }
@@ -426,13 +530,18 @@ fn group(
     };
     let _ = writeln!(
         page,
-        "<details{open}>\n<summary>{} <span class=\"counts\">— {} tasks: {}{}</span></summary>",
+        "<section class=\"group\">\n<h3>{} <span class=\"counts\">— {} tasks: {}{}</span></h3>",
         esc(parent),
         rows.len(),
         esc(&counts),
         esc(&state)
     );
     overview(page, axis, rows, windows);
+    let _ = writeln!(
+        page,
+        "<details{open}>\n<summary>{} task rows, by start</summary>",
+        rows.len()
+    );
 
     let lanes_height = LANE * windows.len() as f64;
     let height = AXIS + lanes_height + ROW * rows.len() as f64 + 4.0;
@@ -449,34 +558,57 @@ fn group(
     for (i, row) in rows.iter().enumerate() {
         task_row(&mut svg, axis, row, top + ROW * i as f64);
     }
-    svg.push_str("</svg></div>\n</details>\n");
+    svg.push_str("</svg></div>\n</details>\n</section>\n");
     page.push_str(&svg);
 }
 
 /// A lane of how many of the group's tasks run at each moment, with the ends by result below.
 fn overview(page: &mut String, axis: &Axis, rows: &[Row<'_>], windows: &[&WindowReport]) {
-    let bucket = axis.span / BUCKETS as f64;
-    let mut running = [0usize; BUCKETS];
-    let mut ended: BTreeMap<&str, [usize; BUCKETS]> = BTreeMap::new();
-    let index = |t: Timestamp| {
-        let offset = t.duration_since(axis.start).as_secs_f64() / bucket;
-        (offset.max(0.0) as usize).min(BUCKETS - 1)
+    let width = PLOT / BUCKETS as f64;
+    // Columns follow the axis (which may be in two parts), not the clock. A column holds the
+    // average number of tasks running over its stretch of time.
+    let mut running = [0.0f64; BUCKETS];
+    let mut ended: Vec<(&str, [usize; BUCKETS])> =
+        RESULTS[..4].iter().map(|r| (*r, [0; BUCKETS])).collect();
+    let index = |x: f64| {
+        let column = (x - LABEL) / width;
+        (column.max(0.0) as usize).min(BUCKETS - 1)
     };
+    let mut changes = Vec::new();
     for row in rows {
         if let Some(started) = row.started {
-            let last = row.finished.map_or(BUCKETS - 1, index);
-            for slot in &mut running[index(started)..=last.max(index(started))] {
-                *slot += 1;
+            let finished = row.finished.unwrap_or(axis.end);
+            changes.push((started, 1i64));
+            changes.push((finished, -1));
+            let (from, to) = (axis.x(started), axis.x(finished));
+            for (i, slot) in running
+                .iter_mut()
+                .enumerate()
+                .take(index(to) + 1)
+                .skip(index(from))
+            {
+                let (left, right) = (LABEL + width * i as f64, LABEL + width * (i + 1) as f64);
+                *slot += (to.min(right) - from.max(left)).max(0.0) / width;
             }
         }
-        if let Some(finished) = row.finished {
-            ended
-                .entry(row.task.result.as_str())
-                .or_insert([0; BUCKETS])[index(finished)] += 1;
+        let lane = ended.iter_mut().find(|(r, _)| *r == row.task.result);
+        if let (Some(finished), Some((_, counts))) = (row.finished, lane) {
+            counts[index(axis.x(finished))] += 1;
         }
     }
-    let peak = running.iter().copied().max().unwrap_or(0).max(1);
-    let height = AXIS + OVERVIEW + 10.0;
+    // The true peak: ends before starts at the same instant.
+    changes.sort();
+    let peak = changes
+        .iter()
+        .scan(0i64, |now, (_, change)| {
+            *now += change;
+            Some(*now)
+        })
+        .max()
+        .unwrap_or(0);
+    let tallest = running.iter().copied().fold(0.0f64, f64::max).max(1.0);
+    ended.retain(|(_, counts)| counts.iter().any(|n| *n > 0));
+    let height = AXIS + OVERVIEW + ENDED * ended.len() as f64 + 2.0;
     let _ = write!(
         page,
         "<svg class=\"overview\" width=\"{:.0}\" height=\"{height:.0}\" role=\"img\" aria-label=\"overview\">",
@@ -488,30 +620,37 @@ fn overview(page: &mut String, axis: &Axis, rows: &[Row<'_>], windows: &[&Window
         page,
         "<text x=\"4\" y=\"{:.1}\">running (peak {peak})</text><text x=\"4\" y=\"{:.1}\">ended</text>",
         AXIS + 14.0,
-        AXIS + OVERVIEW + 8.0
+        AXIS + OVERVIEW + ENDED - 1.0
     );
-    let width = PLOT / BUCKETS as f64;
-    for (i, n) in running.iter().enumerate().filter(|(_, n)| **n > 0) {
-        let h = (OVERVIEW - 8.0) * *n as f64 / peak as f64;
+    for (i, n) in running.iter().enumerate().filter(|(_, n)| **n > 0.0) {
+        let h = (OVERVIEW - 8.0) * n / tallest;
+        let x = LABEL + width * i as f64;
         let _ = write!(
             page,
-            "<rect class=\"running\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{h:.1}\"><title>{n} running around {}</title></rect>",
-            LABEL + width * i as f64,
+            "<rect class=\"running\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{width:.2}\" height=\"{h:.1}\"><title>{n:.1} running on average from {} to {}</title></rect>",
             AXIS + OVERVIEW - 4.0 - h,
-            width,
-            rfc3339(axis.start + SignedDuration::from_secs_f64(bucket * i as f64))
+            rfc3339(axis.time_at(x)),
+            rfc3339(axis.time_at(x + width))
         );
     }
-    for (result, counts) in &ended {
+    for (lane, (result, counts)) in ended.iter().enumerate() {
+        let y = AXIS + OVERVIEW + ENDED * lane as f64;
+        let _ = write!(
+            page,
+            "<text class=\"code\" x=\"{LABEL:.1}\" y=\"{:.1}\" text-anchor=\"end\" dx=\"-4\">{}</text>",
+            y + ENDED - 1.0,
+            result.to_lowercase()
+        );
         for (i, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
             let _ = write!(
                 page,
-                "<rect class=\"{result}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"6\"><title>{n} {} around {}</title></rect>",
+                "<rect class=\"{result}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\"><title>{n} {} around {}</title></rect>",
                 LABEL + width * i as f64,
-                AXIS + OVERVIEW + 2.0,
+                y + 1.0,
                 width.max(2.0),
+                ENDED - 2.0,
                 result.to_lowercase(),
-                rfc3339(axis.start + SignedDuration::from_secs_f64(bucket * i as f64))
+                rfc3339(axis.time_at(LABEL + width * i as f64))
             );
         }
     }
@@ -563,17 +702,48 @@ fn task_row(svg: &mut String, axis: &Axis, row: &Row<'_>, y: f64) {
             (x2 - x1).max(2.0)
         );
     }
+    if result != "Succeeded" {
+        // Where the row has room, the code that ended (or holds) the task, beside its bar.
+        const ROOM: f64 = 300.0;
+        let at = if LABEL + PLOT - x2 > ROOM {
+            Some((x2.max(x1) + 6.0, "start"))
+        } else if x0 - LABEL > ROOM {
+            Some((x0 - 6.0, "end"))
+        } else {
+            None
+        };
+        if let Some((x, anchor)) = at {
+            let _ = write!(
+                svg,
+                "<text class=\"code\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
+                y + BAR,
+                esc(code)
+            );
+        }
+    }
     svg.push_str("</g>");
+    // One mark per spot: code changes closer than a mark's width share it, and its hover text
+    // lists them all.
+    let mut marks: Vec<(f64, String)> = Vec::new();
     for entry in &task.history {
         let x = axis.x(entry.at.0);
+        let line = format!("{} at {}", entry.code, rfc3339(entry.at.0));
+        match marks.last_mut() {
+            Some((at, text)) if x - *at < MARK => {
+                text.push('\n');
+                text.push_str(&line);
+            }
+            _ => marks.push((x, line)),
+        }
+    }
+    for (x, text) in marks {
         let _ = write!(
             svg,
-            "<rect class=\"mark\" x=\"{:.1}\" y=\"{:.1}\" width=\"3\" height=\"{:.1}\"><title>{} at {}</title></rect>",
-            x - 1.5,
+            "<rect class=\"mark\" x=\"{:.1}\" y=\"{:.1}\" width=\"{MARK}\" height=\"{:.1}\"><title>{}</title></rect>",
+            x - MARK / 2.0,
             y + 1.0,
             ROW - 2.0,
-            esc(&entry.code),
-            rfc3339(entry.at.0)
+            esc(&text)
         );
     }
 }
