@@ -36,6 +36,8 @@ const MARK: f64 = 3.0;
 const BAR: f64 = 10.0;
 /// Height of the time axis.
 const AXIS: f64 = 22.0;
+/// Task rows per block of the page (each block is laid out only when it scrolls into view).
+const BLOCK: usize = 50;
 /// Height of a window lane.
 const LANE: f64 = 16.0;
 /// Height of a group's overview lane.
@@ -64,6 +66,8 @@ h3 .counts { font-weight: 400; color: #444; }
 summary { cursor: pointer; color: #1565c0; }
 .overview { margin: 4px 0 0; }
 .rows { overflow-x: auto; }
+.rows svg { display: block; }
+.block { content-visibility: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #1b1f24; }
 svg text.axis { fill: #555; }
 svg text.code { font-size: 10px; fill: #444; }
@@ -413,8 +417,7 @@ impl Axis {
     }
 }
 
-/// Draws the time axis at `y` and the tick lines down to `bottom`; where the scale changes, a
-/// dashed line.
+/// Draws the time axis' labels at `y` and its lines down to `bottom`.
 fn draw_axis(svg: &mut String, axis: &Axis, y: f64, bottom: f64) {
     // A label needs this much room; closer ticks keep their line only.
     const LABEL_ROOM: f64 = 72.0;
@@ -422,13 +425,9 @@ fn draw_axis(svg: &mut String, axis: &Axis, y: f64, bottom: f64) {
     let break_at = axis.squeezed_until();
     for (t, label) in axis.ticks() {
         let x = axis.x(t);
-        let _ = write!(
-            svg,
-            "<line class=\"tick\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"/>",
-            y + AXIS - 6.0
-        );
         let crowds_break = break_at.is_some_and(|b| x < b && b - x < LABEL_ROOM);
-        if x - last_label >= LABEL_ROOM && !crowds_break {
+        let at_edge = x + 40.0 > LABEL + PLOT;
+        if x - last_label >= LABEL_ROOM && !crowds_break && !at_edge {
             let _ = write!(
                 svg,
                 "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
@@ -439,10 +438,22 @@ fn draw_axis(svg: &mut String, axis: &Axis, y: f64, bottom: f64) {
             last_label = x;
         }
     }
+    draw_grid(svg, axis, y + AXIS - 6.0, bottom);
+}
+
+/// The axis' tick lines from `top` to `bottom`, and a dashed line where the scale changes.
+fn draw_grid(svg: &mut String, axis: &Axis, top: f64, bottom: f64) {
+    for (t, _) in axis.ticks() {
+        let x = axis.x(t);
+        let _ = write!(
+            svg,
+            "<line class=\"tick\" x1=\"{x:.1}\" y1=\"{top:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"/>"
+        );
+    }
     if let Some(x) = axis.squeezed_until() {
         let _ = write!(
             svg,
-            "<line class=\"break\" x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"><title>the scale changes here: the wait before the first start is squeezed into the part on the left</title></line>"
+            "<line class=\"break\" x1=\"{x:.1}\" y1=\"{top:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"><title>the scale changes here: the wait before the first start is squeezed into the part on the left</title></line>"
         );
     }
 }
@@ -467,10 +478,10 @@ fn shade(svg: &mut String, axis: &Axis, windows: &[&WindowReport], top: f64, bot
     }
 }
 
-/// The lanes naming each window at `top`; returns the y below them.
-fn lanes(svg: &mut String, axis: &Axis, windows: &[&WindowReport], top: f64) -> f64 {
-    let mut y = top;
-    for w in windows {
+/// A lane per window from `top` down, each showing its occurrences.
+fn lanes(svg: &mut String, axis: &Axis, windows: &[&WindowReport], top: f64) {
+    for (i, w) in windows.iter().enumerate() {
+        let y = top + LANE * i as f64;
         let _ = write!(
             svg,
             "<text x=\"4\" y=\"{:.1}\">{:?} {}</text>",
@@ -493,9 +504,7 @@ fn lanes(svg: &mut String, axis: &Axis, windows: &[&WindowReport], top: f64) -> 
                 rfc3339(o.end)
             );
         }
-        y += LANE;
     }
-    y
 }
 
 fn group(
@@ -543,22 +552,33 @@ fn group(
         rows.len()
     );
 
-    let lanes_height = LANE * windows.len() as f64;
-    let height = AXIS + lanes_height + ROW * rows.len() as f64 + 4.0;
+    // The axis and the window lanes, then the rows in blocks that the browser lays out only
+    // when they scroll into view.
+    let width = LABEL + PLOT + 10.0;
+    let head = AXIS + LANE * windows.len() as f64;
     let mut svg = String::with_capacity(rows.len() * 1100);
     let _ = write!(
         svg,
-        "<div class=\"rows\"><svg width=\"{:.0}\" height=\"{height:.0}\" role=\"img\" aria-label=\"tasks of {}\">",
-        LABEL + PLOT + 10.0,
-        esc(parent)
+        "<div class=\"rows\"><svg width=\"{width:.0}\" height=\"{head:.0}\" role=\"img\" aria-label=\"time axis and windows\">"
     );
-    draw_axis(&mut svg, axis, 0.0, height);
-    let top = lanes(&mut svg, axis, windows, AXIS);
-    shade(&mut svg, axis, windows, top, height);
-    for (i, row) in rows.iter().enumerate() {
-        task_row(&mut svg, axis, row, top + ROW * i as f64);
+    draw_axis(&mut svg, axis, 0.0, head);
+    lanes(&mut svg, axis, windows, AXIS);
+    svg.push_str("</svg>");
+    for block in rows.chunks(BLOCK) {
+        let height = ROW * block.len() as f64;
+        let _ = write!(
+            svg,
+            "<div class=\"block\" style=\"contain-intrinsic-size: auto {height:.0}px\"><svg width=\"{width:.0}\" height=\"{height:.0}\" role=\"img\" aria-label=\"tasks of {}\">",
+            esc(parent)
+        );
+        draw_grid(&mut svg, axis, 0.0, height);
+        shade(&mut svg, axis, windows, 0.0, height);
+        for (i, row) in block.iter().enumerate() {
+            task_row(&mut svg, axis, row, ROW * i as f64);
+        }
+        svg.push_str("</svg></div>");
     }
-    svg.push_str("</svg></div>\n</details>\n</section>\n");
+    svg.push_str("</div>\n</details>\n</section>\n");
     page.push_str(&svg);
 }
 
