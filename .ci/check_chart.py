@@ -1,9 +1,11 @@
 """Lint and render the Helm chart with each values file, then validate every rendered
-manifest, and the chart's CRDs, against Kubernetes' strict schemas.
+manifest, and the chart's CRDs, against Kubernetes' strict schemas; check the Grafana
+dashboards in dashboards/ and that the rendered dashboard ConfigMaps carry them unchanged.
 
 Usage: check_chart.py CHART [VALUES_FILE ...]   (the chart's defaults are always checked)
 """
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -75,10 +77,79 @@ def validate(source, doc, counts):
         counts["valid"] += 1
 
 
+def dashboard_problems(name, dashboard):
+    """What is wrong with one Grafana dashboard, as a list of sentences."""
+    problems = []
+    for key in ("uid", "title", "panels", "schemaVersion", "templating"):
+        if key not in dashboard:
+            problems.append(f"{name}: no {key!r}")
+    variables = {v.get("name") for v in dashboard.get("templating", {}).get("list", [])}
+    if "datasource" not in variables:
+        problems.append(f"{name}: no 'datasource' variable for the panels to use")
+    ids = Counter(p.get("id") for p in dashboard.get("panels", []))
+    problems += [f"{name}: panel id {i} is used {n} times" for i, n in ids.items() if n > 1]
+    for panel in dashboard.get("panels", []):
+        what = f"{name}: panel {panel.get('id')} {panel.get('title')!r}"
+        grid = panel.get("gridPos", {})
+        if not all(isinstance(grid.get(k), int) for k in "xywh") or grid["x"] + grid["w"] > 24:
+            problems.append(f"{what}: gridPos {grid} does not fit the 24-column grid")
+        if panel.get("type") == "row":
+            continue
+        if panel.get("datasource", {}).get("uid") != "${datasource}":
+            problems.append(f"{what}: its datasource is not the 'datasource' variable")
+        targets = panel.get("targets") or []
+        if not targets or not all(str(t.get("expr", "")).strip() for t in targets):
+            problems.append(f"{what}: every panel needs targets with a PromQL expr")
+        if not all("upkeep_" in t.get("expr", "") for t in targets):
+            problems.append(f"{what}: a target queries no upkeep_* metric")
+    return problems
+
+
+def check_dashboards(chart_dir):
+    """Validates dashboards/*.json, printing a line per file or problem; returns (problems,
+    dashboards by file name). tests/it/dashboard.rs checks that they query only metrics the
+    operator exports."""
+    problems, dashboards = [], {}
+    for path in sorted(Path(chart_dir, "dashboards").glob("*.json")):
+        try:
+            dashboard = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            found = [f"{path.name}: not JSON: {e}"]
+        else:
+            dashboards[path.name] = dashboard
+            found = dashboard_problems(path.name, dashboard)
+        for problem in found:
+            print(f"  FAIL dashboard {problem}")
+        if not found:
+            print(f"  ok   dashboard {path.name}: {len(dashboard['panels'])} panels")
+        problems += found
+    return problems, dashboards
+
+
+def rendered_dashboards(manifests, dashboards):
+    """Checks the ConfigMaps labelled grafana_dashboard: "1": each key is a dashboard file,
+    unchanged. Returns (problems, the number of dashboards found)."""
+    problems, found = [], 0
+    for _, doc in manifests:
+        labels = (doc.get("metadata") or {}).get("labels") or {}
+        if doc.get("kind") != "ConfigMap" or labels.get("grafana_dashboard") != "1":
+            continue
+        for key, text in (doc.get("data") or {}).items():
+            found += 1
+            if key not in dashboards:
+                problems.append(f"ConfigMap {doc['metadata']['name']}: {key} is no file of dashboards/")
+            elif json.loads(text) != dashboards[key]:
+                problems.append(f"ConfigMap {doc['metadata']['name']}: {key} differs from dashboards/{key}")
+    return problems, found
+
+
 def main(chart_dir, values_files):
     counts = Counter()
     lint_problems = 0
     used_templates = set()
+    print("-- Grafana dashboards")
+    dashboard_errors, dashboards = check_dashboards(chart_dir)
+    dashboards_rendered = 0
     with helm.Chart.load(chart_dir) as chart:
         print(f"Chart {chart.name} {chart.version} (Helm SDK {helm.helm_sdk_version()}), "
               f"validated against Kubernetes {kube.KUBE_VERSION} (strict)")
@@ -94,6 +165,13 @@ def main(chart_dir, values_files):
             for template, doc in manifests:
                 used_templates.add(template.split("/", 1)[1])
                 validate(template, doc, counts)
+            problems, found = rendered_dashboards(manifests, dashboards)
+            for problem in problems:
+                print(f"  FAIL {problem}")
+            if found and not problems:
+                print(f"  ok   {found} dashboard(s) rendered unchanged")
+            dashboard_errors += problems
+            dashboards_rendered += found
 
         # The values files must switch every optional part on at least once.
         unused = sorted(
@@ -108,10 +186,13 @@ def main(chart_dir, values_files):
             for doc in kube.load_documents(crd["data"]):
                 validate(crd["filename"], doc, counts)
 
+    if dashboards and not dashboards_rendered:
+        dashboard_errors.append("no values file renders the dashboards (dashboards.enabled)")
     print(f"\nchart: lint problems {lint_problems}; objects valid {counts['valid']}, "
           f"invalid {counts['invalid']}, skipped {counts['skipped']} (custom kinds, no schema); "
-          f"templates never rendered {len(unused)}")
-    failed = lint_problems or counts["invalid"] or unused or not counts["valid"]
+          f"templates never rendered {len(unused)}; dashboard problems {len(dashboard_errors)}")
+    failed = (lint_problems or counts["invalid"] or unused or not counts["valid"]
+              or dashboard_errors)
     return 1 if failed else 0
 
 

@@ -1,6 +1,11 @@
 //! Offline validation of manifests, as `upkeep check` runs it: per YAML document, the kind, the
-//! CRD schema, the CEL rules, then the engine's static checks. Every problem names its field and
-//! says how to fix it.
+//! CRD schema, the CEL rules, then the engine's static checks; across the documents of every
+//! file given, the windows (see [`windows`]). Every problem names its field and says how to fix
+//! it. A problem either is one the API server would reject (schema, CEL: nothing runs) or one the
+//! cluster accepts and the engine would turn into a status code ([`Problem::accepted_by_api`]):
+//! `upkeep check` fails on both, `upkeep simulate` only on the first. Warnings never fail.
+
+pub mod windows;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,6 +29,28 @@ pub struct DocumentReport {
     pub title: String,
     /// What happened to it.
     pub outcome: Outcome,
+    /// What may be wrong but is not an error (e.g. a window no file defines).
+    pub warnings: Vec<Problem>,
+}
+
+impl DocumentReport {
+    /// Whether the API server would accept the document: valid, skipped, or invalid only in
+    /// ways the engine reports as status codes.
+    pub fn accepted_by_api(&self) -> bool {
+        match &self.outcome {
+            Outcome::Valid | Outcome::Skipped(_) => true,
+            Outcome::Invalid(problems) => problems.iter().all(|p| p.accepted_by_api),
+        }
+    }
+
+    /// Adds an error the API server accepts (an engine finding) to the outcome.
+    fn add_finding(&mut self, problem: Problem) {
+        match &mut self.outcome {
+            Outcome::Invalid(problems) => problems.push(problem),
+            Outcome::Valid => self.outcome = Outcome::Invalid(vec![problem]),
+            Outcome::Skipped(_) => {}
+        }
+    }
 }
 
 /// The verdict on one document.
@@ -57,6 +84,46 @@ impl FileReport {
                 .iter()
                 .all(|d| !matches!(d.outcome, Outcome::Invalid(_)))
     }
+
+    /// Whether the API server would accept every document of the file.
+    pub fn accepted_by_api(&self) -> bool {
+        self.syntax_error.is_none() && self.documents.iter().all(DocumentReport::accepted_by_api)
+    }
+
+    /// The number of warnings in the file.
+    pub fn warnings(&self) -> usize {
+        self.documents.iter().map(|d| d.warnings.len()).sum()
+    }
+
+    /// The file's engine findings and warnings, as `simulate` prints them: one line per finding,
+    /// each `warning: FILE: KIND/NAME (document N): FIELD: PROBLEM; fix: FIX`.
+    pub fn warning_lines(&self) -> String {
+        let mut out = String::new();
+        for doc in &self.documents {
+            let findings = match &doc.outcome {
+                Outcome::Invalid(problems) => problems.as_slice(),
+                Outcome::Valid | Outcome::Skipped(_) => &[],
+            };
+            for p in findings.iter().chain(&doc.warnings) {
+                out.push_str("warning: ");
+                out.push_str(&self.problem_line(doc, p));
+            }
+        }
+        out
+    }
+
+    fn problem_line(&self, doc: &DocumentReport, p: &Problem) -> String {
+        let mut line = format!(
+            "{}: {} (document {}): {}: {}",
+            self.file, doc.title, doc.index, p.field, p.message
+        );
+        if !p.fix.is_empty() {
+            line.push_str("; fix: ");
+            line.push_str(&p.fix);
+        }
+        line.push('\n');
+        line
+    }
 }
 
 impl fmt::Display for FileReport {
@@ -75,39 +142,92 @@ impl fmt::Display for FileReport {
                 )?,
                 Outcome::Invalid(problems) => {
                     for p in problems {
-                        write!(
-                            f,
-                            "{}: {} (document {}): {}: {}",
-                            self.file, doc.title, doc.index, p.field, p.message
-                        )?;
-                        if p.fix.is_empty() {
-                            writeln!(f)?;
-                        } else {
-                            writeln!(f, "; fix: {}", p.fix)?;
-                        }
+                        f.write_str(&self.problem_line(doc, p))?;
                     }
                 }
+            }
+            for p in &doc.warnings {
+                write!(f, "warning: {}", self.problem_line(doc, p))?;
             }
         }
         Ok(())
     }
 }
 
+/// The most YAML documents one file may hold: room for a rendered Helm release of a large
+/// fleet (a Device per device), well above the YAML parser's default of 1,024.
+pub const MAX_DOCUMENTS: usize = 10_000;
+
+/// The documents of a YAML text (null ones included), read with a budget that holds
+/// [`MAX_DOCUMENTS`] documents of ordinary size.
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
+    let defaults = serde_saphyr::Budget::default();
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: MAX_DOCUMENTS,
+            // The per-stream bounds grow with the number of documents.
+            max_nodes: defaults.max_nodes * 10,
+            max_events: defaults.max_events * 10,
+        },
+    };
+    serde_saphyr::from_multiple_with_options(text, options)
+}
+
+/// The message of a file that cannot be read as YAML: where, and what.
+fn syntax_error(e: &serde_saphyr::Error) -> String {
+    if let serde_saphyr::Error::Budget {
+        breach: serde_saphyr::budget::BudgetBreach::Documents { .. },
+        ..
+    } = e.without_snippet()
+    {
+        return format!(
+            "holds more than {MAX_DOCUMENTS} YAML documents, the most one file may hold; split it into several files (e.g. one per kind, or `helm template --output-dir DIR` for a chart) and give them all, or their directory"
+        );
+    }
+    let bare = e.without_snippet().to_string();
+    let detail = bare.lines().next().unwrap_or_default();
+    let detail = detail.trim_start_matches("error: ");
+    let at = e
+        .location()
+        .map(|l| format!("line {}, column {}", l.line(), l.column()))
+        .unwrap_or_else(|| "unknown position".into());
+    format!("YAML syntax error at {at}: {detail}")
+}
+
+/// Checks every document of every file, then what needs them all together and the time `now`
+/// (the windows' next openings and the references to them).
+pub fn check_files(sources: &[(String, String)], now: jiff::Timestamp) -> Vec<FileReport> {
+    let mut reports: Vec<FileReport> = sources
+        .iter()
+        .map(|(file, text)| check_text(file, text))
+        .collect();
+    let documents: Vec<Vec<Value>> = sources
+        .iter()
+        .zip(&reports)
+        .map(|((_, text), report)| {
+            if report.syntax_error.is_some() {
+                Vec::new()
+            } else {
+                parse_documents(text)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|d| !d.is_null())
+                    .collect()
+            }
+        })
+        .collect();
+    windows::check(&mut reports, &documents, now);
+    reports
+}
+
 /// Checks every document of a YAML text. `file` names it in messages.
 pub fn check_text(file: &str, text: &str) -> FileReport {
-    let documents = match serde_saphyr::from_multiple::<Value>(text) {
+    let documents = match parse_documents(text) {
         Ok(docs) => docs,
         Err(e) => {
-            let bare = e.without_snippet().to_string();
-            let detail = bare.lines().next().unwrap_or_default();
-            let detail = detail.trim_start_matches("error: ");
-            let at = e
-                .location()
-                .map(|l| format!("line {}, column {}", l.line(), l.column()))
-                .unwrap_or_else(|| "unknown position".into());
             return FileReport {
                 file: file.to_string(),
-                syntax_error: Some(format!("YAML syntax error at {at}: {detail}")),
+                syntax_error: Some(syntax_error(&e)),
                 documents: Vec::new(),
             };
         }
@@ -141,6 +261,7 @@ pub fn check_document(index: usize, doc: &Value) -> DocumentReport {
         index,
         title: title.clone(),
         outcome,
+        warnings: Vec::new(),
     };
     let problem = |field: &str, message: String, fix: &str| {
         Outcome::Invalid(vec![Problem::new(field.into(), message, fix.into())])

@@ -106,3 +106,110 @@ fn every_crd_has_a_checker_with_its_lint() {
         );
     }
 }
+
+const NOW: &str = "2026-12-01T00:00:00Z";
+
+fn check_all(files: &[(&str, &str)]) -> Vec<FileReport> {
+    let sources: Vec<(String, String)> = files
+        .iter()
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect();
+    check_files(&sources, NOW.parse().unwrap())
+}
+
+fn window(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: upkeep.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {{ name: {name} }}\nspec: {spec}\n---\n"
+    )
+}
+
+fn upgrade_with_windows(windows: &str) -> String {
+    format!(
+        "apiVersion: upkeep.dev/v1alpha1\nkind: FirmwareUpgrade\nmetadata: {{ name: fw }}\nspec:\n  image: idg7519.oradco.scrypt4\n  targets: {{ pattern: \"dp-*\" }}\n  maintenanceWindows: {windows}\n"
+    )
+}
+
+#[test]
+fn a_window_that_never_opens_is_an_error_the_cluster_accepts() {
+    let text = window("feb-31", "{ schedule: \"0 0 31 2 *\", duration: 2h }")
+        + &window("yearly", "{ schedule: \"0 0 1 1 *\", duration: 2h }");
+    let reports = check_all(&[("w.yaml", &text)]);
+    let report = &reports[0];
+    assert!(!report.is_valid(), "{report}");
+    assert!(report.accepted_by_api(), "the API server takes any cron");
+    let Outcome::Invalid(problems) = &report.documents[0].outcome else {
+        panic!("{report}")
+    };
+    assert_eq!(problems[0].field, "spec.schedule");
+    assert!(problems[0].message.contains("400 days"), "{problems:?}");
+    assert!(
+        problems[0].message.contains("2026-12-01T00:00:00Z"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        report.documents[1].outcome,
+        Outcome::Valid,
+        "once a year is enough"
+    );
+}
+
+#[test]
+fn a_one_time_window_that_is_over_is_a_warning() {
+    let text = window(
+        "past",
+        "{ start: \"2026-01-01T00:00:00Z\", end: \"2026-01-02T00:00:00Z\" }",
+    ) + &window(
+        "far",
+        "{ start: \"2028-06-01T00:00:00Z\", end: \"2028-06-02T00:00:00Z\" }",
+    );
+    let reports = check_all(&[("w.yaml", &text)]);
+    assert!(reports[0].is_valid(), "{}", reports[0]);
+    assert_eq!(reports[0].documents[0].warnings[0].field, "spec.end");
+    assert!(reports[0].documents[1].warnings.is_empty());
+    assert!(
+        reports[0]
+            .to_string()
+            .starts_with("warning: w.yaml: MaintenanceWindow/past")
+    );
+}
+
+#[test]
+fn a_reference_to_a_window_no_file_defines_is_a_warning() {
+    let windows = window("nightly", "{ schedule: \"0 22 * * *\", duration: 2h }");
+    let reports = check_all(&[
+        ("windows.yaml", &windows),
+        ("fw.yaml", &upgrade_with_windows("[nightly, elsewhere]")),
+    ]);
+    assert!(reports.iter().all(FileReport::is_valid));
+    let warnings = &reports[1].documents[0].warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].field, "spec.maintenanceWindows[1]");
+    assert!(
+        warnings[0].message.contains("\"elsewhere\""),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[0].fix.contains("lives in the cluster"),
+        "{warnings:?}"
+    );
+
+    // Another namespace's window of that name is not the one referenced.
+    let namespaced = "apiVersion: upkeep.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: { name: nightly, namespace: other }\nspec: { schedule: \"0 22 * * *\", duration: 2h }\n";
+    let fw = upgrade_with_windows("[nightly]").replace("name: fw }", "name: fw, namespace: prod }");
+    let reports = check_all(&[("w.yaml", namespaced), ("fw.yaml", &fw)]);
+    assert_eq!(reports[1].warnings(), 1, "{}", reports[1]);
+}
+
+#[test]
+fn more_documents_than_the_parser_default_are_read_and_too_many_say_how_to_split() {
+    let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n";
+    let report = check_text("release.yaml", &doc.repeat(2_000));
+    assert!(report.is_valid(), "{report}");
+    assert_eq!(report.documents.len(), 2_000);
+
+    let report = check_text("release.yaml", &doc.repeat(MAX_DOCUMENTS + 1));
+    let error = report.syntax_error.as_deref().unwrap();
+    assert!(error.contains("more than 10000 YAML documents"), "{error}");
+    assert!(error.contains("split it"), "{error}");
+    assert!(!error.contains("budget"), "{error}");
+}

@@ -1,12 +1,12 @@
-//! `upkeep check FILE…`: validate manifests offline. Exit 0 when every document is valid, 1 when
-//! any is invalid, 2 on usage or I/O errors.
+//! `upkeep check FILE…`: validate manifests offline. Exit 0 when every document is valid (warnings
+//! do not count), 1 when any is invalid, 2 on usage or I/O errors.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::Error;
-use crate::check::{Outcome, check_text};
+use crate::check::{Outcome, check_files};
 
 /// Arguments of `upkeep check`.
 #[derive(Debug, clap::Args)]
@@ -20,12 +20,12 @@ pub struct Args {
 /// Checks every document of every file and prints one line per problem.
 pub fn run(args: &Args) -> Result<ExitCode, Error> {
     let sources = read_sources(&args.files)?;
-    let (mut documents, mut invalid, mut skipped) = (0, 0, 0);
+    let (mut documents, mut invalid, mut skipped, mut warnings) = (0, 0, 0, 0);
     let mut all_valid = true;
-    for (name, text) in sources {
-        let report = check_text(&name, &text);
+    for report in check_files(&sources, jiff::Timestamp::now()) {
         print!("{report}");
         all_valid &= report.is_valid();
+        warnings += report.warnings();
         invalid += usize::from(report.syntax_error.is_some());
         for doc in &report.documents {
             documents += 1;
@@ -37,7 +37,14 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
         }
     }
     let verdict = if all_valid { "all valid" } else { "invalid" };
-    println!("checked {documents} documents: {invalid} invalid, {skipped} skipped: {verdict}");
+    let warnings = match warnings {
+        0 => String::new(),
+        1 => ", 1 warning".to_string(),
+        n => format!(", {n} warnings"),
+    };
+    println!(
+        "checked {documents} documents: {invalid} invalid, {skipped} skipped{warnings}: {verdict}"
+    );
     Ok(if all_valid {
         ExitCode::SUCCESS
     } else {

@@ -1,4 +1,4 @@
-//! `upkeep simulate --fleet FLEET.yaml [--start TIME] [--horizon 7d] [-o json|text] MANIFEST…`:
+//! `upkeep simulate --fleet FLEET.yaml [--start TIME] [--horizon 7d] [-o json|text|html] MANIFEST…`:
 //! the real controllers, the in-memory API and the simulated fleet on a virtual clock.
 
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::Error;
 use super::check::read_sources;
-use crate::check::{Outcome, check_text};
+use crate::check::{check_files, parse_documents};
 use crate::sim::fleet_file::Fleet;
 use crate::sim::runner::{Options, Scenario, resource_of, simulate};
 
@@ -21,6 +21,9 @@ pub enum Format {
     Text,
     /// One JSON document.
     Json,
+    /// One self-contained HTML page: the rollout timeline, grouped by resource, with the
+    /// windows shaded, and the summary per resource.
+    Html,
 }
 
 /// Arguments of `upkeep simulate`.
@@ -61,6 +64,45 @@ fn parse_horizon(text: &str) -> Result<SignedDuration, Error> {
         .map_err(|e| Error::Usage(format!("--horizon {text:?}: {e}")))
 }
 
+/// The documents of the manifests that the simulation applies, checked as `upkeep check` does
+/// (with `start` as the time): what the API server would reject stops the simulation; the
+/// engine's findings and the warnings are printed to standard error, and the documents run, so
+/// their tasks end in the codes the cluster would give them.
+fn manifests(paths: &[PathBuf], start: Timestamp) -> Result<Vec<Value>, Error> {
+    let sources = read_sources(paths)?;
+    let mut manifests = Vec::new();
+    let mut rejected = false;
+    for ((name, text), report) in sources.iter().zip(check_files(&sources, start)) {
+        if !report.accepted_by_api() {
+            eprint!("{report}");
+            rejected = true;
+            continue;
+        }
+        eprint!("{}", report.warning_lines());
+        let documents = parse_documents(text).unwrap_or_default();
+        for (doc, checked) in documents
+            .into_iter()
+            .filter(|d| !d.is_null())
+            .zip(&report.documents)
+        {
+            if checked.accepted_by_api() && resource_of(&doc).is_some() {
+                manifests.push(doc);
+            } else if doc.get("kind").and_then(Value::as_str) == Some("Device") {
+                eprintln!(
+                    "{name}: {}: left out; the fleet file provides the devices",
+                    checked.title
+                );
+            }
+        }
+    }
+    if rejected {
+        return Err(Error::Usage(
+            "fix the manifests above first: the API server would reject them (upkeep check shows the same)".into(),
+        ));
+    }
+    Ok(manifests)
+}
+
 /// Runs the simulation and prints its report.
 pub fn run(args: &Args) -> Result<ExitCode, Error> {
     let fleet_text = std::fs::read_to_string(&args.fleet).map_err(|source| Error::Io {
@@ -79,38 +121,7 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
     };
     let horizon = parse_horizon(&args.horizon)?;
 
-    let mut manifests = Vec::new();
-    let mut invalid = false;
-    for (name, text) in read_sources(&args.manifests)? {
-        let report = check_text(&name, &text);
-        if !report.is_valid() {
-            eprint!("{report}");
-            invalid = true;
-            continue;
-        }
-        let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap_or_default();
-        for (doc, checked) in documents
-            .into_iter()
-            .filter(|d| !d.is_null())
-            .zip(&report.documents)
-        {
-            if matches!(checked.outcome, Outcome::Valid | Outcome::Skipped(_))
-                && resource_of(&doc).is_some()
-            {
-                manifests.push(doc);
-            } else if doc.get("kind").and_then(Value::as_str) == Some("Device") {
-                eprintln!(
-                    "{name}: {}: left out; the fleet file provides the devices",
-                    checked.title
-                );
-            }
-        }
-    }
-    if invalid {
-        return Err(Error::Usage(
-            "fix the manifests above first (upkeep check shows the same)".into(),
-        ));
-    }
+    let manifests = manifests(&args.manifests, start)?;
     let scenario = Scenario {
         fleet,
         manifests,
@@ -130,6 +141,7 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
             println!("{json}");
         }
         Format::Text => print!("{}", report.text()),
+        Format::Html => print!("{}", report.html()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -112,7 +112,7 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
 /// Reads the MaintenanceWindows of one file into `windows`. The report lists only what is wrong
 /// with them (or with the file as YAML); other kinds are not looked at.
 pub fn load(file: &str, text: &str, windows: &mut Vec<Window>) -> FileReport {
-    let Ok(documents) = serde_saphyr::from_multiple::<Value>(text) else {
+    let Ok(documents) = crate::check::parse_documents(text) else {
         // `check` words syntax errors with line and column.
         return check_text(file, text);
     };

@@ -1,5 +1,9 @@
 //! What `upkeep simulate` prints: the resources and tasks at the end of the run, as one JSON
-//! document or as a readable timeline with a summary.
+//! document, as a readable timeline with a summary, or as one self-contained HTML page
+//! ([`html`]). The windows that gated the run are kept for the page only: the JSON document is
+//! the contract's and carries no more than it names.
+
+mod html;
 
 use std::fmt::Write as _;
 
@@ -9,8 +13,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::common::Summary;
+use crate::api::maintenance_window::WindowType;
 use crate::api::upgrade_task::HistoryEntry;
-use crate::api::{FirmwareUpgrade, UpgradeTask};
+use crate::api::{FirmwareUpgrade, MaintenanceWindow, UpgradeTask};
+use crate::schedule::window::{Occurrence, Window};
+
+/// The most occurrences of one window the report keeps.
+const OCCURRENCE_LIMIT: usize = 1_000;
 
 /// A parent resource at the end of the run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -28,6 +37,22 @@ pub struct ResourceReport {
     pub conditions: Vec<Condition>,
     /// Its summary.
     pub summary: Summary,
+    /// The MaintenanceWindows it names (for the HTML timeline; not in the JSON).
+    #[serde(skip)]
+    pub maintenance_windows: Vec<String>,
+}
+
+/// A MaintenanceWindow and its occurrences during the run (for the HTML timeline).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowReport {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Maintenance or Blackout.
+    pub kind: WindowType,
+    /// Its occurrences that overlap the run, in order.
+    pub occurrences: Vec<Occurrence>,
 }
 
 /// A task at the end of the run.
@@ -66,6 +91,10 @@ pub struct Report {
     pub tasks: Vec<TaskReport>,
     /// Writes the controllers made to the API.
     pub api_writes: u64,
+    /// The MaintenanceWindows and their occurrences during the run (for the HTML timeline; not
+    /// in the JSON).
+    #[serde(skip)]
+    pub windows: Vec<WindowReport>,
 }
 
 /// RFC 3339 in UTC to the second, as Kubernetes writes times.
@@ -85,6 +114,28 @@ impl ResourceReport {
             code: status.code,
             conditions: status.conditions,
             summary: status.summary,
+            maintenance_windows: upgrade.spec.maintenance_windows,
+        })
+    }
+}
+
+impl WindowReport {
+    /// The report of a stored MaintenanceWindow (as JSON) between `start` and `end`; None if it
+    /// does not deserialize or its schedule cannot be evaluated.
+    pub fn of(object: Value, start: Timestamp, end: Timestamp) -> Option<Self> {
+        let window = serde_json::from_value::<MaintenanceWindow>(object).ok()?;
+        let name = window.metadata.name.unwrap_or_default();
+        let arithmetic = Window::from_spec(&name, &window.spec).ok()?;
+        let occurrences = arithmetic
+            .occurrences_from(start)
+            .take_while(|o| o.start < end)
+            .take(OCCURRENCE_LIMIT)
+            .collect();
+        Some(Self {
+            namespace: window.metadata.namespace.unwrap_or_default(),
+            name,
+            kind: window.spec.type_,
+            occurrences,
         })
     }
 }
@@ -131,7 +182,21 @@ impl Report {
             resources,
             tasks,
             api_writes,
+            windows: Vec::new(),
         }
+    }
+
+    /// The report with the windows of the run, in any order.
+    pub fn with_windows(mut self, mut windows: Vec<WindowReport>) -> Self {
+        windows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        self.windows = windows;
+        self
+    }
+
+    /// The run as one self-contained HTML page: the timeline of every task, grouped by parent,
+    /// with the windows shaded, and the summary per resource.
+    pub fn html(&self) -> String {
+        html::render(self)
     }
 
     /// Whether every task ended.

@@ -18,7 +18,7 @@ use super::apiserver::ApiServer;
 use super::driver::FleetDriver;
 use super::fleet::FleetModel;
 use super::fleet_file::{DEFAULT_NAMESPACE, Fleet};
-use super::report::{Report, ResourceReport, TaskReport};
+use super::report::{Report, ResourceReport, TaskReport, WindowReport};
 use crate::api::{self, Device};
 use crate::clock::Clock;
 use crate::controller::connections::Connections;
@@ -136,6 +136,15 @@ impl World {
     /// A fresh operator (own client, caches and expectations), running until `stop`. Boxed: the
     /// operator's future is too large for a thread's stack.
     pub fn operator(&self, stop: CancellationToken) -> BoxFuture<'static, ()> {
+        self.operator_with_metrics(stop, Metrics::new())
+    }
+
+    /// [`World::operator`], counting into `metrics` (to serve its `/metrics`).
+    pub fn operator_with_metrics(
+        &self,
+        stop: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> BoxFuture<'static, ()> {
         let parts = Parts {
             client: self.server.client(),
             clock: self.clock,
@@ -151,7 +160,7 @@ impl World {
             },
             instance: "upkeep-simulate".into(),
             namespace: None,
-            metrics: Metrics::new(),
+            metrics,
         };
         operator::run(parts, stop).boxed()
     }
@@ -184,6 +193,10 @@ impl World {
         } else {
             self.clock.now().min(end_at)
         };
+        let mut windows = Vec::new();
+        self.server.each("MaintenanceWindow", |w| {
+            windows.extend(WindowReport::of(w, start, end))
+        });
         Report::new(
             start,
             end,
@@ -191,6 +204,7 @@ impl World {
             tasks,
             self.server.write_counts().total(),
         )
+        .with_windows(windows)
     }
 }
 

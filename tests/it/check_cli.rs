@@ -115,3 +115,47 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A window whose cron never fires fails the check; a reference to a window that no given file
+/// defines is a warning only.
+#[test]
+fn a_window_that_never_opens_fails_and_an_undefined_one_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let never = dir.path().join("never.yaml");
+    std::fs::write(
+        &never,
+        "apiVersion: upkeep.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: { name: feb-31 }\nspec: { schedule: \"0 0 31 2 *\", duration: 2h }\n",
+    )
+    .unwrap();
+    let upgrade = dir.path().join("fw.yaml");
+    std::fs::write(
+        &upgrade,
+        "apiVersion: upkeep.dev/v1alpha1\nkind: FirmwareUpgrade\nmetadata: { name: fw }\nspec:\n  image: idg7519.oradco.scrypt4\n  targets: { pattern: \"dp-*\" }\n  maintenanceWindows: [feb-31, in-the-cluster]\n",
+    )
+    .unwrap();
+
+    let out = upkeep(&["check", never.to_str().unwrap(), upgrade.to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("MaintenanceWindow/feb-31 (document 1): spec.schedule: \"0 0 31 2 *\" does not open in the 400 days"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("warning: ") && shown.contains("spec.maintenanceWindows[1]: no file given defines the MaintenanceWindow \"in-the-cluster\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("1 invalid, 0 skipped, 1 warning: invalid"),
+        "{shown}"
+    );
+
+    // The upgrade alone: both windows undefined, two warnings, and still valid.
+    let out = upkeep(&["check", upgrade.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("0 invalid, 0 skipped, 2 warnings: all valid"),
+        "{}",
+        text(&out)
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::common::on_virtual_clock;
 use futures::FutureExt as _;
 use jiff::{SignedDuration, Timestamp};
 use kube::Api;
@@ -40,25 +41,6 @@ fn scenario(devices: &[&str], yaml: &str) -> Scenario {
         start: START.parse().unwrap(),
         horizon: SignedDuration::from_hours(48),
     }
-}
-
-/// Runs `test` on a paused-time runtime on a thread with a stack large enough for the operator.
-fn on_virtual_clock<F: std::future::Future<Output = ()>>(
-    test: impl FnOnce() -> F + Send + 'static,
-) {
-    std::thread::Builder::new()
-        .stack_size(8 << 20)
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-                .unwrap();
-            runtime.block_on(test());
-        })
-        .unwrap()
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 }
 
 async fn run(world: &World) {

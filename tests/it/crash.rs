@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::common::on_virtual_clock;
 use futures::{FutureExt as _, StreamExt as _};
 use kube::Api;
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -141,26 +142,6 @@ fn outcome(world: &World) -> BTreeMap<String, String> {
             (target, code)
         })
         .collect()
-}
-
-/// Runs `test` on a paused-time runtime on a thread with an 8 MiB stack (the default 2 MiB of a
-/// test thread is too small for the operator's futures in an unoptimized build).
-fn on_virtual_clock<F: std::future::Future<Output = ()>>(
-    test: impl FnOnce() -> F + Send + 'static,
-) {
-    std::thread::Builder::new()
-        .stack_size(8 << 20)
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-                .unwrap();
-            runtime.block_on(test());
-        })
-        .unwrap()
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! and each such file linked a binary of its own, which cost minutes on a 2-core machine.
 //! `common` holds the helpers the driver tests share.
 
+mod argocd_health;
 mod check_cli;
 mod common;
 mod controllers;
 mod crash;
+mod dashboard;
 mod datapower;
 mod device_api_document;
 mod device_cli;
@@ -16,5 +18,6 @@ mod redfish;
 mod redfish_sushy;
 mod simulate_examples;
 mod simulate_faults;
+mod simulate_html;
 mod upkeep_driver;
 mod windows_cli;

@@ -577,3 +577,77 @@ async fn connect_builds_the_redfish_driver() {
     );
     assert!(bad.is_err());
 }
+
+/// A service that downloads its image, with no base URL to serve it from: the failure names the
+/// flags that fix it.
+#[tokio::test]
+async fn simple_update_without_an_image_base_url_names_the_flags_that_fix_it() {
+    let (repo, _images, _dir) = image_repository(&[("bios-2.5.0.bin", BIOS)], CATALOG).await;
+    let (fake, url) = start_fake(with_versions(Fake::default())).await;
+    let d = driver(&config(&url));
+    let status = d
+        .start(
+            caller(),
+            &Start::new(OpKind::Upload, "t/upload", "2.5.0"),
+            &image(repo.as_ref(), "bios-2.5.0.bin"),
+        )
+        .await;
+    let OpStatus::Failed(error) = status else {
+        panic!("{status:?}")
+    };
+    assert!(error.message.contains("--serve-images ADDR"), "{error:?}");
+    assert!(error.message.contains("--image-base-url URL"), "{error:?}");
+    assert!(fake.lock().unwrap().updates.is_empty());
+}
+
+/// `upkeep device upgrade` of a Redfish device at a loopback address serves the images on
+/// loopback by itself: no --serve-images needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_upgrade_command_serves_images_on_loopback_for_a_loopback_device() {
+    let (fake, url) = start_fake(with_versions(Fake::default())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("images");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(repo.join("bios-2.5.0.bin"), BIOS).unwrap();
+    std::fs::write(repo.join("catalog.yaml"), CATALOG).unwrap();
+    let device = dir.path().join("server.yaml");
+    std::fs::write(
+        &device,
+        format!("apiVersion: upkeep.dev/v1alpha1\nkind: Device\nmetadata:\n  name: node-1\nspec:\n  driver: redfish\n  address: {url}\n  redfish:\n    component: BIOS\n"),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["device", "upgrade"])
+        .arg(&device)
+        .args(["--image", "bios-2.5.0.bin", "--repository"])
+        .arg(&repo)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("serving the images to it on loopback"),
+        "{stderr}"
+    );
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("default/node-1: SUCCESS (Succeeded)"),
+        "{stdout}"
+    );
+    let f = fake.lock().unwrap();
+    assert!(
+        f.updates[0]["ImageURI"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{:?}",
+        f.updates
+    );
+    assert_eq!(
+        f.received,
+        vec![("bios-2.5.0.bin".to_string(), BIOS.to_vec())]
+    );
+}

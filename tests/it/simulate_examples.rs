@@ -255,3 +255,86 @@ fn invalid_manifests_are_refused_before_simulating() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("spec.targets"));
 }
+
+/// What the cluster accepts runs: an appliance image with a bad format is an engine finding,
+/// printed as a warning, and the task ends in the code the controller gives it; only what the
+/// API server rejects stops the simulation.
+#[test]
+fn engine_findings_are_warnings_and_the_tasks_end_in_the_cluster_s_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &fleet,
+        "apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\nimages:\n  - { name: idg7519.oradco.zip, size: 600Mi }\ndevices:\n  - { name: dp-1 }\n",
+    )
+    .unwrap();
+    let upgrade = dir.path().join("fw.yaml");
+    std::fs::write(
+        &upgrade,
+        "apiVersion: upkeep.dev/v1alpha1\nkind: FirmwareUpgrade\nmetadata: { name: fw }\nspec:\n  image: idg7519.oradco.zip\n  targets: { names: [dp-1] }\n  maintenanceWindows: [nowhere]\n",
+    )
+    .unwrap();
+    let run = |files: &[&std::path::Path]| {
+        Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args([
+                "simulate",
+                "--start",
+                START,
+                "--horizon",
+                "2d",
+                "-o",
+                "json",
+                "--fleet",
+            ])
+            .arg(&fleet)
+            .args(files)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[&upgrade]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Validation ends it before the (undefined, so never open) window matters.
+    let history: Vec<&str> = task(&report, "dp-1")["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "WAITING_FOR_PRE_VALIDATION",
+            "ERROR_UNKNOWN_IMAGE_FILE_FORMAT"
+        ]
+    );
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].contains("spec.image")
+            && warnings[0].contains("ERROR_UNKNOWN_IMAGE_FILE_FORMAT"),
+        "{stderr}"
+    );
+    assert!(
+        warnings[1].contains("spec.maintenanceWindows[0]"),
+        "{stderr}"
+    );
+
+    // What the API server rejects (an enum value the schema does not have) still stops it.
+    let rejected = dir.path().join("rejected.yaml");
+    std::fs::write(
+        &rejected,
+        std::fs::read_to_string(&upgrade).unwrap() + "  outsideWindow: Sometimes\n",
+    )
+    .unwrap();
+    let out = run(&[&rejected]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("spec.outsideWindow"), "{stderr}");
+    assert!(stderr.contains("the API server would reject"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

@@ -22,22 +22,31 @@ pub struct Problem {
     pub message: String,
     /// How to fix it; empty when the message already says.
     pub fix: String,
+    /// Whether the API server accepts the document anyway: true for the engine's static
+    /// findings (the controller then ends the resource's tasks in the code the finding names),
+    /// false for what the API server rejects (schema, CEL) or what cannot be read at all.
+    pub accepted_by_api: bool,
 }
 
 impl Problem {
-    /// A problem at `field`.
+    /// A problem at `field` that the API server would reject.
     pub fn new(field: String, message: String, fix: String) -> Self {
         Self {
             field,
             message,
             fix,
+            accepted_by_api: false,
         }
     }
 }
 
 impl From<Finding> for Problem {
+    /// An engine finding: the API server accepts the document.
     fn from(f: Finding) -> Self {
-        Self::new(f.field, f.message, f.fix)
+        Self {
+            accepted_by_api: true,
+            ..Self::new(f.field, f.message, f.fix)
+        }
     }
 }
 

@@ -46,7 +46,8 @@ struct Report {
 /// Reads and prints the facts; exit 0 when they were read, 1 when not.
 pub fn run(args: &Args) -> Result<ExitCode, Error> {
     logging::init("warn");
-    let target = target::open(&args.connection, None)?;
+    let device = target::device(&args.connection)?;
+    let target = target::open(&args.connection, &device, None)?;
     let caller = Caller {
         task: None,
         phase: Phase::Inventory,

@@ -33,10 +33,18 @@ pub struct Target {
     pub driver: Box<dyn DeviceDriver>,
 }
 
+/// The Device the connection names, checked as `upkeep check` does.
+pub fn device(connection: &Connection) -> Result<Device, Error> {
+    read_device(&connection.device)
+}
+
 /// Reads the Device manifest and builds its driver; devices that download images (Redfish
 /// SimpleUpdate) fetch them under `image_base_url`.
-pub fn open(connection: &Connection, image_base_url: Option<String>) -> Result<Target, Error> {
-    let device = read_device(&connection.device)?;
+pub fn open(
+    connection: &Connection,
+    device: &Device,
+    image_base_url: Option<String>,
+) -> Result<Target, Error> {
     let namespace = device
         .metadata
         .namespace
@@ -91,8 +99,8 @@ fn read_device(path: &Path) -> Result<Device, Error> {
             report.to_string().trim_end()
         )));
     }
-    let documents = serde_saphyr::from_multiple::<Value>(&text)
-        .map_err(|e| Error::Usage(format!("{file}: {e}")))?;
+    let documents =
+        crate::check::parse_documents(&text).map_err(|e| Error::Usage(format!("{file}: {e}")))?;
     let devices: Vec<&Value> = documents
         .iter()
         .filter(|d| {

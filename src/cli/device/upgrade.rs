@@ -2,6 +2,10 @@
 //! foreground, in real time, through the operator's engine (validation, then every execution
 //! step), printing each status code as it passes.
 //!
+//! Devices that download their image (Redfish SimpleUpdate) need it served: `--serve-images`
+//! does, and a Redfish device at a loopback address gets it served on loopback without being
+//! asked.
+//!
 //! The task's state lives in this process only: an interrupted run is not resumed (start it
 //! again; an image the device already holds is not sent twice). Hooks need a cluster and are not
 //! offered here.
@@ -18,6 +22,7 @@ use super::target::{self, Target};
 use crate::api::FirmwareUpgradeSpec;
 use crate::api::codes::FirmwareCode;
 use crate::api::common::{GoDuration, TargetSelector};
+use crate::api::device::DriverKind;
 use crate::api::firmware_upgrade::RestartSpec;
 use crate::cli::{Error, logging};
 use crate::clock::Clock;
@@ -77,7 +82,8 @@ pub struct Args {
     pub max_run_duration: Option<GoDuration>,
     /// Serve the repository's images over HTTP at this address while the upgrade runs
     /// (`/images/{name}`), for devices that download their image themselves (Redfish
-    /// SimpleUpdate), e.g. 0.0.0.0:8081
+    /// SimpleUpdate), e.g. 0.0.0.0:8081 [default for a Redfish device at a loopback address:
+    /// 127.0.0.1:0]
     #[arg(long, value_name = "ADDR")]
     pub serve_images: Option<SocketAddr>,
     /// Where the device downloads images from, e.g. http://10.0.0.5:8081/images (default with
@@ -134,12 +140,25 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
             addr.port()
         )));
     }
-    let served = match args.serve_images {
+    let device = target::device(&args.connection)?;
+    let downloads = device.spec.driver == DriverKind::Redfish;
+    let serve_at = args.serve_images.or_else(|| {
+        let loopback = downloads
+            && args.image_base_url.is_none()
+            && is_loopback(&device.spec.address);
+        loopback.then(|| {
+            eprintln!(
+                "the device is at a loopback address: serving the images to it on loopback (as --serve-images 127.0.0.1:0 would)"
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    });
+    let served = match serve_at {
         Some(addr) => Some(serve_images(&runtime, addr, repository.clone())?),
         None => None,
     };
     let image_base_url = args.image_base_url.clone().or(served);
-    let target = target::open(&args.connection, image_base_url)?;
+    let target = target::open(&args.connection, &device, image_base_url)?;
     let name = target.id.rsplit('/').next().unwrap_or_default().to_string();
     let spec = args.spec(&name);
     let image = repository.lookup(&args.image).map_err(|e| {
@@ -156,6 +175,20 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Whether a device address (a URL or a bare host) names this machine: `localhost` or a loopback
+/// IP.
+fn is_loopback(address: &str) -> bool {
+    let host = reqwest::Url::parse(address)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_string))
+        .unwrap_or_else(|| address.to_string());
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Serves the repository's images at `addr` on `runtime` until it is dropped; returns their
@@ -291,6 +324,30 @@ impl Printer {
         }
         if let Some(last) = history.last() {
             self.last = Some(*last);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_addresses_are_recognised() {
+        for address in [
+            "http://127.0.0.1:8000",
+            "https://localhost/redfish/v1",
+            "http://[::1]:8443",
+            "127.0.0.2",
+        ] {
+            assert!(is_loopback(address), "{address}");
+        }
+        for address in [
+            "https://10.0.0.5",
+            "http://bmc.example.com",
+            "http://[fe80::1]",
+        ] {
+            assert!(!is_loopback(address), "{address}");
         }
     }
 }

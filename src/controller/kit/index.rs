@@ -114,6 +114,18 @@ impl TaskIndex {
             .collect()
     }
 
+    /// For each parent kind with tasks: how many of its parents have a task that has not ended
+    /// (for metrics: the rollouts in progress).
+    pub fn unfinished_parents(&self) -> BTreeMap<ParentKind, i64> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let mut counts = BTreeMap::new();
+        for ((_, kind, _), tasks) in &inner.by_parent {
+            let unfinished = tasks.values().any(|t| t.result == TaskResult::InProgress);
+            *counts.entry(*kind).or_default() += i64::from(unfinished);
+        }
+        counts
+    }
+
     /// Waits until the first full listing is in.
     pub async fn wait_until_ready(&self) {
         let mut ready = self.ready.clone();

@@ -1,4 +1,6 @@
-//! Prometheus metrics: tasks by code, reconciles, errors and their durations, API writes.
+//! Prometheus metrics: tasks by code and result, rollouts in progress, reconciles, errors and
+//! their durations, API writes. Every name starts with `upkeep_`; the chart's Grafana dashboard
+//! queries them (a test checks that it queries nothing else).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -30,6 +32,11 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskLabels {
     parent_kind: &'static str,
     code: String,
@@ -47,7 +54,8 @@ pub struct Metrics {
     tasks: TaskCollector,
 }
 
-/// Counts tasks by code at scrape time, from the task indexes of every running operator.
+/// Counts tasks by code, and the parents with unfinished tasks, at scrape time, from the task
+/// indexes of every running operator.
 #[derive(Debug, Clone, Default)]
 struct TaskCollector(Arc<RwLock<Vec<TaskIndex>>>);
 
@@ -80,7 +88,23 @@ impl prometheus_client::collector::Collector for TaskCollector {
             None,
             family.metric_type(),
         )?;
-        family.encode(metric)
+        family.encode(metric)?;
+
+        let rollouts = Family::<KindLabels, Gauge>::default();
+        for (kind, n) in indexes.iter().flat_map(TaskIndex::unfinished_parents) {
+            rollouts
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str(),
+                })
+                .inc_by(n);
+        }
+        let metric = encoder.encode_descriptor(
+            "upkeep_rollouts_in_progress",
+            "Parent resources (FirmwareUpgrades, PatchJobs) with a task that has not ended",
+            None,
+            rollouts.metric_type(),
+        )?;
+        rollouts.encode(metric)
     }
 }
 
@@ -138,8 +162,11 @@ impl Metrics {
         self.durations
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+        // The error counter exists from the first reconcile on, at zero, so that a rate over
+        // it reads 0 rather than no data.
+        let errors = self.errors.get_or_create(&labels);
         if failed {
-            self.errors.get_or_create(&labels).inc();
+            errors.inc();
         }
     }
 

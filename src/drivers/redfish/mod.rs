@@ -554,7 +554,7 @@ impl RedfishDriver {
         let Some(base) = &self.image_base_url else {
             return Err(CallError::new(
                 FaultKind::Error,
-                "the service takes images by SimpleUpdate only, and no image base URL is configured for upkeep to serve the image from",
+                "the service takes images by SimpleUpdate only (it downloads them), and no image base URL is configured for upkeep to serve the image from: start the operator with --image-base-url URL, or give `upkeep device upgrade` --serve-images ADDR",
             ));
         };
         let mut uri = base.clone();

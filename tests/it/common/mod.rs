@@ -1,4 +1,4 @@
-//! Helpers shared by the driver tests: an engine loop that drives one firmware task against a
+//! Helpers shared by the tests: a virtual-clock runner for the controller tests, an engine loop that drives one firmware task against a
 //! real driver, an image repository served on loopback, and driver configurations.
 
 #![allow(dead_code)]
@@ -46,6 +46,26 @@ pub fn config(address: &str) -> DriverConfig {
         image_base_url: None,
         timeout: Duration::from_secs(5),
     }
+}
+
+/// Runs `test` on a paused-time runtime on a thread with an 8 MiB stack (the default 2 MiB of a
+/// test thread is too small for the operator's futures in an unoptimized build).
+pub fn on_virtual_clock<F: std::future::Future<Output = ()>>(
+    test: impl FnOnce() -> F + Send + 'static,
+) {
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            runtime.block_on(test());
+        })
+        .unwrap()
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 }
 
 /// Binds an axum router on a free loopback port and serves it in the background.
