@@ -76,10 +76,14 @@
 //! ```
 
 mod apply;
+mod convert;
 mod discovery;
+mod disruption;
 mod fields;
 mod http;
+mod openapi;
 mod patch;
+mod printers;
 mod render;
 mod resources;
 mod routes;
@@ -96,6 +100,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -139,11 +144,51 @@ struct Shared {
     /// [`ThreadedHttpServer`] runs on another runtime than the simulation's paused clock).
     last_now: Mutex<Timestamp>,
     bookmark_interval: Duration,
+    /// The stores PodDisruptionBudget statuses are computed from, if both are served.
+    disruption: Option<disruption::Stores>,
+}
+
+/// The locked state. Releasing it first brings the status of every PodDisruptionBudget whose
+/// pods changed up to date (see `disruption`), so no one ever reads a stale one.
+struct Locked<'a> {
+    guard: MutexGuard<'a, State>,
+    shared: &'a Shared,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if !self.guard.has_dirty() {
+            return;
+        }
+        match &self.shared.disruption {
+            Some(stores) => disruption::settle(&mut self.guard, stores, self.shared.now(false)),
+            None => {
+                self.guard.take_dirty();
+            }
+        }
+    }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            shared: self,
+        }
     }
 
     /// The current time: from the clock when `live`, else the time it last gave.
@@ -296,6 +341,10 @@ impl ApiServerBuilder {
         let registry = Registry::new(&self.crds);
         let validations = Validations::new(registry.all(), self.validate);
         let mut state = State::new(registry.all().len(), self.capacity, self.event_ttl);
+        let disruption = disruption::Stores::of(&registry);
+        if let Some(stores) = &disruption {
+            state.track_disruption_inputs(stores.inputs());
+        }
         if let Some(res) = registry.lookup("", "v1", "namespaces") {
             let created = verbs::timestamp((self.now)());
             for ns in &self.namespaces {
@@ -324,6 +373,7 @@ impl ApiServerBuilder {
                 now: self.now,
                 last_now,
                 bookmark_interval: self.bookmark_interval,
+                disruption,
             }),
         }
     }
@@ -481,9 +531,10 @@ impl ApiServer {
         else {
             return Ok(Vec::new());
         };
+        let info = self.shared.registry.get(res);
         let objects: Vec<Bytes> = {
             let state = self.shared.lock();
-            state.stores[res]
+            state.stores[info.storage]
                 .objects
                 .values()
                 .map(|s| s.json())
@@ -491,7 +542,14 @@ impl ApiServer {
         };
         objects
             .iter()
-            .map(|json| serde_json::from_slice(json))
+            .map(|json| {
+                if !info.conversion.is_some() {
+                    return serde_json::from_slice(json);
+                }
+                let mut value: Value = serde_json::from_slice(json)?;
+                info.conversion.to_view(&mut value, &api_version);
+                serde_json::from_value(value)
+            })
             .collect()
     }
 
@@ -532,7 +590,14 @@ impl ApiServer {
             .filter(|n| !n.is_empty())
             .ok_or(InsertRawError::MissingName)?
             .to_string();
-        let namespaced = self.shared.registry.get(res).namespaced;
+        let info = self.shared.registry.get(res);
+        let namespaced = info.namespaced;
+        if info.conversion.is_some() {
+            let store = self.shared.registry.get(info.storage);
+            info.conversion
+                .to_storage(&mut object, &store.api_version(&store.versions[0]));
+        }
+        let res = info.storage;
         let now = verbs::timestamp(self.shared.now(true));
         let mut state = self.shared.lock();
         let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
