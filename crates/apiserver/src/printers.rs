@@ -733,12 +733,9 @@ fn event(o: &Obj<'_>) -> Vec<Value> {
         "" => kind,
         n => format!("{kind}/{n}"),
     };
-    let first_non_empty = |a: &str, b: &str| {
-        if a.is_empty() {
-            o.str(b).to_string()
-        } else {
-            o.str(a).to_string()
-        }
+    let first_non_empty = |a: &str, b: &str| match o.str(a) {
+        "" => o.str(b).to_string(),
+        value => value.to_string(),
     };
     let component = first_non_empty("/deprecatedSource/component", "/reportingController");
     let instance = first_non_empty("/deprecatedSource/host", "/reportingInstance");
