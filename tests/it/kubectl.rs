@@ -4,7 +4,8 @@
 //! running controllers reconcile it and the upgrade goes on), `delete`, and `drain`, whose
 //! evictions the in-memory API refuses while a PodDisruptionBudget allows no disruption.
 //!
-//! kubectl is found through `UPKEEP_KUBECTL` (a path; `.ci/run` sets it), else on `PATH`.
+//! kubectl is found through `UPKEEP_KUBECTL` (a path; `.ci/run` sets it), else in
+//! `.ci/cache/bin/` (where `.ci/run` installs one when the machine has none), else on `PATH`.
 //! Without it a test fails when `CI=true`, and is skipped with a printed reason otherwise. Each
 //! kubectl runs with a kubeconfig, home and cache of its test's own, so no user configuration or
 //! discovery cache leaks in.
@@ -23,8 +24,10 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 /// The kubectl to run, or `None` (with the reason printed) on a developer machine without one.
 fn kubectl_program(test: &str) -> Option<PathBuf> {
+    let cached = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/cache/bin/kubectl");
     let found = match std::env::var_os("UPKEEP_KUBECTL") {
-        Some(path) => Some(PathBuf::from(path)),
+        Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
+        None if cached.is_file() => Some(cached),
         None => std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|dir| dir.join("kubectl"))

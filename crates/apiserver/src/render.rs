@@ -162,7 +162,11 @@ impl Renderer<'_> {
         let Format::Table { v1beta1, include } = self.format else {
             return Bytes::new();
         };
-        let custom = self.columns();
+        // A CRD's printer columns (built-in kinds have their printer's).
+        let custom = match self.info.printer {
+            Printer::Custom => self.columns(),
+            _ => Vec::new(),
+        };
         let definitions: Vec<Value> = match self.info.printer {
             Printer::Custom => custom
                 .iter()
