@@ -318,6 +318,30 @@ fn with_condition(
     Value::Array(list)
 }
 
+/// `(expectedPods, desiredHealthy)` of `pdb` over its `pods` (`getExpectedPodCount`), or why
+/// they cannot be computed.
+fn budget(
+    state: &State,
+    stores: &Stores,
+    pdb: &Value,
+    pods: &[&Value],
+    namespace: &str,
+) -> Result<(i64, i64), String> {
+    if let Some(max) = pdb.pointer("/spec/maxUnavailable").filter(|v| !v.is_null()) {
+        let expected = expected_scale(state, stores, pods, namespace)?;
+        let unavailable = scaled(max, expected)?;
+        return Ok((expected, (expected - unavailable).max(0)));
+    }
+    match pdb.pointer("/spec/minAvailable") {
+        Some(Value::Number(n)) => Ok((pods.len() as i64, n.as_i64().unwrap_or(0))),
+        Some(min @ Value::String(_)) => {
+            let expected = expected_scale(state, stores, pods, namespace)?;
+            Ok((expected, scaled(min, expected)?))
+        }
+        _ => Ok((0, 0)),
+    }
+}
+
 /// The status the disruption controller would write for `pdb` over its `pods`.
 fn compute_status(
     state: &State,
@@ -332,21 +356,7 @@ fn compute_status(
         .pointer("/metadata/generation")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let counts = (|| -> Result<(i64, i64), String> {
-        if let Some(max) = pdb.pointer("/spec/maxUnavailable").filter(|v| !v.is_null()) {
-            let expected = expected_scale(state, stores, pods, namespace)?;
-            let unavailable = scaled(max, expected)?;
-            return Ok((expected, (expected - unavailable).max(0)));
-        }
-        match pdb.pointer("/spec/minAvailable") {
-            Some(Value::Number(n)) => Ok((pods.len() as i64, n.as_i64().unwrap_or(0))),
-            Some(min @ Value::String(_)) => {
-                let expected = expected_scale(state, stores, pods, namespace)?;
-                Ok((expected, scaled(min, expected)?))
-            }
-            _ => Ok((0, 0)),
-        }
-    })();
+    let counts = budget(state, stores, pdb, pods, namespace);
     let (expected, desired) = match counts {
         Ok(counts) => counts,
         Err(message) => {
