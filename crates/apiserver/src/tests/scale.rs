@@ -1,4 +1,5 @@
-//! A smoke test at fleet scale: 10,000 objects created, listed and watched through kube.
+//! A smoke test at fleet scale: 10,000 objects created, listed and watched through kube (the
+//! times it took are printed).
 
 use std::time::{Duration, Instant};
 
@@ -63,8 +64,9 @@ async fn ten_thousand_objects_create_list_watch() {
         eprintln!(
             "{OBJECTS} objects: create {created:?}, 2 lists {listed:?}, watch + reflector {watched:?}, total {total:?}"
         );
+        // The times are printed, not asserted: speed goals are for benchmarks, and a shared
+        // machine's load would make a timed assertion fail at random.
         assert_eq!(server.write_counts().creates, OBJECTS as u64);
-        assert!(total < Duration::from_secs(20), "{total:?}");
     })
     .await;
 }
