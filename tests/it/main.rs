@@ -13,6 +13,7 @@ mod device_api_document;
 mod device_cli;
 mod e2e;
 mod image_server;
+mod kubectl;
 mod purity;
 mod redfish;
 mod redfish_sushy;

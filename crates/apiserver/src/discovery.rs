@@ -1,5 +1,6 @@
 //! Discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}`,
-//! `/version`), in the legacy (unaggregated) format that kube and kubectl both read.
+//! `/version`), in the legacy (unaggregated) format that kube and kubectl both read. The OpenAPI
+//! documents are in `openapi`.
 
 use serde_json::{Value, json};
 
@@ -94,6 +95,17 @@ pub(crate) fn resources(registry: &Registry, group: &str, version: &str) -> Opti
             entry["categories"] = json!(info.categories);
         }
         resources.push(entry);
+        if info.eviction {
+            resources.push(json!({
+                "name": format!("{}/eviction", info.plural),
+                "singularName": "",
+                "namespaced": info.namespaced,
+                "group": "policy",
+                "version": "v1",
+                "kind": "Eviction",
+                "verbs": ["create"],
+            }));
+        }
         if info.status_subresource {
             resources.push(json!({
                 "name": format!("{}/status", info.plural),
@@ -117,79 +129,5 @@ pub(crate) fn resources(registry: &Registry, group: &str, version: &str) -> Opti
         "apiVersion": "v1",
         "groupVersion": group_version,
         "resources": resources,
-    }))
-}
-
-/// `/openapi/v3`: where each group-version's document is.
-pub(crate) fn openapi_root(registry: &Registry) -> Value {
-    let mut paths = serde_json::Map::new();
-    for (group, versions) in registry.groups() {
-        for version in versions {
-            let key = if group.is_empty() {
-                format!("api/{version}")
-            } else {
-                format!("apis/{group}/{version}")
-            };
-            let url = format!("/openapi/v3/{key}");
-            paths.insert(key, json!({"serverRelativeURL": url}));
-        }
-    }
-    json!({"paths": paths})
-}
-
-/// `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`: the operations kubectl looks
-/// at to learn that the server takes the `fieldValidation` parameter (so that `kubectl apply`
-/// works without `--validate=false`). Schemas are not included.
-pub(crate) fn openapi_group_version(
-    registry: &Registry,
-    group: &str,
-    version: &str,
-) -> Option<Value> {
-    let mut paths = serde_json::Map::new();
-    let parameters = json!([
-        {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-        {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-        {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-        {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-    ]);
-    for info in registry.in_group_version(group, version) {
-        let prefix = if group.is_empty() {
-            format!("/api/{version}")
-        } else {
-            format!("/apis/{group}/{version}")
-        };
-        let path = if info.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", info.plural)
-        } else {
-            format!("{prefix}/{}/{{name}}", info.plural)
-        };
-        let gvk = json!({"group": group, "version": version, "kind": info.kind});
-        let operation = |verb: &str| {
-            json!({
-                "operationId": format!("{verb}{}", info.kind),
-                "parameters": parameters,
-                "responses": {"200": {"description": "OK"}},
-                "x-kubernetes-action": verb,
-                "x-kubernetes-group-version-kind": gvk,
-            })
-        };
-        paths.insert(
-            path,
-            json!({
-                "get": operation("get"),
-                "put": operation("put"),
-                "patch": operation("patch"),
-                "delete": operation("delete"),
-            }),
-        );
-    }
-    if paths.is_empty() {
-        return None;
-    }
-    Some(json!({
-        "openapi": "3.0.0",
-        "info": {"title": "upkeep simulated API", "version": "v1.33.0"},
-        "paths": paths,
-        "components": {"schemas": {}},
     }))
 }

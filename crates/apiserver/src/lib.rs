@@ -3,9 +3,11 @@
 //!
 //! There is no cluster and no kube-apiserver binary here, and kube-fake-client neither builds
 //! with kube 5 nor watches, so tests, `upkeep simulate` and benchmarks use this server. It
-//! serves the CRDs it is given (upkeep passes `upkeep_core::api::crds()`) and the built-in kinds
-//! the operator uses: core `v1` Namespace, Node, Secret, ConfigMap, Pod; `events.k8s.io/v1`
-//! Event; `coordination.k8s.io/v1` Lease; `batch/v1` Job.
+//! serves the CRDs it is given (upkeep passes `upkeep_core::api::crds()`) and these built-in
+//! kinds: core `v1` Namespace, Node, Pod (with the `eviction` subresource), Secret, ConfigMap,
+//! Event; `events.k8s.io/v1` Event; `coordination.k8s.io/v1` Lease; `batch/v1` Job;
+//! `policy/v1` PodDisruptionBudget; `apps/v1` Deployment, ReplicaSet, StatefulSet, DaemonSet.
+//! It knows nothing of upkeep's kinds: they come in through the builder.
 //!
 //! What it does, as the real API server does:
 //! - get, list (label and field selectors), create (`generateName`), replace, patch (merge,
@@ -13,12 +15,27 @@
 //!   and server-side apply with field ownership, see `fields` and `apply`), delete and
 //!   deletecollection, on the main resource and on the `status` subresource;
 //! - a global resourceVersion, uids (from a counter), creationTimestamp; `generation` on custom
-//!   resources and Jobs, bumped when anything but metadata and status changes and when
-//!   deletionTimestamp is set; 409 on stale versions (replace, patch, apply, delete
-//!   preconditions); `managedFields`; no new version and no event for a write that changes
-//!   nothing; a Secret's `stringData` folded into `data`;
+//!   resources, Jobs, PodDisruptionBudgets and the apps kinds, bumped when anything but metadata
+//!   and status changes and when deletionTimestamp is set; 409 on stale versions (replace,
+//!   patch, apply, delete preconditions); `managedFields`; no new version and no event for a
+//!   write that changes nothing; a Secret's `stringData` folded into `data`, and its `type`
+//!   defaulted to `Opaque`; a new Pod's status `phase: Pending`;
 //! - a main-resource write keeps `.status` and a `/status` write keeps everything but `.status`
 //!   (for resources with the status subresource); a create drops `.status` (but Nodes);
+//! - field selectors with the labels the real server's conversion functions accept, on lists,
+//!   watches and deletecollection (`metadata.name`; `metadata.namespace` but on Nodes and
+//!   Namespaces; core Events' `involvedObject.*`, `reason`, `reportingComponent`, `source`,
+//!   `type`; events.k8s.io's `regarding.*`, `reason`, `reportingController`, `type`; Pods'
+//!   `spec.nodeName` (and `spec.host`), `spec.restartPolicy`, `spec.schedulerName`,
+//!   `spec.serviceAccountName`, `spec.hostNetwork`, `status.phase`, `status.podIP`,
+//!   `status.nominatedNodeName`; Nodes' `spec.unschedulable`; Namespaces' `status.phase`;
+//!   Secrets' `type`; Jobs' `status.successful`; ReplicaSets' `status.replicas`; a CRD's
+//!   `selectableFields`), comparing an absent field as the value the real server's defaulting
+//!   would have stored (`spec.hostNetwork=false`, `spec.restartPolicy=Always`), and answering
+//!   any other label with 400 `field label not supported: LABEL`;
+//! - core `v1` Events are the `events.k8s.io/v1` Events (one store, as on a real server), with
+//!   the real conversion (`regarding` ↔ `involvedObject`, `note` ↔ `message`, …; see `convert`),
+//!   so `kubectl describe` finds what kube's `Recorder` wrote;
 //! - watch with resume from a version, label/field/namespace selection (an object leaving the
 //!   selection is `DELETED`, entering it `ADDED`), bookmarks, `sendInitialEvents`, and 410
 //!   `Expired` as a watch event once the bounded event log no longer reaches back;
@@ -28,32 +45,54 @@
 //!   foreground and orphan propagation, dependents with another live owner only lose the
 //!   reference, objects whose owners are all gone are deleted); deleting a Namespace deletes
 //!   its contents;
+//! - PodDisruptionBudget `.status` kept current as the disruption controller keeps it
+//!   (`currentHealthy`, `desiredHealthy`, `expectedPods`, `disruptionsAllowed`,
+//!   `observedGeneration`, the `DisruptionAllowed` condition; see `disruption`), and the Pod
+//!   `eviction` subresource with kube-apiserver's rules: 429 `TooManyRequests` ("Cannot evict
+//!   pod as it would violate the pod's disruption budget.") while a matching PDB allows no
+//!   disruption, otherwise the pod deleted (with the Eviction's `deleteOptions`) and a `Success`
+//!   Status;
 //! - custom resources checked against their CRD on every write (on by default, see
 //!   [`ApiServerBuilder::schema_validation`]): unknown fields pruned, schema defaults filled in
 //!   (on write; not on read), the structural schema and the CEL rules (transition rules
 //!   included) enforced with validation ratcheting;
 //! - `Status` errors with the real codes and reasons (a body that is not JSON is 400
-//!   `BadRequest`, a body with bad metadata 422 `Invalid`); discovery, `Table` and
-//!   `PartialObjectMetadata` output.
+//!   `BadRequest`, a body with bad metadata 422 `Invalid`); discovery; `Table` output with a
+//!   CRD's printer columns and, for the built-in kinds, the columns and cells of the real
+//!   server's printers (`kubectl get events`: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE; see
+//!   `printers`); `PartialObjectMetadata` output;
+//! - OpenAPI v3 (`/openapi/v3` and a document per group-version, see `openapi`): every kind's
+//!   schema as a component with `x-kubernetes-group-version-kind` (a CRD's `openAPIV3Schema`
+//!   with `metadata` as `ObjectMeta`; the built-ins' from k8s-openapi), and the paths' operations
+//!   with their kind and the `fieldValidation` parameter.
 //!
 //! A CRD's served versions share one store (conversion strategy `None`: only `apiVersion`
 //! changes).
 //!
-//! `kubectl --server http://ADDR` works against [`ApiServer::serve`]: `get` (printer columns),
-//! `get -w`, `apply` (client-side and `--server-side`; enough OpenAPI v3 is served for kubectl to
-//! see that the server takes `fieldValidation`), `patch`, `label`, `delete`. The server speaks
-//! JSON and YAML only, so kubectl's typed generators that send protobuf (`kubectl create
-//! secret|namespace|…`) get 415; `kubectl apply -f` of the same objects works. (`kubectl get
-//! a,b -w` is refused by kubectl itself: it watches one resource type at a time.)
+//! `kubectl --server http://ADDR` works against [`ApiServer::serve`]: `get` (with the columns of
+//! a real server), `get -w`, `describe` (with Events), `explain` (every field of every kind),
+//! `apply` (client-side and `--server-side`), `patch`, `label`, `delete`, `drain` (evictions
+//! honour PodDisruptionBudgets), `cordon`. The server speaks JSON and YAML only, so kubectl's
+//! typed generators that send protobuf (`kubectl create secret|namespace|…`) get 415; `kubectl
+//! apply -f` of the same objects works. (`kubectl get a,b -w` is refused by kubectl itself: it
+//! watches one resource type at a time.)
 //!
 //! Simplifications: objects may be created in a namespace that does not exist (namespaces
 //! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start), and a
 //! deleted Namespace goes at once after its contents (no `Terminating` phase);
 //! `limit`/`continue` are ignored (lists are whole); a list or get always reads the latest state
 //! (`resourceVersion` on reads is ignored); built-in kinds are not validated beyond
-//! apiVersion/kind, names, namespaces and the shape of metadata; garbage collection runs
-//! synchronously right after the write that causes it; no
-//! admission, authentication, `gracePeriodSeconds` or `fieldValidation` (unknown fields are
+//! apiVersion/kind, names, namespaces and the shape of metadata, nor defaulted beyond the
+//! Secret type and the new Pod's phase (field selectors and Table cells read absent fields as
+//! their defaults instead); no controllers run (no scheduler, kubelet, ReplicaSet or Job
+//! controller: pods and statuses are what clients write), but for the PodDisruptionBudget
+//! status, which is recomputed synchronously after every write that can change it, so an
+//! approved eviction is not recorded in `disruptedPods`; a controller's scale for
+//! PodDisruptionBudgets is the `spec.replicas` of a ReplicaSet (or its Deployment) or
+//! StatefulSet stored here, with no `/scale` subresource; a pod is deleted at once (no
+//! `gracePeriodSeconds`); a core Event's `managedFields` name the `events.k8s.io` fields;
+//! garbage collection runs synchronously right after the write that causes it; no admission
+//! (no service-account defaulting), authentication or `fieldValidation` (unknown fields are
 //! always pruned silently).
 //!
 //! Time comes only from the clock the server is built with (creationTimestamp,
@@ -76,10 +115,14 @@
 //! ```
 
 mod apply;
+mod convert;
 mod discovery;
+mod disruption;
 mod fields;
 mod http;
+mod openapi;
 mod patch;
+mod printers;
 mod render;
 mod resources;
 mod routes;
@@ -96,6 +139,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -139,11 +183,51 @@ struct Shared {
     /// [`ThreadedHttpServer`] runs on another runtime than the simulation's paused clock).
     last_now: Mutex<Timestamp>,
     bookmark_interval: Duration,
+    /// The stores PodDisruptionBudget statuses are computed from, if both are served.
+    disruption: Option<disruption::Stores>,
+}
+
+/// The locked state. Releasing it first brings the status of every PodDisruptionBudget whose
+/// pods changed up to date (see `disruption`), so no one ever reads a stale one.
+struct Locked<'a> {
+    guard: MutexGuard<'a, State>,
+    shared: &'a Shared,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if !self.guard.has_dirty() {
+            return;
+        }
+        match &self.shared.disruption {
+            Some(stores) => disruption::settle(&mut self.guard, stores, self.shared.now(false)),
+            None => {
+                self.guard.take_dirty();
+            }
+        }
+    }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            shared: self,
+        }
     }
 
     /// The current time: from the clock when `live`, else the time it last gave.
@@ -296,6 +380,10 @@ impl ApiServerBuilder {
         let registry = Registry::new(&self.crds);
         let validations = Validations::new(registry.all(), self.validate);
         let mut state = State::new(registry.all().len(), self.capacity, self.event_ttl);
+        let disruption = disruption::Stores::of(&registry);
+        if let Some(stores) = &disruption {
+            state.track_disruption_inputs(stores.inputs());
+        }
         if let Some(res) = registry.lookup("", "v1", "namespaces") {
             let created = verbs::timestamp((self.now)());
             for ns in &self.namespaces {
@@ -324,6 +412,7 @@ impl ApiServerBuilder {
                 now: self.now,
                 last_now,
                 bookmark_interval: self.bookmark_interval,
+                disruption,
             }),
         }
     }
@@ -481,9 +570,10 @@ impl ApiServer {
         else {
             return Ok(Vec::new());
         };
+        let info = self.shared.registry.get(res);
         let objects: Vec<Bytes> = {
             let state = self.shared.lock();
-            state.stores[res]
+            state.stores[info.storage]
                 .objects
                 .values()
                 .map(|s| s.json())
@@ -491,7 +581,14 @@ impl ApiServer {
         };
         objects
             .iter()
-            .map(|json| serde_json::from_slice(json))
+            .map(|json| {
+                if !info.conversion.is_some() {
+                    return serde_json::from_slice(json);
+                }
+                let mut value: Value = serde_json::from_slice(json)?;
+                info.conversion.to_view(&mut value, &api_version);
+                serde_json::from_value(value)
+            })
             .collect()
     }
 
@@ -532,7 +629,14 @@ impl ApiServer {
             .filter(|n| !n.is_empty())
             .ok_or(InsertRawError::MissingName)?
             .to_string();
-        let namespaced = self.shared.registry.get(res).namespaced;
+        let info = self.shared.registry.get(res);
+        let namespaced = info.namespaced;
+        if info.conversion.is_some() {
+            let store = self.shared.registry.get(info.storage);
+            info.conversion
+                .to_storage(&mut object, &store.api_version(&store.versions[0]));
+        }
+        let res = info.storage;
         let now = verbs::timestamp(self.shared.now(true));
         let mut state = self.shared.lock();
         let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {

@@ -1,11 +1,12 @@
-//! How objects go out: as stored (rewritten to the requested version), as
-//! `PartialObjectMetadata` (kube's metadata watchers), or as a `Table` with the printer columns
-//! (`kubectl get`).
+//! How objects go out: as stored (rewritten to the requested resource's form and version, see
+//! `convert`), as `PartialObjectMetadata` (kube's metadata watchers), or as a `Table`: a CRD's
+//! printer columns, or a built-in kind's columns as the real server prints them (`printers`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::printers::Printer;
 use super::resources::{Column, ResourceInfo};
 use super::store::Stored;
 
@@ -92,14 +93,17 @@ impl Renderer<'_> {
     }
 
     fn full(&self, stored: &Stored) -> Bytes {
-        if stored.api_version() == self.api_version {
+        if !self.info.conversion.is_some() && stored.api_version() == self.api_version {
             return stored.json();
         }
+        to_bytes(&self.view(stored))
+    }
+
+    /// The object as the request's resource and version show it.
+    pub fn view(&self, stored: &Stored) -> Value {
         let mut value = stored.value();
-        if let Some(map) = value.as_object_mut() {
-            map.insert("apiVersion".into(), self.api_version.clone().into());
-        }
-        to_bytes(&value)
+        self.info.conversion.to_view(&mut value, &self.api_version);
+        value
     }
 
     /// A list at resourceVersion `rv`.
@@ -158,29 +162,48 @@ impl Renderer<'_> {
         let Format::Table { v1beta1, include } = self.format else {
             return Bytes::new();
         };
-        let columns = self.columns();
-        let definitions: Vec<Value> = columns
-            .iter()
-            .map(|c| {
-                json!({
-                    "name": c.name,
-                    "type": c.type_,
-                    "format": c.format,
-                    "description": c.description,
-                    "priority": c.priority,
+        // A CRD's printer columns (built-in kinds have their printer's).
+        let custom = match self.info.printer {
+            Printer::Custom => self.columns(),
+            _ => Vec::new(),
+        };
+        let definitions: Vec<Value> = match self.info.printer {
+            Printer::Custom => custom
+                .iter()
+                .map(|c| {
+                    json!({
+                        "name": c.name,
+                        "type": c.type_,
+                        "format": c.format,
+                        "description": c.description,
+                        "priority": c.priority,
+                    })
                 })
-            })
-            .collect();
+                .collect(),
+            printer => printer.column_definitions(),
+        };
         let rows: Vec<Value> = items
             .iter()
             .map(|item| {
-                let object = item.as_ref().value();
-                let cells: Vec<Value> = columns.iter().map(|c| self.cell(c, &object)).collect();
+                let stored = item.as_ref();
+                let object = stored.value();
+                let (cells, conditions) = match self.info.printer {
+                    Printer::Custom => {
+                        (custom.iter().map(|c| self.cell(c, &object)).collect(), None)
+                    }
+                    printer => {
+                        let row = printer.row(&object, self.now);
+                        (row.cells, row.conditions)
+                    }
+                };
                 let mut row = json!({"cells": cells});
+                if let Some(conditions) = conditions {
+                    row["conditions"] = conditions;
+                }
                 match include {
                     IncludeObject::None => {}
                     IncludeObject::Metadata => row["object"] = partial_metadata(&object),
-                    IncludeObject::Object => row["object"] = object,
+                    IncludeObject::Object => row["object"] = self.view(stored),
                 }
                 row
             })

@@ -1,9 +1,20 @@
 //! The resources the server serves: a table of built-in kinds plus every CRD it is given.
 //!
 //! Registration is data: a CRD is served (storage, discovery, printer columns for `kubectl`,
-//! status subresource) just by appearing in the list handed to the server.
+//! status subresource, field selectors, OpenAPI schema) just by appearing in the list handed
+//! to the server; a built-in kind is a row of [`BUILTINS`] naming its field-selector labels,
+//! its `Table` printer and its OpenAPI schema.
+//!
+//! A resource may be a *view* of another one's store, as core `v1` Events are of
+//! `events.k8s.io/v1` Events on a real server: its objects live in the other resource's store
+//! (in that resource's form) and are converted on the way in and out ([`Conversion`]). Every
+//! other resource is its own store.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use super::convert::Conversion;
+use super::printers::Printer;
 
 /// Index of a resource in the [`Registry`] (and of its store).
 pub(crate) type ResourceId = usize;
@@ -18,6 +29,22 @@ pub(crate) struct Column {
     pub priority: i32,
     pub json_path: String,
 }
+
+/// A field-selector label and where its value is in a stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FieldLabel {
+    /// The label, as clients write it (`involvedObject.name`).
+    pub label: String,
+    /// Dotted paths into the stored object, tried in order: the first that holds a non-empty
+    /// value gives it (a numeric segment indexes a list).
+    pub paths: Vec<String>,
+    /// The value when no path holds one: what the real server's defaulting would have stored
+    /// (`spec.hostNetwork` is `false`, a Pod's `spec.restartPolicy` is `Always`).
+    pub default: String,
+}
+
+/// Builds the OpenAPI schema of a built-in kind into a generator (its definitions land there).
+pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
 /// Everything the server knows about one resource.
 #[derive(Clone, Debug)]
@@ -45,15 +72,27 @@ pub(crate) struct ResourceInfo {
     pub custom: bool,
     /// Printer columns after `Name` (custom resources).
     pub columns: Vec<Column>,
-    /// Field-selector labels served besides `metadata.name` and `metadata.namespace`.
-    pub selectable_fields: Vec<String>,
+    /// The field-selector labels served, as the real server's conversion functions accept
+    /// them (`metadata.name` included where the real server takes it).
+    pub field_labels: Vec<FieldLabel>,
     /// Whether a create may set `.status` (nodes); otherwise it is dropped on create.
     pub status_on_create: bool,
-    /// Whether objects carry `metadata.generation` (custom resources and Jobs; Secrets,
-    /// ConfigMaps, Leases, Events, Namespaces, Nodes and Pods do not).
+    /// Whether objects carry `metadata.generation` (custom resources, Jobs, the apps kinds,
+    /// PodDisruptionBudgets; Secrets, ConfigMaps, Leases, Events, Namespaces, Nodes and Pods do
+    /// not).
     pub generation: bool,
     /// The `openAPIV3Schema` of the storage version (custom resources).
     pub schema: Option<serde_json::Value>,
+    /// The OpenAPI schema of a built-in kind.
+    pub builtin_schema: Option<SchemaFn>,
+    /// How `kubectl get` shows objects (`Table` output).
+    pub printer: Printer,
+    /// The resource whose store holds this one's objects (itself unless a view).
+    pub storage: ResourceId,
+    /// How objects convert between this resource's form and its store's.
+    pub conversion: Conversion,
+    /// Whether the `eviction` subresource is served (Pods).
+    pub eviction: bool,
 }
 
 impl ResourceInfo {
@@ -84,13 +123,36 @@ impl ResourceInfo {
         }
     }
 
-    /// Whether `label` may be used in a field selector.
-    pub fn field_selectable(&self, label: &str) -> bool {
-        label == "metadata.name"
-            || label == "metadata.namespace"
-            || self.selectable_fields.iter().any(|f| f == label)
+    /// The field-selector label `label`, if served.
+    pub fn field_label(&self, label: &str) -> Option<&FieldLabel> {
+        self.field_labels.iter().find(|f| f.label == label)
+    }
+
+    /// Whether this is the core group's kind `kind` (a built-in).
+    pub fn is_core(&self, kind: &str) -> bool {
+        !self.custom && self.group.is_empty() && self.kind == kind
     }
 }
+
+/// A field-selector label of a built-in kind (see [`FieldLabel`]); no paths means the label
+/// itself is the path.
+struct BuiltinField {
+    label: &'static str,
+    paths: &'static [&'static str],
+    default: &'static str,
+}
+
+/// A label whose path is itself and whose default is empty.
+const fn plain(label: &'static str) -> BuiltinField {
+    BuiltinField {
+        label,
+        paths: &[],
+        default: "",
+    }
+}
+
+const NAME: BuiltinField = plain("metadata.name");
+const NAMESPACE: BuiltinField = plain("metadata.namespace");
 
 /// A built-in kind.
 struct Builtin {
@@ -105,10 +167,104 @@ struct Builtin {
     generation: bool,
     short_names: &'static [&'static str],
     categories: &'static [&'static str],
-    fields: &'static [&'static str],
+    fields: &'static [BuiltinField],
+    printer: Printer,
+    schema: SchemaFn,
+    /// `(group, plural)` of the resource whose store this one views.
+    view_of: Option<(&'static str, &'static str)>,
+    conversion: Conversion,
 }
 
-/// The built-in kinds the operator uses (and a few that tests may want).
+/// The schema of `K` (definitions into `generator`).
+fn schema_of<K: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<K>()
+}
+
+/// A namespaced built-in with no status subresource, generation, short names or categories.
+const fn namespaced(
+    group: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    printer: Printer,
+    schema: SchemaFn,
+) -> Builtin {
+    Builtin {
+        group,
+        version: "v1",
+        plural,
+        singular,
+        kind,
+        namespaced: true,
+        status: false,
+        status_on_create: false,
+        generation: false,
+        short_names: &[],
+        categories: &[],
+        fields: &[NAME, NAMESPACE],
+        printer,
+        schema,
+        view_of: None,
+        conversion: Conversion::None,
+    }
+}
+
+/// The `involvedObject.*` labels of core Events, read from `regarding`.
+const CORE_EVENT_FIELDS: &[BuiltinField] = &[
+    NAME,
+    NAMESPACE,
+    BuiltinField {
+        label: "involvedObject.kind",
+        paths: &["regarding.kind"],
+        default: "",
+    },
+    BuiltinField {
+        label: "involvedObject.namespace",
+        paths: &["regarding.namespace"],
+        default: "",
+    },
+    BuiltinField {
+        label: "involvedObject.name",
+        paths: &["regarding.name"],
+        default: "",
+    },
+    BuiltinField {
+        label: "involvedObject.uid",
+        paths: &["regarding.uid"],
+        default: "",
+    },
+    BuiltinField {
+        label: "involvedObject.apiVersion",
+        paths: &["regarding.apiVersion"],
+        default: "",
+    },
+    BuiltinField {
+        label: "involvedObject.resourceVersion",
+        paths: &["regarding.resourceVersion"],
+        default: "",
+    },
+    BuiltinField {
+        label: "involvedObject.fieldPath",
+        paths: &["regarding.fieldPath"],
+        default: "",
+    },
+    plain("reason"),
+    BuiltinField {
+        label: "reportingComponent",
+        paths: &["reportingController"],
+        default: "",
+    },
+    // The real server falls back to the reporting controller when `source.component` is empty.
+    BuiltinField {
+        label: "source",
+        paths: &["deprecatedSource.component", "reportingController"],
+        default: "",
+    },
+    plain("type"),
+];
+
+/// The built-in kinds the operator uses, and those the coming host patching needs (Nodes,
+/// Pods, PodDisruptionBudgets and the controllers that own pods).
 const BUILTINS: &[Builtin] = &[
     Builtin {
         group: "",
@@ -122,7 +278,11 @@ const BUILTINS: &[Builtin] = &[
         status_on_create: false,
         short_names: &["ns"],
         categories: &[],
-        fields: &["status.phase"],
+        fields: &[NAME, plain("status.phase")],
+        printer: Printer::Namespace,
+        schema: schema_of::<k8s_openapi::api::core::v1::Namespace>,
+        view_of: None,
+        conversion: Conversion::None,
     },
     Builtin {
         group: "",
@@ -136,116 +296,259 @@ const BUILTINS: &[Builtin] = &[
         status_on_create: true,
         short_names: &["no"],
         categories: &[],
-        fields: &["spec.unschedulable"],
+        fields: &[
+            NAME,
+            BuiltinField {
+                label: "spec.unschedulable",
+                paths: &[],
+                default: "false",
+            },
+        ],
+        printer: Printer::Node,
+        schema: schema_of::<k8s_openapi::api::core::v1::Node>,
+        view_of: None,
+        conversion: Conversion::None,
     },
     Builtin {
-        group: "",
-        version: "v1",
-        plural: "secrets",
-        singular: "secret",
-        kind: "Secret",
-        namespaced: true,
-        status: false,
-        generation: false,
-        status_on_create: false,
-        short_names: &[],
-        categories: &[],
-        fields: &["type"],
+        fields: &[NAME, NAMESPACE, plain("type")],
+        ..namespaced(
+            "",
+            "secrets",
+            "secret",
+            "Secret",
+            Printer::Secret,
+            schema_of::<k8s_openapi::api::core::v1::Secret>,
+        )
     },
     Builtin {
-        group: "",
-        version: "v1",
-        plural: "configmaps",
-        singular: "configmap",
-        kind: "ConfigMap",
-        namespaced: true,
-        status: false,
-        generation: false,
-        status_on_create: false,
         short_names: &["cm"],
-        categories: &[],
-        fields: &[],
+        ..namespaced(
+            "",
+            "configmaps",
+            "configmap",
+            "ConfigMap",
+            Printer::ConfigMap,
+            schema_of::<k8s_openapi::api::core::v1::ConfigMap>,
+        )
     },
     Builtin {
-        group: "",
-        version: "v1",
-        plural: "pods",
-        singular: "pod",
-        kind: "Pod",
-        namespaced: true,
         status: true,
-        generation: false,
-        status_on_create: false,
         short_names: &["po"],
         categories: &["all"],
         fields: &[
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
+            NAME,
+            NAMESPACE,
+            plain("spec.nodeName"),
+            // Old clients' spelling of spec.nodeName.
+            BuiltinField {
+                label: "spec.host",
+                paths: &["spec.nodeName"],
+                default: "",
+            },
+            BuiltinField {
+                label: "spec.restartPolicy",
+                paths: &[],
+                default: "Always",
+            },
+            BuiltinField {
+                label: "spec.schedulerName",
+                paths: &[],
+                default: "default-scheduler",
+            },
+            BuiltinField {
+                label: "spec.serviceAccountName",
+                paths: &["spec.serviceAccountName", "spec.serviceAccount"],
+                default: "",
+            },
+            BuiltinField {
+                label: "spec.hostNetwork",
+                paths: &[],
+                default: "false",
+            },
+            plain("status.phase"),
+            BuiltinField {
+                label: "status.podIP",
+                paths: &["status.podIPs.0.ip", "status.podIP"],
+                default: "",
+            },
+            plain("status.nominatedNodeName"),
         ],
+        ..namespaced(
+            "",
+            "pods",
+            "pod",
+            "Pod",
+            Printer::Pod,
+            schema_of::<k8s_openapi::api::core::v1::Pod>,
+        )
     },
+    // Core v1 Events: the events.k8s.io/v1 Events seen through the core API, as `kubectl get
+    // events` and `kubectl describe` read them.
     Builtin {
-        group: "events.k8s.io",
-        version: "v1",
-        plural: "events",
-        singular: "event",
-        kind: "Event",
-        namespaced: true,
-        status: false,
-        generation: false,
-        status_on_create: false,
         short_names: &["ev"],
-        categories: &[],
+        fields: CORE_EVENT_FIELDS,
+        view_of: Some(("events.k8s.io", "events")),
+        conversion: Conversion::CoreEvent,
+        ..namespaced(
+            "",
+            "events",
+            "event",
+            "Event",
+            Printer::Event,
+            schema_of::<k8s_openapi::api::core::v1::Event>,
+        )
+    },
+    Builtin {
+        short_names: &["ev"],
         fields: &[
-            "reason",
-            "type",
-            "reportingController",
-            "regarding.apiVersion",
-            "regarding.kind",
-            "regarding.name",
-            "regarding.namespace",
-            "regarding.uid",
-            "regarding.fieldPath",
+            NAME,
+            NAMESPACE,
+            plain("reason"),
+            plain("type"),
+            plain("reportingController"),
+            plain("regarding.kind"),
+            plain("regarding.namespace"),
+            plain("regarding.name"),
+            plain("regarding.uid"),
+            plain("regarding.apiVersion"),
+            plain("regarding.resourceVersion"),
+            plain("regarding.fieldPath"),
         ],
+        ..namespaced(
+            "events.k8s.io",
+            "events",
+            "event",
+            "Event",
+            Printer::Event,
+            schema_of::<k8s_openapi::api::events::v1::Event>,
+        )
     },
+    namespaced(
+        "coordination.k8s.io",
+        "leases",
+        "lease",
+        "Lease",
+        Printer::Lease,
+        schema_of::<k8s_openapi::api::coordination::v1::Lease>,
+    ),
     Builtin {
-        group: "coordination.k8s.io",
-        version: "v1",
-        plural: "leases",
-        singular: "lease",
-        kind: "Lease",
-        namespaced: true,
-        status: false,
-        generation: false,
-        status_on_create: false,
-        short_names: &[],
-        categories: &[],
-        fields: &[],
-    },
-    Builtin {
-        group: "batch",
-        version: "v1",
-        plural: "jobs",
-        singular: "job",
-        kind: "Job",
-        namespaced: true,
         status: true,
         generation: true,
-        status_on_create: false,
-        short_names: &[],
         categories: &["all"],
-        fields: &["status.successful"],
+        fields: &[
+            NAME,
+            NAMESPACE,
+            BuiltinField {
+                label: "status.successful",
+                paths: &["status.succeeded"],
+                default: "0",
+            },
+        ],
+        ..namespaced(
+            "batch",
+            "jobs",
+            "job",
+            "Job",
+            Printer::Job,
+            schema_of::<k8s_openapi::api::batch::v1::Job>,
+        )
+    },
+    Builtin {
+        status: true,
+        generation: true,
+        short_names: &["pdb"],
+        ..namespaced(
+            "policy",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            Printer::PodDisruptionBudget,
+            schema_of::<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
+        )
+    },
+    Builtin {
+        status: true,
+        generation: true,
+        short_names: &["deploy"],
+        categories: &["all"],
+        ..namespaced(
+            "apps",
+            "deployments",
+            "deployment",
+            "Deployment",
+            Printer::Deployment,
+            schema_of::<k8s_openapi::api::apps::v1::Deployment>,
+        )
+    },
+    Builtin {
+        status: true,
+        generation: true,
+        short_names: &["rs"],
+        categories: &["all"],
+        fields: &[
+            NAME,
+            NAMESPACE,
+            BuiltinField {
+                label: "status.replicas",
+                paths: &[],
+                default: "0",
+            },
+        ],
+        ..namespaced(
+            "apps",
+            "replicasets",
+            "replicaset",
+            "ReplicaSet",
+            Printer::ReplicaSet,
+            schema_of::<k8s_openapi::api::apps::v1::ReplicaSet>,
+        )
+    },
+    Builtin {
+        status: true,
+        generation: true,
+        short_names: &["sts"],
+        categories: &["all"],
+        ..namespaced(
+            "apps",
+            "statefulsets",
+            "statefulset",
+            "StatefulSet",
+            Printer::StatefulSet,
+            schema_of::<k8s_openapi::api::apps::v1::StatefulSet>,
+        )
+    },
+    Builtin {
+        status: true,
+        generation: true,
+        short_names: &["ds"],
+        categories: &["all"],
+        ..namespaced(
+            "apps",
+            "daemonsets",
+            "daemonset",
+            "DaemonSet",
+            Printer::DaemonSet,
+            schema_of::<k8s_openapi::api::apps::v1::DaemonSet>,
+        )
     },
 ];
 
 impl From<&Builtin> for ResourceInfo {
     fn from(b: &Builtin) -> Self {
         let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        let field_labels = b
+            .fields
+            .iter()
+            .map(|f| FieldLabel {
+                label: f.label.into(),
+                paths: if f.paths.is_empty() {
+                    vec![f.label.into()]
+                } else {
+                    strings(f.paths)
+                },
+                default: f.default.into(),
+            })
+            .collect();
         Self {
             group: b.group.into(),
             versions: vec![b.version.into()],
@@ -258,10 +561,15 @@ impl From<&Builtin> for ResourceInfo {
             categories: strings(b.categories),
             custom: false,
             columns: Vec::new(),
-            selectable_fields: strings(b.fields),
+            field_labels,
             status_on_create: b.status_on_create,
             generation: b.generation,
             schema: None,
+            builtin_schema: Some(b.schema),
+            printer: b.printer,
+            storage: 0,
+            conversion: b.conversion,
+            eviction: b.group.is_empty() && b.kind == "Pod",
         }
     }
 }
@@ -286,12 +594,26 @@ fn from_crd(crd: &CustomResourceDefinition) -> Option<ResourceInfo> {
             json_path: c.json_path.clone(),
         })
         .collect();
-    let selectable_fields = storage
-        .selectable_fields
-        .iter()
-        .flatten()
-        .map(|f| f.json_path.trim_start_matches('.').to_string())
+    let namespaced = spec.scope != "Cluster";
+    // As the real server: metadata.name, metadata.namespace for namespaced kinds, and the
+    // CRD's selectableFields.
+    let mut field_labels: Vec<FieldLabel> = ["metadata.name", "metadata.namespace"]
+        .into_iter()
+        .filter(|l| namespaced || *l == "metadata.name")
+        .chain(
+            storage
+                .selectable_fields
+                .iter()
+                .flatten()
+                .map(|f| f.json_path.trim_start_matches('.')),
+        )
+        .map(|label| FieldLabel {
+            label: label.to_string(),
+            paths: vec![label.to_string()],
+            default: String::new(),
+        })
         .collect();
+    field_labels.dedup_by(|a, b| a.label == b.label);
     Some(ResourceInfo {
         group: spec.group.clone(),
         versions: versions.iter().map(|v| v.name.clone()).collect(),
@@ -302,7 +624,7 @@ fn from_crd(crd: &CustomResourceDefinition) -> Option<ResourceInfo> {
             .clone()
             .unwrap_or_else(|| spec.names.kind.to_lowercase()),
         kind: spec.names.kind.clone(),
-        namespaced: spec.scope != "Cluster",
+        namespaced,
         status_subresource: storage
             .subresources
             .as_ref()
@@ -311,7 +633,7 @@ fn from_crd(crd: &CustomResourceDefinition) -> Option<ResourceInfo> {
         categories: spec.names.categories.clone().unwrap_or_default(),
         custom: true,
         columns,
-        selectable_fields,
+        field_labels,
         status_on_create: false,
         generation: true,
         schema: storage
@@ -319,10 +641,15 @@ fn from_crd(crd: &CustomResourceDefinition) -> Option<ResourceInfo> {
             .as_ref()
             .and_then(|s| s.open_api_v3_schema.as_ref())
             .and_then(|s| serde_json::to_value(s).ok()),
+        builtin_schema: None,
+        printer: Printer::Custom,
+        storage: 0,
+        conversion: Conversion::None,
+        eviction: false,
     })
 }
 
-/// The served resources and their lookups (a linear scan: there are a dozen).
+/// The served resources and their lookups (a linear scan: there are a few dozen).
 #[derive(Debug)]
 pub(crate) struct Registry {
     list: Vec<ResourceInfo>,
@@ -340,6 +667,26 @@ impl Registry {
             {
                 Some(existing) => *existing = info,
                 None => list.push(info),
+            }
+        }
+        for (id, info) in list.iter_mut().enumerate() {
+            info.storage = id;
+        }
+        for b in BUILTINS {
+            let Some((group, plural)) = b.view_of else {
+                continue;
+            };
+            let storage = list
+                .iter()
+                .position(|r| r.group == group && r.plural == plural && !r.custom);
+            let view = list
+                .iter_mut()
+                .find(|r| r.group == b.group && r.plural == b.plural && !r.custom);
+            match (view, storage) {
+                (Some(view), Some(storage)) => view.storage = storage,
+                // The viewed resource was replaced by a CRD: the view shows nothing of it.
+                (Some(view), None) => view.conversion = Conversion::None,
+                _ => {}
             }
         }
         Self { list }
@@ -370,9 +717,20 @@ impl Registry {
         })
     }
 
-    /// The first resource whose kind is `kind`, in any group.
+    /// The first stored resource (not a view) whose kind is `kind`, in any group.
     pub fn by_kind(&self, kind: &str) -> Option<ResourceId> {
-        self.list.iter().position(|r| r.kind == kind)
+        self.list
+            .iter()
+            .enumerate()
+            .position(|(id, r)| r.kind == kind && r.storage == id)
+    }
+
+    /// The first stored resource whose group and kind are these.
+    pub fn by_group_kind(&self, group: &str, kind: &str) -> Option<ResourceId> {
+        self.list
+            .iter()
+            .enumerate()
+            .position(|(id, r)| r.group == group && r.kind == kind && r.storage == id)
     }
 
     /// The served groups in registration order (core first), each with its versions.

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use super::Shared;
 use super::discovery;
+use super::disruption;
+use super::openapi;
 use super::patch::PatchKind;
 use super::render::{Format, Renderer};
 use super::resources::{ResourceId, ResourceInfo};
@@ -101,7 +103,18 @@ fn json(code: StatusCode, value: &Value) -> Response<ResponseBody> {
 
 /// The `Status` response of a failed request.
 pub(crate) fn error_response(err: &ApiError) -> Response<ResponseBody> {
-    json(err.code, &err.to_status())
+    let mut response = json(err.code, &err.to_status());
+    if let Some(seconds) = err
+        .details
+        .as_ref()
+        .map(|d| d.retry_after_seconds)
+        .filter(|s| *s > 0)
+    {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// Handles one request; `live_clock` tells whether the server's clock may be read here.
@@ -154,12 +167,12 @@ fn route(
         ["apis"] => discovery_get(Some(discovery::groups(registry))),
         ["apis", group] => discovery_get(discovery::group(registry, group)),
         ["apis", group, version] => discovery_get(discovery::resources(registry, group, version)),
-        ["openapi", "v3"] => discovery_get(Some(discovery::openapi_root(registry))),
+        ["openapi", "v3"] => discovery_get(Some(openapi::root(registry))),
         ["openapi", "v3", "api", version] => {
-            discovery_get(discovery::openapi_group_version(registry, "", version))
+            discovery_get(openapi::group_version(registry, "", version))
         }
         ["openapi", "v3", "apis", group, version] => {
-            discovery_get(discovery::openapi_group_version(registry, group, version))
+            discovery_get(openapi::group_version(registry, group, version))
         }
         ["api", version, rest @ ..] => {
             let target = resolve(shared, "", version, rest)?;
@@ -175,6 +188,7 @@ fn route(
 
 /// A request for a resource.
 struct Target {
+    /// The resource of the URL (its objects may live in another's store: `ResourceInfo::storage`).
     res: ResourceId,
     version: String,
     /// The namespace of the URL; None for cluster-scoped resources and for lists and watches
@@ -182,6 +196,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     status: bool,
+    /// The `eviction` subresource of a Pod.
+    eviction: bool,
 }
 
 fn resolve(shared: &Shared, group: &str, version: &str, rest: &[&str]) -> ApiResult<Target> {
@@ -209,10 +225,11 @@ fn resolve(shared: &Shared, group: &str, version: &str, rest: &[&str]) -> ApiRes
         }
     };
     let info = registry.get(res);
-    let (name, status) = match tail {
-        [] => (None, false),
-        [name] => (Some(name.to_string()), false),
-        [name, "status"] if info.status_subresource => (Some(name.to_string()), true),
+    let (name, status, eviction) = match tail {
+        [] => (None, false, false),
+        [name] => (Some(name.to_string()), false, false),
+        [name, "status"] if info.status_subresource => (Some(name.to_string()), true, false),
+        [name, "eviction"] if info.eviction => (Some(name.to_string()), false, true),
         _ => return Err(ApiError::no_route()),
     };
     Ok(Target {
@@ -221,6 +238,7 @@ fn resolve(shared: &Shared, group: &str, version: &str, rest: &[&str]) -> ApiRes
         namespace,
         name,
         status,
+        eviction,
     })
 }
 
@@ -260,7 +278,7 @@ fn dispatch(
         },
     };
     let ctx = Ctx {
-        res: target.res,
+        res: info.storage,
         info,
         registry: &shared.registry,
         validations: &shared.validations,
@@ -295,7 +313,7 @@ fn dispatch(
             let opts = delete_options(&query, &body)?;
             let selectors = selectors(&query, info)?;
             let mut state = shared.lock();
-            let keys: Vec<(String, String)> = state.stores[target.res]
+            let keys: Vec<(String, String)> = state.stores[info.storage]
                 .objects
                 .iter()
                 .filter(|(k, _)| {
@@ -322,10 +340,18 @@ fn dispatch(
             Ok(ok(StatusCode::OK, renderer.list(&deleted, rv)))
         }
         (None, _) => Err(ApiError::method_not_allowed(method)),
+        (Some(name), &Method::POST) if target.eviction => {
+            let Some(stores) = &shared.disruption else {
+                return Err(ApiError::no_route());
+            };
+            let (code, status) = disruption::evict(&mut shared.lock(), stores, &ctx, name, &body)?;
+            Ok(json(code, &status))
+        }
+        (Some(_), _) if target.eviction => Err(ApiError::method_not_allowed(method)),
         (Some(name), &Method::GET) => {
             let state = shared.lock();
             let stored = state
-                .get(target.res, &key(&target, name))
+                .get(info.storage, &key(&target, name))
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(info, name))?;
             drop(state);
@@ -395,7 +421,7 @@ fn list(
 ) -> ApiResult<(Vec<Arc<Stored>>, u64)> {
     let (labels, fields) = selectors(query, info)?;
     let state = shared.lock();
-    let store = &state.stores[target.res];
+    let store = &state.stores[info.storage];
     let items: Vec<Arc<Stored>> = match (fields.pinned_name(), target.namespace.as_deref()) {
         (Some(name), Some(ns)) => store
             .objects
@@ -446,7 +472,8 @@ fn watch_response(
         }
     };
     let request = WatchRequest {
-        res: target.res,
+        res: info.storage,
+        view: target.res,
         namespace: target.namespace.clone(),
         labels,
         fields,

@@ -3,12 +3,14 @@
 //!
 //! Labels: `key=value`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key`
 //! (exists), `!key` (does not exist), and `key>N` / `key<N` (integer comparison), joined by
-//! commas (all must hold). Fields: `path=value`, `path==value`, `path!=value` joined by commas,
-//! over `metadata.name`, `metadata.namespace` and the resource's selectable fields.
+//! commas (all must hold). Fields: `label=value`, `label==value`, `label!=value` joined by
+//! commas (`\,` and `\=` escape them in values), over the labels the resource serves (see
+//! `resources::FieldLabel`: a label reads one or more paths of the stored object, and compares
+//! an absent field as the value the real server's defaulting would have stored).
 
 use serde_json::Value;
 
-use super::resources::ResourceInfo;
+use super::resources::{FieldLabel, ResourceInfo};
 use super::status::ApiError;
 use super::store::Stored;
 
@@ -207,10 +209,49 @@ pub(crate) fn valid_label_value(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// One field requirement: the dotted path, the value, and whether it must differ.
+/// Whether `object`'s labels match a `metav1.LabelSelector` (`matchLabels` and
+/// `matchExpressions`, all must hold; an empty selector matches everything). A selector with an
+/// unknown operator matches nothing, as one that does not convert to a selector.
+pub(crate) fn matches_label_selector(selector: &Value, object: &Value) -> bool {
+    let labels = object.pointer("/metadata/labels");
+    let get = |key: &str| -> Option<&str> { labels?.get(key)?.as_str() };
+    let by_labels = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|m| {
+            m.iter()
+                .all(|(k, v)| v.as_str().is_some_and(|v| get(k) == Some(v)))
+        });
+    let expressions = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    by_labels
+        && expressions.iter().all(|e| {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match e.get("operator").and_then(Value::as_str) {
+                Some("In") => get(key).is_some_and(|l| values.contains(&l)),
+                Some("NotIn") => get(key).is_none_or(|l| !values.contains(&l)),
+                Some("Exists") => get(key).is_some(),
+                Some("DoesNotExist") => get(key).is_none(),
+                _ => false,
+            }
+        })
+}
+
+/// One field requirement: the label's paths and default, the value, and whether it must
+/// differ.
 #[derive(Clone, Debug, PartialEq)]
 struct FieldReq {
-    path: String,
+    field: FieldLabel,
     value: String,
     negate: bool,
 }
@@ -230,10 +271,10 @@ pub(crate) struct FieldSelector(Vec<FieldReq>);
 
 impl FieldSelector {
     /// Parses a `fieldSelector` query value, rejecting field labels the resource does not
-    /// serve (as the API server does).
+    /// serve with the real server's 400 (`field label not supported: LABEL`).
     pub fn parse(input: &str, info: &ResourceInfo) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
-        for part in input.split(',') {
+        for part in split_unescaped(input, ',') {
             let part = part.trim();
             if part.is_empty() {
                 continue;
@@ -249,25 +290,25 @@ impl FieldSelector {
                     "invalid selector: '{input}'; can't understand '{part}'"
                 )));
             };
-            let path = path.trim();
-            if !info.field_selectable(path) {
+            let label = path.trim();
+            let Some(field) = info.field_label(label) else {
                 return Err(ApiError::bad_request(format!(
-                    "field label not supported: {path}"
+                    "field label not supported: {label}"
                 )));
-            }
+            };
             reqs.push(FieldReq {
-                path: path.to_string(),
-                value: value.trim().to_string(),
+                field: field.clone(),
+                value: unescape(value.trim()),
                 negate,
             });
         }
         Ok(Self(reqs))
     }
 
-    /// Whether `object` matches.
+    /// Whether `object` (in its store's form) matches.
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|req| {
-            let actual = field_value(object, &req.path);
+            let actual = field_value(object, &req.field);
             (actual == req.value) != req.negate
         })
     }
@@ -276,16 +317,64 @@ impl FieldSelector {
     pub fn pinned_name(&self) -> Option<&str> {
         self.0
             .iter()
-            .find(|r| r.path == "metadata.name" && !r.negate)
+            .find(|r| r.field.label == "metadata.name" && !r.negate)
             .map(|r| r.value.as_str())
     }
 }
 
-/// The value of a dotted field path as a field selector compares it (absent is empty).
-fn field_value(object: &Value, path: &str) -> String {
+/// Splits on `sep` where it is not escaped with a backslash (as field selectors escape `,`
+/// and `=` in values).
+fn split_unescaped(input: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in input.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            c if c == sep && !escaped => {
+                parts.push(&input[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => escaped = false,
+        }
+    }
+    parts.push(&input[start..]);
+    parts
+}
+
+/// A field selector value without its escapes (`\,` `\=` `\\`).
+fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The value of a field label in `object` as a field selector compares it: the first of its
+/// paths holding a non-empty value, else its default.
+fn field_value(object: &Value, field: &FieldLabel) -> String {
+    field
+        .paths
+        .iter()
+        .map(|path| path_value(object, path))
+        .find(|v| !v.is_empty())
+        .unwrap_or_else(|| field.default.clone())
+}
+
+/// The value at a dotted path (numeric segments index lists); empty when absent or null.
+fn path_value(object: &Value, path: &str) -> String {
     let mut current = object;
     for segment in path.split('.') {
-        match current.get(segment) {
+        let next = match current {
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => current.get(segment),
+        };
+        match next {
             Some(next) => current = next,
             None => return String::new(),
         }

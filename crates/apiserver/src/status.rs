@@ -39,6 +39,8 @@ pub(crate) struct Details {
     pub group: String,
     pub kind: String,
     pub causes: Vec<Cause>,
+    /// `retryAfterSeconds` (omitted when zero), also sent as the `Retry-After` header.
+    pub retry_after_seconds: i64,
 }
 
 /// The result of a request handler.
@@ -149,6 +151,32 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
+    /// 429 `TooManyRequests` with one cause (as an eviction refused by a disruption budget),
+    /// asking the client to come back after `retry_after` seconds if given.
+    pub fn too_many_requests(message: &str, cause: Cause, retry_after: Option<i64>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message).with_details(Details {
+            causes: vec![cause],
+            retry_after_seconds: retry_after.unwrap_or(0),
+            ..Details::default()
+        })
+    }
+
+    /// 403 `Forbidden`: `poddisruptionbudget.policy "x" is forbidden: why`.
+    pub fn forbidden(qualified: &str, name: &str, why: &str) -> Self {
+        let (kind, group) = qualified.split_once('.').unwrap_or((qualified, ""));
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("{qualified} \"{name}\" is forbidden: {why}"),
+        )
+        .with_details(Details {
+            name: name.to_string(),
+            group: group.to_string(),
+            kind: kind.to_string(),
+            ..Details::default()
+        })
+    }
+
     /// 422 `Invalid`: `UpgradeTask.upkeep.dev "x" is invalid: field: message`.
     pub fn invalid(info: &ResourceInfo, name: &str, causes: Vec<Cause>) -> Self {
         let list: Vec<String> = causes
@@ -165,6 +193,7 @@ impl ApiError {
             group: info.group.clone(),
             kind: info.kind.clone(),
             causes,
+            retry_after_seconds: 0,
         })
     }
 
@@ -233,9 +262,21 @@ impl ApiError {
                 let causes: Vec<Value> = details
                     .causes
                     .iter()
-                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .map(|c| {
+                        let mut cause = json!({"reason": c.reason, "message": c.message});
+                        if !c.field.is_empty() {
+                            cause["field"] = c.field.clone().into();
+                        }
+                        cause
+                    })
                     .collect();
                 d.insert("causes".into(), causes.into());
+            }
+            if details.retry_after_seconds > 0 {
+                d.insert(
+                    "retryAfterSeconds".into(),
+                    details.retry_after_seconds.into(),
+                );
             }
             status["details"] = Value::Object(d);
         }
@@ -249,7 +290,7 @@ impl Details {
             name: name.to_string(),
             group: info.group.clone(),
             kind: info.plural.clone(),
-            causes: Vec::new(),
+            ..Self::default()
         }
     }
 }

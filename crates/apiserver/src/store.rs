@@ -219,6 +219,10 @@ pub(crate) struct State {
     expiring: VecDeque<(Timestamp, ObjRef, String)>,
     pub totals: WriteCounts,
     pub per_object: BTreeMap<ObjectKey, WriteCounts>,
+    /// The stores whose changes may change a PodDisruptionBudget's status (see `disruption`).
+    disruption_inputs: Vec<ResourceId>,
+    /// The namespaces in which one of those stores changed since they were last taken.
+    dirty: BTreeSet<String>,
 }
 
 impl State {
@@ -237,6 +241,29 @@ impl State {
             expiring: VecDeque::new(),
             totals: WriteCounts::default(),
             per_object: BTreeMap::new(),
+            disruption_inputs: Vec::new(),
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// Marks the namespace of every later change to one of `stores` (see [`State::take_dirty`]).
+    pub fn track_disruption_inputs(&mut self, stores: Vec<ResourceId>) {
+        self.disruption_inputs = stores;
+    }
+
+    /// Whether a tracked store changed since the namespaces were last taken.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// The namespaces in which a tracked store changed since the last call.
+    pub fn take_dirty(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    fn mark(&mut self, res: ResourceId, key: &ObjKey) {
+        if !key.namespace.is_empty() && self.disruption_inputs.contains(&res) {
+            self.dirty.insert(key.namespace.clone());
         }
     }
 
@@ -325,6 +352,7 @@ impl State {
         } else {
             EventType::Added
         };
+        self.mark(res, &key);
         self.reindex(&ObjRef { res, key }, prev.as_deref(), Some(&stored));
         self.log(res, kind, stored.clone(), prev);
         stored
@@ -339,6 +367,7 @@ impl State {
         mut last: Value,
     ) -> Option<Arc<Stored>> {
         let prev = self.stores[res].objects.remove(key)?;
+        self.mark(res, key);
         self.rv += 1;
         let rv = self.rv;
         set_resource_version(&mut last, rv);

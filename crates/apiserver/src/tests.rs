@@ -5,12 +5,17 @@
 mod apply;
 mod counters;
 mod crud;
+mod disruption;
 mod errors;
+mod events;
+mod fields;
 mod gc;
+mod openapi;
 mod runtime;
 mod scale;
 mod selectors;
 mod status;
+mod tables;
 mod transport;
 mod validation;
 mod watch;

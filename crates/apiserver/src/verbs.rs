@@ -27,7 +27,10 @@ const FOREGROUND: &str = "foregroundDeletion";
 /// One write request's context.
 #[derive(Clone)]
 pub(crate) struct Ctx<'a> {
+    /// The store the objects live in (the request's resource, or the one it is a view of).
     pub res: ResourceId,
+    /// The request's resource: objects are checked and written in its form, and converted to
+    /// the store's form only when stored (see `convert`).
     pub info: &'a ResourceInfo,
     pub registry: &'a Registry,
     pub validations: &'a Validations,
@@ -93,6 +96,34 @@ impl Ctx<'_> {
 
     fn now_string(&self) -> String {
         timestamp(self.now)
+    }
+
+    /// `object` of the request's resource in its store's form.
+    pub fn to_storage(&self, mut object: Value) -> Value {
+        if self.info.conversion.is_some() {
+            let store = self.registry.get(self.res);
+            let api_version = store.api_version(&store.versions[0]);
+            self.info.conversion.to_storage(&mut object, &api_version);
+        }
+        object
+    }
+
+    /// The stored object at `key`, in the request's resource's form.
+    pub fn load(&self, state: &State, key: &ObjKey) -> Option<Arc<Stored>> {
+        let stored = state.get(self.res, key)?;
+        if !self.info.conversion.is_some() {
+            return Some(stored.clone());
+        }
+        let mut value = stored.value();
+        self.info
+            .conversion
+            .to_view(&mut value, &self.api_version());
+        Some(Arc::new(Stored::new(value, stored.rv)))
+    }
+
+    /// Stores `object` (of the request's resource) at `key` in its store's form.
+    fn put(&self, state: &mut State, key: ObjKey, object: Value) -> Arc<Stored> {
+        state.put(self.res, key, self.to_storage(object))
     }
 }
 
@@ -392,14 +423,19 @@ fn content_equal(a: &Value, b: &Value, without_status: bool) -> bool {
 }
 
 /// What the API server does to a Secret on every write: `stringData` goes into `data`
-/// (base64-encoded), overriding keys of the same name, and is not stored.
+/// (base64-encoded), overriding keys of the same name, and is not stored; a missing `type` is
+/// `Opaque`.
 fn fold_string_data(ctx: &Ctx<'_>, object: &mut Value) {
-    if ctx.info.custom || !ctx.info.group.is_empty() || ctx.info.kind != "Secret" {
+    if !ctx.info.is_core("Secret") {
         return;
     }
     let Some(map) = object.as_object_mut() else {
         return;
     };
+    // The real server's defaulting: a Secret without a type is `Opaque`.
+    if map.get("type").is_none_or(|t| t.is_null() || t == "") {
+        map.insert("type".into(), "Opaque".into());
+    }
     let Some(Value::Object(strings)) = map.remove("stringData") else {
         return;
     };
@@ -492,7 +528,11 @@ fn create_prepared(
     {
         map.remove("status");
     }
-    if !ctx.info.custom && ctx.info.group.is_empty() && ctx.info.kind == "Namespace" {
+    if ctx.info.is_core("Pod") {
+        // As the real server prepares a new pod: Pending until a kubelet says otherwise.
+        object["status"] = json!({"phase": "Pending"});
+    }
+    if ctx.info.is_core("Namespace") {
         object["status"] = json!({"phase": "Active"});
         let meta = metadata_mut(&mut object);
         if !meta.get("labels").is_some_and(Value::is_object) {
@@ -537,7 +577,7 @@ fn create_prepared(
     if ctx.dry_run {
         return Ok(Arc::new(Stored::new(object, state.rv)));
     }
-    let stored = state.put(ctx.res, key.clone(), object);
+    let stored = ctx.put(state, key.clone(), object);
     if ctx.info.kind == "Event" {
         let at = ObjRef {
             res: ctx.res,
@@ -576,9 +616,8 @@ fn replace_inner(
 ) -> ApiResult<Arc<Stored>> {
     check_type(ctx, &body)?;
     check_identity(ctx, &mut body, name)?;
-    let old = state
-        .get(ctx.res, &ctx.key(name))
-        .cloned()
+    let old = ctx
+        .load(state, &ctx.key(name))
         .ok_or_else(|| ApiError::not_found(ctx.info, name))?;
     match meta_str(&body, "resourceVersion") {
         Some(rv) if !rv.is_empty() && rv != old.rv.to_string() => {
@@ -631,9 +670,8 @@ fn patch_inner(
     body: &[u8],
 ) -> ApiResult<Arc<Stored>> {
     let patch_doc = patch::parse_json(body)?;
-    let old = state
-        .get(ctx.res, &ctx.key(name))
-        .cloned()
+    let old = ctx
+        .load(state, &ctx.key(name))
         .ok_or_else(|| ApiError::not_found(ctx.info, name))?;
     let mut doc = old.value();
     match kind {
@@ -691,7 +729,7 @@ fn apply_patch(
     for field in ["uid", "creationTimestamp", "generation", "selfLink"] {
         meta.remove(field);
     }
-    let old = state.get(ctx.res, &ctx.key(name)).cloned();
+    let old = ctx.load(state, &ctx.key(name));
     if let Some(rv) = &precondition {
         match &old {
             Some(old) if *rv == old.rv.to_string() => {}
@@ -848,14 +886,14 @@ fn commit_update(state: &mut State, ctx: &Ctx<'_>, old: &Arc<Stored>, new: Value
     let key = ctx.key(old.name());
     if is_deleting(&new) && finalizers(&new).is_empty() {
         let mut gc = Gc::new(ctx.registry, ctx.now);
-        let removed = gc.remove(state, ctx.res, &key, new);
+        let removed = gc.remove(state, ctx.res, &key, ctx.to_storage(new));
         gc.run(state);
         if let Some(removed) = removed {
             return removed;
         }
         return old.clone();
     }
-    let stored = state.put(ctx.res, key.clone(), new);
+    let stored = ctx.put(state, key.clone(), new);
     collect_if_orphaned(state, ctx, &key, &stored);
     stored
 }
@@ -974,9 +1012,8 @@ fn delete_inner(
     opts: &DeleteOptions,
 ) -> ApiResult<Deleted> {
     let key = ctx.key(name);
-    let old = state
-        .get(ctx.res, &key)
-        .cloned()
+    let old = ctx
+        .load(state, &key)
         .ok_or_else(|| ApiError::not_found(ctx.info, name))?;
     if let Some(uid) = &opts.precondition_uid
         && uid != old.uid()
@@ -1024,7 +1061,7 @@ fn delete_inner(
             let stored = if value == old.value() {
                 old.clone()
             } else {
-                state.put(ctx.res, key, value)
+                ctx.put(state, key, value)
             };
             for child in state.children_of(&uid) {
                 gc.delete_dependent(state, &child);
@@ -1042,14 +1079,14 @@ fn delete_inner(
         _ => {}
     }
     if finalizers(&value).is_empty() {
-        let removed = gc.remove(state, ctx.res, &key, value);
+        let removed = gc.remove(state, ctx.res, &key, ctx.to_storage(value));
         gc.run(state);
         return removed
             .map(Deleted::Gone)
             .ok_or_else(|| ApiError::not_found(ctx.info, name));
     }
     if mark_deleting(&mut value, ctx.now) {
-        let stored = state.put(ctx.res, key, value);
+        let stored = ctx.put(state, key, value);
         gc.run(state);
         return Ok(Deleted::Pending(stored));
     }

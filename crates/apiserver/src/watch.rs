@@ -38,7 +38,10 @@ pub(crate) enum Start {
 
 /// A watch request.
 pub(crate) struct WatchRequest {
+    /// The store the events are read from.
     pub res: ResourceId,
+    /// The resource of the URL, whose form the objects are rendered in.
+    pub view: ResourceId,
     pub namespace: Option<String>,
     pub labels: LabelSelector,
     pub fields: FieldSelector,
@@ -263,7 +266,7 @@ impl Watch {
 
     fn renderer(&self) -> Renderer<'_> {
         Renderer {
-            info: self.shared.registry.get(self.req.res),
+            info: self.shared.registry.get(self.req.view),
             api_version: self.req.api_version.clone(),
             format: self.req.format,
             now: self.shared.now(self.req.live_clock),
@@ -282,7 +285,7 @@ impl Watch {
     }
 
     fn bookmark_line(&self, initial_end: bool) -> Bytes {
-        let info = self.shared.registry.get(self.req.res);
+        let info = self.shared.registry.get(self.req.view);
         let mut metadata = json!({"resourceVersion": self.cursor.to_string()});
         if initial_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
