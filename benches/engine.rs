@@ -251,6 +251,7 @@ fn run(options: &Options) -> Outcome {
             created_at: task.created_at,
             wave: 0,
             released: false,
+            blocked: false,
         })
         .collect();
     let mut planning = started.elapsed();
@@ -268,6 +269,7 @@ fn run(options: &Options) -> Outcome {
                     created_at: task.created_at,
                     wave: 0,
                     released: false,
+                    blocked: false,
                 })
                 .collect();
         }

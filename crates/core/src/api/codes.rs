@@ -494,6 +494,82 @@ impl fmt::Display for PatchCode {
     }
 }
 
+impl CatalogueCode for PatchCode {
+    fn name(self) -> &'static str {
+        PatchCode::name(self)
+    }
+
+    fn result(self) -> TaskResult {
+        PatchCode::result(self)
+    }
+}
+
+macro_rules! patch_reasons {
+    ($( $variant:ident, $desc:literal; )*) => {
+        /// Why a PatchJob task timed out, was skipped or failed: the `reason` of its status, a
+        /// CamelCase word.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum PatchReason {
+            $(
+                #[doc = $desc]
+                $variant,
+            )*
+        }
+
+        impl PatchReason {
+            /// Every reason, in catalogue order.
+            pub const ALL: &'static [PatchReason] = &[$(PatchReason::$variant),*];
+
+            /// The reason as status shows it, e.g. `PatchingOutsideWindow`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(PatchReason::$variant => stringify!($variant)),* }
+            }
+
+            /// What the reason means, in a sentence.
+            pub const fn description(self) -> &'static str {
+                match self { $(PatchReason::$variant => $desc),* }
+            }
+        }
+
+        impl FromStr for PatchReason {
+            type Err = UnknownCode;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $(stringify!($variant) => Ok(PatchReason::$variant),)*
+                    _ => Err(UnknownCode(s.to_string())),
+                }
+            }
+        }
+    };
+}
+
+patch_reasons! {
+    DownloadOutsideWindow, "The download would have started after the window closed.";
+    ActionOutsideWindow, "A pre or post action would have started after the window closed.";
+    PatchingOutsideWindow, "The install would have started after the window closed.";
+    RebootOutsideWindow, "The due reboot would have started after the window closed.";
+    AnotherJobRunning, "Another job held the host until the window closed.";
+    NotStartedInTime, "The host did not start within maxWait of its task's creation.";
+    AgentOffline, "The host's agent was not online (its Lease was not renewed).";
+    ErrorPolicy, "Another host failed under errorPolicy: Fail before this one started.";
+    BackupMissing, "An uninstall found no backup of the package to restore from.";
+    NotApplicable, "Nothing of the job applies to the host (its OS, its packages or its products).";
+    ProcessesRunning, "Processes of the product still run from its location.";
+    DrainBlocked, "A PodDisruptionBudget kept refusing the node's drain after every deferral was used.";
+    ActionFailed, "A pre or post action exited non-zero or ran past its timeout.";
+    InstallFailed, "The package manager or the installer failed; the message has its own error line.";
+    DownloadFailed, "The updates or packages could not be fetched.";
+    RebootFailed, "The host was asked to reboot and did not.";
+    PatchManagementDisabled, "The Host's spec sets patchManagement: Disabled.";
+}
+
+impl fmt::Display for PatchReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 macro_rules! package_results {
     ($( $variant:ident = $name:literal, $result:ident, $desc:literal; )*) => {
         /// The installer's result for one maintenance package on one host.

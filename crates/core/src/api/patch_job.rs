@@ -203,7 +203,7 @@ pub struct Wave {
 }
 
 /// Patch the OS of the target hosts, or install / uninstall maintenance packages on them.
-#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "upkeep.dev",
     version = "v1alpha1",
@@ -293,6 +293,26 @@ pub struct PatchJobSpec {
     /// Hold the job: no new host starts while true.
     #[serde(default)]
     pub suspend: bool,
+}
+
+impl Default for PatchJobSpec {
+    /// The spec with every default of the CRD (those serde fills in for an empty manifest).
+    fn default() -> Self {
+        Self {
+            hosts: TargetSelector::default(),
+            operation: Operation::default(),
+            patch: None,
+            packages: Vec::new(),
+            actions: None,
+            reboot: Reboot::default(),
+            drain: Drain::default(),
+            waves: Vec::new(),
+            maintenance_windows: Vec::new(),
+            rollout: Rollout::default(),
+            max_wait: default_max_wait(),
+            suspend: false,
+        }
+    }
 }
 
 /// Where the job stands.

@@ -89,6 +89,9 @@ pub struct UpgradeTaskSpec {
 pub struct HistoryEntry {
     /// The code.
     pub code: String,
+    /// PatchJob tasks: the code's number (2031–2060).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
     /// When the task reached it.
     pub at: Time,
 }
@@ -132,6 +135,10 @@ pub struct UpgradeTaskStatus {
     /// controller resumes exactly where the last one stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<FirmwareProgress>,
+    /// PatchJob tasks: what the controller and the host's agent remember between steps (the
+    /// window deadline of the start, the reboot and drain progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchProgress>,
     /// PatchJob tasks: the numeric status code (2031–2060).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
@@ -151,6 +158,42 @@ pub struct UpgradeTaskStatus {
     /// kstatus conditions: `Ready`, `Reconciling`, `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// The memory of a PatchJob task between steps. The controller writes the fields marked C, the
+/// host's agent those marked A; both write with compare-and-swap, so neither loses the other's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchProgress {
+    /// C: no step may start at or after this instant (the window gate's close, given with the
+    /// start grant and kept current); absent when no window bounds the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Time>,
+    /// A: the host's agent took the task: it is not offline for this task.
+    #[serde(default)]
+    pub received: bool,
+    /// A: a reboot is due (the reboot policy, and the host's reboot signal).
+    #[serde(default)]
+    pub reboot_due: bool,
+    /// C: the reboot was granted (the node, if any, is drained).
+    #[serde(default)]
+    pub reboot_granted: bool,
+    /// A: the boot id of the system before the reboot; a different one means it rebooted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// A: the host is released: it needs a reboot that upkeep will not do (`policy: Never`);
+    /// the task ends when the host boots by other means.
+    #[serde(default)]
+    pub released: bool,
+    /// C: upkeep cordoned the node for this task (it was schedulable before).
+    #[serde(default)]
+    pub cordoned: bool,
+    /// C: when the current drain began; `drain.timeout` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_since: Option<Time>,
+    /// C: when to ask for the reboot again after a deferral.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<Time>,
 }
 
 /// Reboot deferrals of a host task.

@@ -4,6 +4,7 @@
 pub mod firmware;
 pub mod lint;
 pub mod parent;
+pub mod patch;
 pub mod rollout;
 pub mod size;
 pub mod targets;

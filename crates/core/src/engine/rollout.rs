@@ -122,6 +122,9 @@ pub struct Queued<'a, C> {
     /// The task has not ended but no longer holds its slot or its wave (a host left pending a
     /// reboot it will not get from upkeep).
     pub released: bool,
+    /// The task may not start now for a reason of its own (its host is held by another job):
+    /// it keeps its place in the queue and its waiting limit, but takes no slot.
+    pub blocked: bool,
 }
 
 impl<C: RolloutCode> Queued<'_, C> {
@@ -243,7 +246,7 @@ pub fn plan<C: RolloutCode>(
     }
     // The current wave: the first that still has a task not done.
     let wave = tasks.iter().filter(|t| !t.is_done()).map(|t| t.wave).min();
-    ready.retain(|i| Some(tasks[*i].wave) == wave);
+    ready.retain(|i| Some(tasks[*i].wave) == wave && !tasks[*i].blocked);
     ready.sort_by_key(|i| tasks[*i].target);
     let executing = tasks.iter().filter(|t| t.is_executing()).count();
     let slots = policy.max_concurrent.saturating_sub(executing);

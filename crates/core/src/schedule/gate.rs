@@ -114,6 +114,27 @@ pub fn evaluate(
     }
 }
 
+/// How many changes of the gate [`closes_at`] looks through for its close.
+const CLOSE_LOOKAHEAD: usize = 64;
+
+/// The first instant at or after `now` at which the gate is closed: `now` itself when it is
+/// closed now, `None` when it stays open as far as the windows tell (no window bounds it).
+pub fn closes_at(
+    referenced: &[Referenced<'_>],
+    namespace_blackouts: &[&Window],
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let mut at = now;
+    for _ in 0..CLOSE_LOOKAHEAD {
+        let gate = evaluate(referenced, namespace_blackouts, at);
+        if !gate.open {
+            return Some(at);
+        }
+        at = gate.next_change?;
+    }
+    Some(at)
+}
+
 #[cfg(test)]
 mod tests {
     use jiff::Timestamp;
@@ -210,5 +231,38 @@ mod tests {
             gate.reason
         );
         assert_eq!(gate.next_change, None);
+    }
+
+    #[test]
+    fn the_gate_closes_at_the_end_of_overlapping_windows_or_a_blackout() {
+        let nightly = nightly();
+        let late = window(
+            "late",
+            WindowType::Maintenance,
+            "2026-11-23T23:00:00Z",
+            "2026-11-24T03:00:00Z",
+        );
+        let refs = [Referenced::Usable(&nightly), Referenced::Usable(&late)];
+        // Nightly 22:00-24:00 and late 23:00-03:00 overlap: the gate stays open until 03:00.
+        assert_eq!(
+            closes_at(&refs, &[], at("2026-11-23T22:30:00Z")),
+            Some(at("2026-11-24T03:00:00Z"))
+        );
+        let freeze = window(
+            "freeze",
+            WindowType::Blackout,
+            "2026-11-24T01:00:00Z",
+            "2026-11-24T02:00:00Z",
+        );
+        assert_eq!(
+            closes_at(&refs, &[&freeze], at("2026-11-23T22:30:00Z")),
+            Some(at("2026-11-24T01:00:00Z"))
+        );
+        assert_eq!(
+            closes_at(&refs, &[], at("2026-11-23T12:00:00Z")),
+            Some(at("2026-11-23T12:00:00Z")),
+            "closed now"
+        );
+        assert_eq!(closes_at(&[], &[], at("2026-11-23T12:00:00Z")), None);
     }
 }

@@ -29,6 +29,7 @@ fn task(
             .iter()
             .map(|(code, t)| HistoryEntry {
                 code: code.to_string(),
+                status_code: None,
                 at: Time(at(t)),
             })
             .collect(),

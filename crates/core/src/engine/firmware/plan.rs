@@ -178,6 +178,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                         created_at: t.created_at,
                         wave: 0,
                         released: false,
+                        blocked: false,
                     })
                     .collect();
                 let rollout = rollout::plan(&policy, &queued, gate, now);

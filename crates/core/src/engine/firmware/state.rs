@@ -202,6 +202,7 @@ impl TaskState {
             .iter()
             .map(|(code, at)| HistoryEntry {
                 code: code.name().to_string(),
+                status_code: None,
                 at: Time(*at),
             })
             .collect();

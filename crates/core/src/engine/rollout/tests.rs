@@ -45,6 +45,7 @@ fn ready(target: &str) -> Queued<'_, FirmwareCode> {
         created_at: at(0),
         wave: 0,
         released: false,
+        blocked: false,
     }
 }
 
@@ -92,6 +93,7 @@ fn grants_in_target_order_up_to_the_free_slots() {
         created_at: at(0),
         wave: 0,
         released: false,
+        blocked: false,
     });
     let plan = plan(&policy(2), &tasks, &open(), at(10));
     assert_eq!(granted(&plan, &tasks), ["dp-1"]);
@@ -135,6 +137,7 @@ fn error_policy_fail_ends_everything_not_started() {
             created_at: at(0),
             wave: 0,
             released: false,
+            blocked: false,
         },
         Queued {
             target: "dp-2",
@@ -142,6 +145,7 @@ fn error_policy_fail_ends_everything_not_started() {
             created_at: at(0),
             wave: 0,
             released: false,
+            blocked: false,
         },
         ready("dp-3"),
         Queued {
@@ -150,6 +154,7 @@ fn error_policy_fail_ends_everything_not_started() {
             created_at: at(0),
             wave: 0,
             released: false,
+            blocked: false,
         },
     ];
     let fail = Policy {
@@ -180,6 +185,7 @@ fn error_policy_fail_ends_everything_not_started() {
             created_at: at(0),
             wave: 0,
             released: false,
+            blocked: false,
         },
         ready("dp-2"),
     ];
@@ -228,6 +234,7 @@ fn simulate(max: usize, policy_fail: bool, script: &[(u8, bool)]) -> Result<(), 
                 created_at: at(0),
                 wave: 0,
                 released: false,
+                blocked: false,
             })
             .collect();
         let plan = plan(&policy, &tasks, &open(), at(10));

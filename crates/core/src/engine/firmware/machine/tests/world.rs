@@ -459,6 +459,7 @@ impl World {
                 created_at: t.created_at,
                 wave: 0,
                 released: false,
+                blocked: false,
             })
             .collect();
         let plan = rollout::plan(&policy, &queued, &(self.gate)(self.now), self.now);

@@ -1,0 +1,37 @@
+//! A host task driven through both halves of the engine against a scripted host and node, as
+//! the agent and the controller drive it: a case per code and per reason that ends a task, and
+//! a crash-anywhere property (the agent and the controller restarted at any step resume from
+//! what they stored, and no install or reboot runs twice).
+
+mod cases;
+mod world;
+
+use super::*;
+
+#[test]
+fn the_rollout_counts_a_blocked_host_as_queued_and_a_locked_one_as_executing() {
+    let before = HostCode {
+        code: PatchCode::ExecutionBlocked,
+        started: false,
+    };
+    assert!(before.is_ready() && before.is_unstarted() && !before.is_executing());
+    let after = HostCode {
+        started: true,
+        ..before
+    };
+    assert!(!after.is_ready() && !after.is_unstarted() && after.is_executing());
+    let done = HostCode {
+        code: PatchCode::Completed,
+        started: true,
+    };
+    assert!(done.is_terminal() && !done.is_failure());
+    assert_eq!(
+        before.ended_by(EndReason::Blackout).map(|c| c.code),
+        Some(PatchCode::CanceledBlackout)
+    );
+    assert_eq!(
+        before.ended_by(EndReason::OutsideWindow),
+        None,
+        "hosts wait for the window"
+    );
+}
