@@ -6,3 +6,4 @@ pub mod lint;
 pub mod rollout;
 pub mod size;
 pub mod targets;
+pub mod updates;
