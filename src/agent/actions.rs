@@ -166,11 +166,10 @@ struct Group(Option<rustix::process::Pid>);
 
 impl Group {
     fn kill(&mut self) {
-        if let Some(pid) = self.0.take() {
-            if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)
-            {
-                tracing::debug!(error = %e, "killing the action's process group");
-            }
+        if let Some(pid) = self.0.take()
+            && let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)
+        {
+            tracing::debug!(error = %e, "killing the action's process group");
         }
     }
 }

@@ -204,13 +204,7 @@ fn failure(out: &Output) -> PackageError {
         .collect();
     if lines.is_empty() {
         // Some refusals are only on standard output; its last line says what went wrong.
-        lines.extend(
-            out.stdout
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .last(),
-        );
+        lines.extend(out.stdout.lines().map(str::trim).rfind(|l| !l.is_empty()));
     }
     if let Some(holder) = lines.iter().find_map(|l| {
         l.strip_prefix("System management is locked by the application with pid ")
