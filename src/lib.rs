@@ -50,6 +50,7 @@
 //!    Every caller performs engine actions through [`drivers::perform()`], so nothing else
 //!    changes.
 
+pub mod agent;
 pub mod check;
 pub mod cli;
 pub mod clock;

@@ -5,6 +5,7 @@ pub mod codes;
 pub mod crds;
 pub mod device;
 pub mod devicesim;
+pub mod host;
 pub mod logging;
 pub mod run;
 pub mod simulate;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Serve the devices of a fleet file over the upkeep device API (HTTP or HTTPS), in real
     /// time, until Ctrl-C.
     Devicesim(devicesim::Args),
+    /// Read this machine's facts as the host agent would report them (OS, package manager,
+    /// updates, reboot required), without a cluster.
+    Host(host::Args),
 }
 
 /// A failure that stops a command (exit status 2): bad usage or I/O.
@@ -75,5 +79,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Windows(args) => windows::run(&args),
         Command::Device(args) => device::run(&args),
         Command::Devicesim(args) => devicesim::run(&args),
+        Command::Host(args) => host::run(&args),
     }
 }

@@ -1,6 +1,7 @@
 //! The integration tests, as one test binary: each module was a file of `tests/` of its own,
 //! and each such file linked a binary of its own, which cost minutes on a 2-core machine.
-//! `common` holds the helpers the driver tests share.
+//! `common` holds the helpers the driver tests share; `host_sandbox` the package-manager
+//! sandboxes of the host backend tests.
 
 mod argocd_health;
 mod check_cli;
@@ -12,6 +13,9 @@ mod datapower;
 mod device_api_document;
 mod device_cli;
 mod e2e;
+mod host_backends;
+mod host_reboot;
+mod host_sandbox;
 mod image_server;
 mod kubectl;
 mod purity;

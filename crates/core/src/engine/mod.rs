@@ -9,3 +9,4 @@ pub mod rollout;
 pub mod size;
 pub mod targets;
 pub mod task_status;
+pub mod updates;
