@@ -25,6 +25,7 @@ use crate::api::codes::{PackageResult, PatchCode, PatchReason};
 use crate::api::host::RebootRequired;
 use crate::api::patch_job::{Action as JobAction, Operation, PatchJobSpec, RebootPolicy};
 use crate::api::upgrade_task::PackageOutcome;
+use crate::engine::updates::{self, Pin, Update};
 
 /// How long the agent waits before asking for the package manager's lock again.
 pub const LOCK_RETRY: SignedDuration = SignedDuration::from_secs(60);
@@ -32,28 +33,6 @@ pub const LOCK_RETRY: SignedDuration = SignedDuration::from_secs(60);
 pub const POLL_INTERVAL: SignedDuration = SignedDuration::from_secs(5);
 /// How long a reboot may take to happen after the agent asked for it before it failed.
 pub const REBOOT_TIMEOUT: SignedDuration = SignedDuration::from_mins(15);
-
-/// One update the package manager offers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Offered {
-    /// The package.
-    pub name: String,
-    /// The installed version, if any.
-    pub from: Option<String>,
-    /// The version offered.
-    pub to: String,
-    /// Whether it comes from a security origin or advisory.
-    pub security: bool,
-}
-
-/// An exact package version to install.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Pin {
-    /// The package.
-    pub name: String,
-    /// The exact version.
-    pub version: String,
-}
 
 /// The host as the applicability check sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,7 +128,7 @@ pub enum Observation {
     /// For [`Action::CheckApplicability`].
     Applicability(HostFacts),
     /// For [`Action::Scan`]: the offered updates, or the package manager's error.
-    Updates(Result<Vec<Offered>, String>),
+    Updates(Result<Vec<Update>, String>),
     /// For [`Action::Start`] and [`Action::Poll`].
     Op(Op, OpStatus),
     /// For [`Action::ReadRebootSignal`].
@@ -200,9 +179,6 @@ pub struct Context<'a> {
     pub spec: &'a PatchJobSpec,
     /// The boot id of the running system.
     pub boot_id: &'a str,
-    /// Selects the updates to install from those offered (the job's classification, packages
-    /// and excludes): the rule lives in `engine::updates`.
-    pub select: fn(&PatchJobSpec, &[Offered]) -> Vec<Pin>,
 }
 
 impl Context<'_> {
@@ -500,13 +476,23 @@ fn selected(
     ctx: &Context<'_>,
     task: &mut HostTask,
     journal: &mut Journal,
-    offered: Result<Vec<Offered>, String>,
+    offered: Result<Vec<Update>, String>,
     now: Timestamp,
 ) -> Step {
-    match offered {
-        Ok(offered) => {
-            journal.pins = Some((ctx.select)(ctx.spec, &offered));
+    let selection = ctx.spec.patch.clone().unwrap_or_default();
+    match offered.map(|offered| updates::select(&selection, &offered)) {
+        Ok(Ok(pins)) => {
+            journal.pins = Some(pins);
             Step::wait(now)
+        }
+        Ok(Err(bad)) => {
+            task.end(
+                PatchCode::JobFailed,
+                Some(PatchReason::InstallFailed),
+                format!("the job's package selection cannot be used: {bad}"),
+                now,
+            );
+            Step::idle()
         }
         Err(error) => {
             task.end(

@@ -12,11 +12,10 @@ use crate::api::common::GoDuration;
 use crate::api::host::RebootRequired;
 use crate::api::patch_job::{Action as JobAction, Actions, PatchJobSpec, PatchSelection};
 use crate::api::upgrade_task::PackageOutcome;
-use crate::engine::patch::agent::{
-    self, Action, HostFacts, Journal, Observation, Offered, Op, OpStatus, Pin,
-};
+use crate::engine::patch::agent::{self, Action, HostFacts, Journal, Observation, Op, OpStatus};
 use crate::engine::patch::coordinator::{self, DrainReport, NodeState};
 use crate::engine::patch::state::{HostTask, time};
+use crate::engine::updates::Update;
 
 pub fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).unwrap()
@@ -40,7 +39,7 @@ pub enum Fault {
 pub struct Host {
     pub package_manager: bool,
     pub installed: Vec<String>,
-    pub offered: Vec<Offered>,
+    pub offered: Vec<Update>,
     pub scan_error: Option<String>,
     pub packages_not_applicable: Option<String>,
     /// What the reboot signal says after the install.
@@ -68,13 +67,13 @@ impl Default for Host {
             package_manager: true,
             installed: vec!["openssl".into()],
             offered: vec![
-                Offered {
+                Update {
                     name: "openssl".into(),
                     from: Some("3.0.11".into()),
                     to: "3.0.13".into(),
                     security: true,
                 },
-                Offered {
+                Update {
                     name: "vim".into(),
                     from: Some("9.0.1".into()),
                     to: "9.0.2".into(),
@@ -107,22 +106,6 @@ pub struct Node {
     pub blocked_until: Option<Timestamp>,
     /// Pods that never leave (the drain times out).
     pub stuck: bool,
-}
-
-/// The security-only selection, for the tests (the real rule is `engine::updates`).
-fn select(spec: &PatchJobSpec, offered: &[Offered]) -> Vec<Pin> {
-    let all = spec
-        .patch
-        .as_ref()
-        .is_some_and(|p| p.classification == crate::api::patch_job::Classification::All);
-    offered
-        .iter()
-        .filter(|o| all || o.security)
-        .map(|o| Pin {
-            name: o.name.clone(),
-            version: o.to.clone(),
-        })
-        .collect()
 }
 
 /// One host task, its halves' stored state and their memory.
@@ -260,7 +243,6 @@ impl World {
             task: "default/job-web-1/uid",
             spec: &spec,
             boot_id: &boot_id,
-            select,
         };
         let mut task = self.stored.clone();
         let mut journal = self.journal.clone();
