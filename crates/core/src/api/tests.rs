@@ -318,7 +318,7 @@ fn an_upgrade_task_spec_is_immutable() {
 #[test]
 fn every_crd_is_namespaced_in_the_upkeep_category_with_status() {
     let crds = crds();
-    assert_eq!(crds.len(), 6);
+    assert_eq!(crds.len(), 7);
     for crd in &crds {
         assert_eq!(crd.spec.group, GROUP);
         assert_eq!(crd.spec.scope, "Namespaced");
@@ -354,7 +354,7 @@ fn every_crd_is_namespaced_in_the_upkeep_category_with_status() {
                 .join(",")
         })
         .collect();
-    assert_eq!(short, ["mw", "dev", "fwu", "pj", "host", "ut"]);
+    assert_eq!(short, ["mw", "dev", "fwu", "dpatch", "pj", "host", "ut"]);
 }
 
 #[test]
