@@ -17,4 +17,5 @@ mod redfish_sushy;
 mod simulate_examples;
 mod simulate_faults;
 mod upkeep_driver;
+mod upkeep_driver_patches;
 mod windows_cli;

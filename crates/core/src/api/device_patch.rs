@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::common::{GoDuration, NAME_PATTERN, Rollout, TargetSelector};
 use super::firmware_upgrade::{FirmwareUpgradeStatus, IMAGE_NAME_PATTERN, OutsideWindow};
 
-/// The pattern of a patch id as an element reports it, e.g. `V100R004C01SPH106`.
-pub const PATCH_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$";
+/// The pattern of a patch id as an element reports it, e.g. `V100R004C01SPH106`: letters,
+/// digits, `.`, `_` and `-`.
+pub const PATCH_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._-]*$";
 
 /// When and how long the element activates the loaded patch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
