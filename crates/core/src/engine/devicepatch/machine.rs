@@ -161,6 +161,9 @@ impl TaskState {
                     let found = self.find(ctx, &patches).cloned();
                     self.begin_waiting(ctx, found.as_ref(), now)
                 }
+                // Without a reading, no delay of the element's is known; the next step reads
+                // the element again within its own time.
+                Some(PatchObservation::Patches(Err(_))) => self.begin_waiting(ctx, None, now),
                 Some(other) => self.unexpected(ctx, other, now),
             },
             PatchWaitingForActivation => self.waiting(ctx, input, now),
@@ -586,14 +589,6 @@ impl TaskState {
             format!("upkeep failed while {doing}: {detail}"),
             now,
         )
-    }
-
-    /// The instant the current code was entered.
-    pub fn code_since(&self) -> Timestamp {
-        self.history
-            .last()
-            .map(|(_, at)| *at)
-            .unwrap_or(self.created_at)
     }
 }
 

@@ -138,6 +138,14 @@ impl TaskState {
         }
     }
 
+    /// The instant the current code was entered.
+    pub fn code_since(&self) -> Timestamp {
+        self.history
+            .last()
+            .map(|(_, at)| *at)
+            .unwrap_or(self.created_at)
+    }
+
     /// Why calls to the element are made now: to validate the task until it starts, to execute
     /// it afterwards.
     pub fn call_phase(&self) -> Phase {

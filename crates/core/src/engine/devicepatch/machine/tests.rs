@@ -229,6 +229,30 @@ fn an_activation_under_way_is_followed_not_started_again() {
 }
 
 #[test]
+fn a_task_stored_between_the_load_and_the_delay_reads_the_element_again() {
+    let mut world = World::single();
+    world.elements[0] = Element::healthy().holding(PATCH, PatchLifecycle::Loaded);
+    let now = world.now;
+    let task = &mut world.tasks[0];
+    task.enter(DevicePatchCode::ReadyForExecution, "ready", now);
+    task.started_at = Some(now);
+    task.enter(DevicePatchCode::PatchLoaded, "loaded", now);
+    world.run();
+    assert_eq!(
+        world.codes(0)[2..],
+        [
+            DevicePatchCode::PatchLoaded,
+            DevicePatchCode::PatchWaitingForActivation,
+            DevicePatchCode::PatchActivating,
+            DevicePatchCode::PatchActivated,
+            DevicePatchCode::PatchConfirming,
+            DevicePatchCode::PatchRunning,
+        ]
+    );
+    assert_eq!(world.elements[0].loads, 0);
+}
+
+#[test]
 fn an_element_that_forgets_its_operations_is_judged_by_the_states_it_reports() {
     let mut world = World::single();
     world.elements[0].forgets_ops = true;
