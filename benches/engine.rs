@@ -84,6 +84,7 @@ impl Device {
                 firmware: "7.5.1.7".into(),
                 free_encrypted: Some(2 << 30),
                 free_temporary: Some(2 << 30),
+                ..Facts::default()
             },
             licenses: vec!["DCO-Oracle".into()],
             domains: DomainStatus {

@@ -378,6 +378,10 @@ fn kinds() -> &'static BTreeMap<&'static str, Checker> {
             "FirmwareUpgrade",
             crd_checker::<api::FirmwareUpgrade>(lint::firmware_upgrade),
         );
+        map.insert(
+            "DevicePatch",
+            crd_checker::<api::DevicePatch>(lint::device_patch),
+        );
         map.insert("PatchJob", crd_checker::<api::PatchJob>(lint::patch_job));
         map.insert("Host", crd_checker::<api::Host>(lint::host));
         map.insert(

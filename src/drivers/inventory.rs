@@ -1,5 +1,6 @@
 //! Everything a device reports about itself in one reading: what a Device's `status.facts` shows
-//! (the engine's [`Facts`] plus licensed features, domains, unsaved changes and patches).
+//! (the engine's [`Facts`], with its patches and free space, plus licensed features, domains and
+//! unsaved changes).
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -7,26 +8,15 @@ use crate::api::device::{DeviceFacts, DomainState, FreeSpace, PatchState};
 use crate::engine::firmware::observe::{DomainStatus, Facts};
 use crate::engine::size::format_bytes;
 
-/// A software patch on the device and where it stands in its lifecycle.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Patch {
-    /// The patch's identifier.
-    pub id: String,
-    /// Its state as the device reports it, e.g. `loaded`, `activated`, `running`.
-    pub state: String,
-}
-
 /// What a device reports about itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Inventory {
-    /// Model, firmware and free space: what validation needs.
+    /// Model, firmware, free space and patches: what validation needs.
     pub facts: Facts,
     /// Licensed features, e.g. `DCO-Oracle`.
     pub features: Vec<String>,
     /// Domains with their quiesce state, and whether there are unsaved changes.
     pub domains: DomainStatus,
-    /// Software patches.
-    pub patches: Vec<Patch>,
 }
 
 impl Inventory {
@@ -36,8 +26,11 @@ impl Inventory {
         let free_space = FreeSpace {
             encrypted: quantity(self.facts.free_encrypted),
             temporary: quantity(self.facts.free_temporary),
+            board: quantity(self.facts.free_board),
         };
-        let has_space = free_space.encrypted.is_some() || free_space.temporary.is_some();
+        let has_space = free_space.encrypted.is_some()
+            || free_space.temporary.is_some()
+            || free_space.board.is_some();
         DeviceFacts {
             model: Some(self.facts.model.clone()),
             r#virtual: Some(self.facts.r#virtual),
@@ -55,11 +48,12 @@ impl Inventory {
                 })
                 .collect(),
             patches: self
+                .facts
                 .patches
                 .iter()
                 .map(|p| PatchState {
                     id: p.id.clone(),
-                    state: p.state.clone(),
+                    state: p.state.to_string(),
                 })
                 .collect(),
         }
@@ -69,7 +63,7 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::firmware::observe::Domain;
+    use crate::engine::firmware::observe::{Domain, Patch, PatchLifecycle};
 
     #[test]
     fn the_status_shape_writes_sizes_as_quantities() {
@@ -80,6 +74,8 @@ mod tests {
                 firmware: "7.5.1.7".into(),
                 free_encrypted: Some(2 << 30),
                 free_temporary: Some(600 << 20),
+                free_board: None,
+                patches: vec![Patch::new("IT12345", PatchLifecycle::Activated)],
             },
             features: vec!["DCO-Oracle".into()],
             domains: DomainStatus {
@@ -89,10 +85,6 @@ mod tests {
                 }],
                 unsaved_changes: true,
             },
-            patches: vec![Patch {
-                id: "IT12345".into(),
-                state: "activated".into(),
-            }],
         };
         let json = serde_json::to_value(inventory.to_device_facts()).unwrap();
         assert_eq!(

@@ -1,7 +1,8 @@
-//! Performing one engine action: the single mapping from what the firmware engine asks for
-//! ([`Action`]) onto a driver call, and from the driver's answer back to what the engine reads
-//! ([`Observation`]). The UpgradeTask controller, `upkeep device upgrade` and the driver tests all
-//! go through [`perform`], so they cannot disagree on it.
+//! Performing one engine action: the single mapping from what an engine asks for onto a driver
+//! call, and from the driver's answer back to what the engine reads: [`perform`] for the firmware
+//! engine ([`Action`] → [`Observation`]), [`perform_patch`] for the DevicePatch engine
+//! ([`PatchAction`] → [`PatchObservation`]). The controllers, `upkeep device upgrade` and the
+//! driver tests all go through them, so they cannot disagree on it.
 //!
 //! Hooks are the one action a driver cannot perform: the caller says how hook Jobs run where it
 //! is (the controller creates Jobs; a command line without a cluster has none).
@@ -9,6 +10,7 @@
 use futures::future::BoxFuture;
 
 use super::{Caller, DeviceDriver, ImageRef};
+use crate::engine::devicepatch::observe::{PatchAction, PatchObservation, PatchOp};
 use crate::engine::firmware::observe::{Action, HookKind, HookStatus, Observation};
 
 /// How the caller runs the hook Jobs of a task.
@@ -43,5 +45,30 @@ pub async fn perform(
             )),
         },
         Action::Poll(op, key) => Observation::Op(op, driver.poll(caller, op, &key).await),
+    }
+}
+
+/// Performs the DevicePatch engine's `action` for a task whose package is `package` (`None`: the
+/// repository does not hold it), on behalf of `caller`.
+pub async fn perform_patch(
+    driver: &dyn DeviceDriver,
+    caller: Caller<'_>,
+    package: Option<&ImageRef>,
+    action: PatchAction,
+) -> PatchObservation {
+    match action {
+        PatchAction::ReadFacts => PatchObservation::Facts(driver.facts(caller).await),
+        PatchAction::ReadPatches => PatchObservation::Patches(driver.patches(caller).await),
+        PatchAction::Start(start) => match (start.op, package) {
+            (PatchOp::Load, None) => PatchObservation::Internal(
+                "loading needs the patch package, which the repository no longer holds".into(),
+            ),
+            (op, package) => {
+                PatchObservation::Op(op, driver.start_patch(caller, &start, package).await)
+            }
+        },
+        PatchAction::Poll(op, key) => {
+            PatchObservation::Op(op, driver.poll_patch(caller, op, &key).await)
+        }
     }
 }

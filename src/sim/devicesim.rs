@@ -5,7 +5,7 @@
 //! namespace at `/devices/<namespace>/<name>`, and also at `/devices/<name>` when no other device
 //! of the fleet has that name. Faults, as the API sees them:
 //!
-//! | fleet fault | readings (facts, licenses, domainStatus) | upload (the `PUT` of the image) | operations |
+//! | fleet fault | readings (facts and patches, licenses, domainStatus) | upload (the `PUT` of the image) | operations (patch steps: patchLoad, patchActivate for the delay and the activation, patchConfirm) |
 //! |---|---|---|---|
 //! | `error` | `500` with `{"message"}` | `500` with `{"message"}` | the start answers `500` with `{"message"}` |
 //! | `exception` | `200` with a truncated JSON body | the connection breaks mid-answer | the connection breaks mid-answer |
@@ -152,6 +152,7 @@ pub fn router(sim: Arc<DeviceSim>) -> Router {
             .route(&format!("/{}", wire::FACTS), get(readings::facts))
             .route(&format!("/{}", wire::LICENSES), get(readings::licenses))
             .route(&format!("/{}", wire::DOMAINS), get(readings::domains))
+            .route(&format!("/{}", wire::PATCHES), get(readings::patches))
             .route(
                 &format!("/{}/{{name}}", wire::IMAGES),
                 get(images::status).put(images::receive),

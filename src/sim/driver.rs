@@ -9,8 +9,9 @@ use futures::future::BoxFuture;
 use super::fleet::{DeviceKey, FleetModel, Reply};
 use crate::clock::Clock;
 use crate::drivers::{Caller, DeviceDriver, ImageRef};
+use crate::engine::devicepatch::observe::{PatchOp, PatchStart};
 use crate::engine::firmware::observe::{
-    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Start,
+    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Patch, Start,
 };
 
 /// How long a call to a simulated device may take before it counts as unanswered, as a real
@@ -91,6 +92,32 @@ impl DeviceDriver for FleetDriver {
         &'a self,
         caller: Caller<'a>,
         _op: OpKind,
+        key: &'a str,
+    ) -> BoxFuture<'a, OpStatus> {
+        let status = self.model.poll(&self.device, caller, key, self.clock.now());
+        futures::future::ready(status).boxed()
+    }
+
+    fn patches<'a>(&'a self, caller: Caller<'a>) -> BoxFuture<'a, Result<Vec<Patch>, CallError>> {
+        Self::answer(self.model.patches(&self.device, caller, self.clock.now())).boxed()
+    }
+
+    fn start_patch<'a>(
+        &'a self,
+        caller: Caller<'a>,
+        start: &'a PatchStart,
+        package: Option<&'a ImageRef>,
+    ) -> BoxFuture<'a, OpStatus> {
+        let status = self
+            .model
+            .start_patch(&self.device, caller, start, package, self.clock.now());
+        futures::future::ready(status).boxed()
+    }
+
+    fn poll_patch<'a>(
+        &'a self,
+        caller: Caller<'a>,
+        _op: PatchOp,
         key: &'a str,
     ) -> BoxFuture<'a, OpStatus> {
         let status = self.model.poll(&self.device, caller, key, self.clock.now());

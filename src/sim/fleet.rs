@@ -1,19 +1,30 @@
 //! The simulated devices of a fleet file (`sim::fleet_file`).
 //!
 //! The [`FleetModel`] plays the devices a fleet file lists: operations take the configured time, faults strike at
-//! their step, and the model counts upgrade starts, so tests can prove an upgrade never starts
-//! twice. The model is shared by `upkeep simulate` (in-process, on the virtual clock) and
-//! `upkeep devicesim` (over HTTP, in real time); time always comes in as a value.
+//! their step, and the model counts upgrade starts, patch loads and activations, so tests can
+//! prove none of them happens twice. The model is shared by `upkeep simulate` (in-process, on the
+//! virtual clock) and `upkeep devicesim` (over HTTP, in real time); time always comes in as a
+//! value.
+//!
+//! Network elements' patches: a load puts the package on the board (its transfer at the upload
+//! rate, unless the element holds it, then `patchLoad`) and lists the patch `loaded`; an
+//! activation makes it `activating` and, once the element's activation delay since the load has
+//! passed (its own, `patchBehaviour.activationDelay`, unless it was told another) and
+//! `patchActivate` more, `activated`; a confirm makes an `activated` patch `running` after
+//! `patchConfirm`, and leaves a patch in any other state as it is (as the field case's element
+//! did: "confirmed", yet still activating).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::drivers::{Caller, ImageRef, Inventory, Phase};
+use crate::drivers::{Caller, DeviceOp, ImageRef, Inventory, Phase};
+use crate::engine::devicepatch::observe::{PatchOp, PatchStart};
 use crate::engine::firmware::image::ApplianceImage;
 use crate::engine::firmware::observe::{
     CallError, Domain, DomainStatus, Facts, FaultKind, HookKind, ImageEntry, OpKind, OpStatus,
+    Patch, PatchLifecycle,
 };
 use crate::engine::size::parse_bytes;
 
@@ -33,12 +44,48 @@ pub type DeviceKey = (String, String);
 
 #[derive(Clone, Debug)]
 struct Operation {
-    kind: OpKind,
+    kind: DeviceOp,
     started: Timestamp,
-    /// `None` for an operation that never completes.
+    /// `None` for an operation that never completes. For an activation, the time it takes
+    /// once the patch's activation delay has passed.
     length: Option<SignedDuration>,
     image: Option<(String, u64, Option<String>)>,
+    /// The patch of a patch operation, and the delay a `patchSetDelay` sets.
+    patch: Option<(String, Option<SignedDuration>)>,
     applied: bool,
+}
+
+/// A patch on a simulated element.
+#[derive(Clone, Debug)]
+struct SimPatch {
+    id: String,
+    state: PatchLifecycle,
+    /// When it was loaded; `None` for patches the fleet file gives (loaded long ago).
+    loaded_at: Option<Timestamp>,
+    /// The delay between load and activation the element applies to it.
+    delay: SignedDuration,
+}
+
+impl SimPatch {
+    /// When the patch's activation delay ends.
+    fn delay_ends(&self) -> Option<Timestamp> {
+        self.loaded_at.map(|at| at + self.delay)
+    }
+
+    fn reading(&self, now: Timestamp) -> Patch {
+        let waiting = matches!(
+            self.state,
+            PatchLifecycle::Loaded | PatchLifecycle::Activating
+        );
+        Patch {
+            id: self.id.clone(),
+            state: self.state.clone(),
+            activates_in: self
+                .delay_ends()
+                .filter(|end| waiting && *end > now)
+                .map(|end| end.duration_since(now)),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -51,6 +98,10 @@ struct DeviceState {
     ops: HashMap<String, Operation>,
     uploaded: BTreeMap<String, u64>,
     upgrade_starts: u32,
+    patches: Vec<SimPatch>,
+    free_board: u64,
+    patch_loads: u32,
+    patch_activations: u32,
     down_until: Option<Timestamp>,
 }
 
@@ -71,8 +122,56 @@ impl DeviceState {
             ops: HashMap::new(),
             uploaded: BTreeMap::new(),
             upgrade_starts: 0,
+            patches: spec
+                .patches
+                .iter()
+                .map(|p| SimPatch {
+                    id: p.id.clone(),
+                    state: p.state.into(),
+                    loaded_at: None,
+                    delay: spec_delay(spec),
+                })
+                .collect(),
+            free_board: parse_bytes(&spec.free_space.board).unwrap_or(0),
+            patch_loads: 0,
+            patch_activations: 0,
             down_until: None,
             spec: spec.clone(),
+        }
+    }
+
+    fn patch(&self, id: &str) -> Option<&SimPatch> {
+        self.patches.iter().find(|p| p.id == id)
+    }
+
+    fn patch_mut(&mut self, id: &str) -> Option<&mut SimPatch> {
+        self.patches.iter_mut().find(|p| p.id == id)
+    }
+
+    /// When an operation completes, if it ever does: an activation once its patch's delay has
+    /// passed, then its own time.
+    fn done_at(&self, op: &Operation) -> Option<Timestamp> {
+        let length = op.length?;
+        let from = match (op.kind, &op.patch) {
+            (DeviceOp::Patch(PatchOp::Activate), Some((id, _))) => self
+                .patch(id)
+                .and_then(SimPatch::delay_ends)
+                .map_or(op.started, |end| end.max(op.started)),
+            _ => op.started,
+        };
+        Some(from + length)
+    }
+
+    /// The facts as the device reports them.
+    fn facts(&self, now: Timestamp) -> Facts {
+        Facts {
+            model: self.spec.model.clone(),
+            r#virtual: self.spec.r#virtual,
+            firmware: self.firmware.clone(),
+            free_encrypted: parse_bytes(&self.spec.free_space.encrypted).ok(),
+            free_temporary: parse_bytes(&self.spec.free_space.temporary).ok(),
+            free_board: self.spec.is_network_element().then_some(self.free_board),
+            patches: self.patches.iter().map(|p| p.reading(now)).collect(),
         }
     }
 
@@ -96,18 +195,28 @@ impl DeviceState {
                 self.available = false;
             }
         }
-        let finished: Vec<String> = self
+        let mut finished: Vec<(Timestamp, String)> = self
             .ops
             .iter()
-            .filter(|(_, op)| !op.applied && op.length.is_some_and(|l| op.started + l <= now))
-            .map(|(key, _)| key.clone())
+            .filter(|(_, op)| !op.applied)
+            .filter_map(|(key, op)| Some((self.done_at(op)?, key.clone())))
+            .filter(|(at, _)| *at <= now)
             .collect();
-        for key in finished {
+        // In the order they completed (a load before the activation that waited for it).
+        finished.sort();
+        for (done, key) in finished {
             let Some(op) = self.ops.get_mut(&key) else {
                 continue;
             };
             op.applied = true;
-            let (kind, image) = (op.kind, op.image.clone());
+            let (kind, image, patch) = (op.kind, op.image.clone(), op.patch.clone());
+            let kind = match kind {
+                DeviceOp::Firmware(kind) => kind,
+                DeviceOp::Patch(kind) => {
+                    self.apply_patch(kind, image, patch, done);
+                    continue;
+                }
+            };
             match kind {
                 OpKind::FirstQuiesce | OpKind::SecondQuiesce => {
                     self.domains.iter_mut().for_each(|d| d.quiesced = true)
@@ -178,14 +287,17 @@ impl DeviceState {
         let Some(op) = self.ops.get(key) else {
             return OpStatus::Unknown;
         };
-        let rebooting = matches!(op.kind, OpKind::Restart | OpKind::Upgrade);
+        let rebooting = matches!(
+            op.kind,
+            DeviceOp::Firmware(OpKind::Restart | OpKind::Upgrade)
+        );
         if !rebooting && let Some(e) = self.silent(now) {
             return OpStatus::Failed(e);
         }
-        match op.length {
+        match self.done_at(op) {
             None => OpStatus::Running { retry_after: None },
-            Some(length) if op.started + length <= now => OpStatus::Done,
-            Some(length) => {
+            Some(done) if done <= now => OpStatus::Done,
+            Some(done) => {
                 if rebooting && !starting && self.silent(now).is_some() {
                     // The device is down while it restarts: the poll gets no answer.
                     return OpStatus::Failed(CallError::new(
@@ -194,11 +306,169 @@ impl DeviceState {
                     ));
                 }
                 OpStatus::Running {
-                    retry_after: Some((op.started + length).duration_since(now)),
+                    retry_after: Some(done.duration_since(now)),
                 }
             }
         }
     }
+}
+
+impl DeviceState {
+    /// What a finished patch operation changes on the element, at `done`.
+    fn apply_patch(
+        &mut self,
+        kind: PatchOp,
+        image: Option<(String, u64, Option<String>)>,
+        patch: Option<(String, Option<SignedDuration>)>,
+        done: Timestamp,
+    ) {
+        let Some((id, delay)) = patch else {
+            return;
+        };
+        match kind {
+            PatchOp::Load => {
+                if let Some((name, size, _)) = image {
+                    self.uploaded.insert(name, size);
+                    self.free_board = self.free_board.saturating_sub(size);
+                }
+                if self.patch(&id).is_none() {
+                    let delay = spec_delay(&self.spec);
+                    self.patches.push(SimPatch {
+                        id,
+                        state: PatchLifecycle::Loaded,
+                        loaded_at: Some(done),
+                        delay,
+                    });
+                }
+            }
+            PatchOp::SetDelay => {
+                if let (Some(patch), Some(delay)) = (self.patch_mut(&id), delay) {
+                    patch.delay = delay;
+                }
+            }
+            PatchOp::Activate => {
+                if let Some(patch) = self.patch_mut(&id)
+                    && matches!(
+                        patch.state,
+                        PatchLifecycle::Loaded | PatchLifecycle::Activating
+                    )
+                {
+                    patch.state = PatchLifecycle::Activated;
+                }
+            }
+            PatchOp::Confirm => {
+                // Only an activated patch can be confirmed; the element accepts the confirm of
+                // any other and changes nothing.
+                if let Some(patch) = self.patch_mut(&id)
+                    && patch.state == PatchLifecycle::Activated
+                {
+                    patch.state = PatchLifecycle::Running;
+                }
+            }
+        }
+    }
+
+    /// Starts a patch operation, or reports the one already started with its key.
+    fn start_patch(
+        &mut self,
+        caller: Caller<'_>,
+        start: &PatchStart,
+        package: Option<&ImageRef>,
+        now: Timestamp,
+    ) -> OpStatus {
+        if let Some(e) = self.silent(now) {
+            return OpStatus::Failed(e);
+        }
+        let step = FaultStep::of_patch(start.op);
+        let refused = |message: String| OpStatus::Failed(CallError::new(FaultKind::Error, message));
+        match self.fault(step) {
+            Some(FaultMode::Error) => {
+                return refused(format!("{}: the element refused", start.op.as_str()));
+            }
+            Some(FaultMode::Exception) => {
+                return OpStatus::Failed(CallError::new(
+                    FaultKind::Exception,
+                    format!("{}: the connection was reset", start.op.as_str()),
+                ));
+            }
+            _ => {}
+        }
+        if self.ops.contains_key(&start.key) {
+            return self.progress(&start.key, now, true);
+        }
+        let timings = self.spec.timings.clone();
+        let (length, image) = match start.op {
+            PatchOp::Load => {
+                let Some(package) = package else {
+                    return refused("a patch load needs the package".into());
+                };
+                let size = package.entry.size;
+                if self.patch(&start.patch).is_some() {
+                    return refused(format!("patch {} is loaded already", start.patch));
+                }
+                if self.spec.is_network_element() && self.free_board < size {
+                    return refused(format!(
+                        "not enough free space on the board for {} ({size} bytes, {} free)",
+                        package.entry.name, self.free_board
+                    ));
+                }
+                let transfer = if self.uploaded.get(&package.entry.name) == Some(&size) {
+                    std::time::Duration::ZERO
+                } else {
+                    let rate = parse_bytes(&timings.upload_rate).unwrap_or(1).max(1);
+                    std::time::Duration::from_secs(size.div_ceil(rate))
+                };
+                self.patch_loads += 1;
+                (
+                    transfer + timings.patch_load.get(),
+                    Some((package.entry.name.clone(), size, None)),
+                )
+            }
+            PatchOp::SetDelay | PatchOp::Activate | PatchOp::Confirm => {
+                let Some(patch) = self.patch(&start.patch) else {
+                    return refused(format!("the element holds no patch {}", start.patch));
+                };
+                match start.op {
+                    PatchOp::SetDelay => (std::time::Duration::ZERO, None),
+                    PatchOp::Activate => {
+                        let fresh = patch.state == PatchLifecycle::Loaded;
+                        if fresh {
+                            self.patch_activations += 1;
+                        }
+                        if let Some(patch) = self.patch_mut(&start.patch)
+                            && fresh
+                        {
+                            patch.state = PatchLifecycle::Activating;
+                        }
+                        (timings.patch_activate.get(), None)
+                    }
+                    _ => (timings.patch_confirm.get(), None),
+                }
+            }
+        };
+        let hangs = self.fault(step) == Some(FaultMode::Hang);
+        let length =
+            (!hangs).then(|| SignedDuration::try_from(length).unwrap_or(SignedDuration::MAX));
+        self.ops.insert(
+            start.key.clone(),
+            Operation {
+                kind: DeviceOp::Patch(start.op),
+                started: now,
+                length,
+                image,
+                patch: Some((start.patch.clone(), start.delay)),
+                applied: false,
+            },
+        );
+        self.advance(caller, now);
+        self.progress(&start.key, now, true)
+    }
+}
+
+/// The element's own activation delay.
+fn spec_delay(spec: &FleetDevice) -> SignedDuration {
+    SignedDuration::try_from(spec.patch_behaviour.activation_delay.get())
+        .unwrap_or(SignedDuration::MAX)
 }
 
 /// The simulated devices of a fleet.
@@ -251,12 +521,22 @@ impl FleetModel {
     /// The device's facts.
     pub fn facts(&self, device: &DeviceKey, caller: Caller<'_>, now: Timestamp) -> Reply<Facts> {
         self.with(device, caller, now, |s| {
-            s.reading(FaultStep::Facts, now, |s| Facts {
-                model: s.spec.model.clone(),
-                r#virtual: s.spec.r#virtual,
-                firmware: s.firmware.clone(),
-                free_encrypted: parse_bytes(&s.spec.free_space.encrypted).ok(),
-                free_temporary: parse_bytes(&s.spec.free_space.temporary).ok(),
+            s.reading(FaultStep::Facts, now, |s| s.facts(now))
+        })
+        .unwrap_or_else(|| Self::missing(device))
+    }
+
+    /// The patches on the device, with the faults of the facts step (both are readings of the
+    /// device's state).
+    pub fn patches(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        now: Timestamp,
+    ) -> Reply<Vec<Patch>> {
+        self.with(device, caller, now, |s| {
+            s.reading(FaultStep::Facts, now, |s| {
+                s.patches.iter().map(|p| p.reading(now)).collect()
             })
         })
         .unwrap_or_else(|| Self::missing(device))
@@ -272,19 +552,12 @@ impl FleetModel {
     ) -> Reply<Inventory> {
         self.with(device, caller, now, |s| {
             s.reading(FaultStep::Facts, now, |s| Inventory {
-                facts: Facts {
-                    model: s.spec.model.clone(),
-                    r#virtual: s.spec.r#virtual,
-                    firmware: s.firmware.clone(),
-                    free_encrypted: parse_bytes(&s.spec.free_space.encrypted).ok(),
-                    free_temporary: parse_bytes(&s.spec.free_space.temporary).ok(),
-                },
+                facts: s.facts(now),
                 features: s.spec.features.clone(),
                 domains: DomainStatus {
                     domains: s.domains.clone(),
                     unsaved_changes: s.spec.unsaved_changes,
                 },
-                patches: Vec::new(),
             })
         })
         .unwrap_or_else(|| Self::missing(device))
@@ -336,7 +609,7 @@ impl FleetModel {
     }
 
     /// The kind of the operation started on the device with `key`, if there is one.
-    pub fn operation(&self, device: &DeviceKey, key: &str) -> Option<OpKind> {
+    pub fn operation(&self, device: &DeviceKey, key: &str) -> Option<DeviceOp> {
         let devices = self
             .devices
             .lock()
@@ -441,10 +714,11 @@ impl FleetModel {
             s.ops.insert(
                 key.to_string(),
                 Operation {
-                    kind: op,
+                    kind: DeviceOp::Firmware(op),
                     started: now,
                     length,
                     image: Some((image.entry.name.clone(), size, version)),
+                    patch: None,
                     applied: false,
                 },
             );
@@ -457,6 +731,39 @@ impl FleetModel {
                 format!("no simulated device {}/{}", device.0, device.1),
             ))
         })
+    }
+
+    /// Starts a patch operation (a load transfers `package`), or reports the one already started
+    /// with its key.
+    pub fn start_patch(
+        &self,
+        device: &DeviceKey,
+        caller: Caller<'_>,
+        start: &PatchStart,
+        package: Option<&ImageRef>,
+        now: Timestamp,
+    ) -> OpStatus {
+        self.with(device, caller, now, |s| {
+            s.start_patch(caller, start, package, now)
+        })
+        .unwrap_or_else(|| {
+            OpStatus::Failed(CallError::new(
+                FaultKind::Unreachable,
+                format!("no simulated device {}/{}", device.0, device.1),
+            ))
+        })
+    }
+
+    /// How many patch loads and activations the device started (an activation counts when a
+    /// loaded patch starts activating).
+    pub fn patch_counts(&self, device: &DeviceKey) -> (u32, u32) {
+        let devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        devices
+            .get(device)
+            .map_or((0, 0), |s| (s.patch_loads, s.patch_activations))
     }
 
     /// How the operation started with `key` stands.

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::common::GoDuration;
 use crate::drivers::ImageRef;
-use crate::engine::firmware::observe::{ImageEntry, OpKind};
+use crate::engine::devicepatch::observe::PatchOp;
+use crate::engine::firmware::observe::{DeviceFamily, ImageEntry, OpKind, PatchLifecycle};
 use crate::engine::size::parse_bytes;
 use crate::images::repository::StaticRepository;
 
@@ -61,6 +62,10 @@ pub struct FleetFreeSpace {
     /// Free space in the temporary file system. Default `2Gi`.
     #[serde(default = "two_gi")]
     pub temporary: String,
+    /// Free space on the board a network element keeps its patches on (reported by devices of
+    /// `family: NetworkElement`). Default `2Gi`.
+    #[serde(default = "two_gi")]
+    pub board: String,
 }
 
 fn two_gi() -> String {
@@ -72,6 +77,7 @@ impl Default for FleetFreeSpace {
         Self {
             encrypted: two_gi(),
             temporary: two_gi(),
+            board: two_gi(),
         }
     }
 }
@@ -106,6 +112,23 @@ pub struct Timings {
     /// Upload speed per second, e.g. `50Mi`. Default `50Mi`.
     #[serde(default = "fifty_mi")]
     pub upload_rate: String,
+    /// Loading a patch package once it is on the element. Default `1m`.
+    #[serde(default = "one_minute")]
+    pub patch_load: GoDuration,
+    /// Activating a patch once its activation delay ended. Default `2m`.
+    #[serde(default = "two_minutes")]
+    pub patch_activate: GoDuration,
+    /// Confirming an activated patch. Default `30s`.
+    #[serde(default = "thirty_seconds")]
+    pub patch_confirm: GoDuration,
+}
+
+fn one_minute() -> GoDuration {
+    GoDuration::from_mins(1)
+}
+
+fn two_minutes() -> GoDuration {
+    GoDuration::from_mins(2)
 }
 
 fn thirty_seconds() -> GoDuration {
@@ -132,6 +155,9 @@ impl Default for Timings {
             restart: five_minutes(),
             upgrade: fifteen_minutes(),
             upload_rate: fifty_mi(),
+            patch_load: one_minute(),
+            patch_activate: two_minutes(),
+            patch_confirm: thirty_seconds(),
         }
     }
 }
@@ -158,6 +184,12 @@ pub enum FaultStep {
     Upgrade,
     /// The unquiesce after a failure.
     Unquiesce,
+    /// Loading a patch package (its transfer included).
+    PatchLoad,
+    /// Setting a patch's activation delay, and activating it.
+    PatchActivate,
+    /// Confirming a patch.
+    PatchConfirm,
 }
 
 impl FaultStep {
@@ -170,6 +202,15 @@ impl FaultStep {
             OpKind::SecondQuiesce => Self::SecondQuiesce,
             OpKind::Upgrade => Self::Upgrade,
             OpKind::Unquiesce => Self::Unquiesce,
+        }
+    }
+
+    /// The step of a patch operation.
+    pub fn of_patch(op: PatchOp) -> Self {
+        match op {
+            PatchOp::Load => Self::PatchLoad,
+            PatchOp::SetDelay | PatchOp::Activate => Self::PatchActivate,
+            PatchOp::Confirm => Self::PatchConfirm,
         }
     }
 }
@@ -246,6 +287,51 @@ pub struct HookOutcomes {
     pub post: HookOutcome,
 }
 
+/// Where a patch of a simulated network element stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FleetPatchState {
+    /// Loaded, not activated.
+    Loaded,
+    /// Being activated.
+    Activating,
+    /// Activated, not confirmed.
+    Activated,
+    /// Confirmed and in effect.
+    Running,
+}
+
+impl From<FleetPatchState> for PatchLifecycle {
+    fn from(state: FleetPatchState) -> Self {
+        match state {
+            FleetPatchState::Loaded => Self::Loaded,
+            FleetPatchState::Activating => Self::Activating,
+            FleetPatchState::Activated => Self::Activated,
+            FleetPatchState::Running => Self::Running,
+        }
+    }
+}
+
+/// A patch a simulated network element holds from the start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FleetPatch {
+    /// The patch id, e.g. `V100R004C01SPH106`.
+    pub id: String,
+    /// Its state.
+    pub state: FleetPatchState,
+}
+
+/// How a simulated network element treats patches.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchBehaviour {
+    /// The element's own delay between loading a patch and activating it, unless it is told
+    /// another (`activation.delay` of a DevicePatch). Default `0s`.
+    #[serde(default)]
+    pub activation_delay: GoDuration,
+}
+
 /// A simulated device. Every field but `name` has a default: a healthy virtual IDG at 7.5.1.7
 /// with DCO-Oracle and 2Gi free in both file systems.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -298,6 +384,16 @@ pub struct FleetDevice {
     /// How the hook Jobs end for this device (simulation only).
     #[serde(default)]
     pub hooks: HookOutcomes,
+    /// `Appliance`, `Server` or `NetworkElement`: the Device's `spec.family`. Default: the
+    /// driver's (`Appliance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<DeviceFamily>,
+    /// The patches it holds from the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<FleetPatch>,
+    /// How it treats patches.
+    #[serde(default)]
+    pub patch_behaviour: PatchBehaviour,
 }
 
 fn default_model() -> String {
@@ -327,6 +423,11 @@ impl FleetDevice {
     /// The namespace the device lives in.
     pub fn namespace(&self) -> &str {
         self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+
+    /// Whether the device is a network element (it reports its board's free space).
+    pub fn is_network_element(&self) -> bool {
+        self.family == Some(DeviceFamily::NetworkElement)
     }
 }
 
@@ -380,6 +481,7 @@ impl Fleet {
             for (field, size) in [
                 ("freeSpace.encrypted", &device.free_space.encrypted),
                 ("freeSpace.temporary", &device.free_space.temporary),
+                ("freeSpace.board", &device.free_space.board),
                 ("timings.uploadRate", &device.timings.upload_rate),
             ] {
                 match parse_bytes(size) {
@@ -391,6 +493,15 @@ impl Fleet {
                     }
                     Ok(_) => {}
                     Err(e) => return err(format!("devices[{i}].{field}"), e.to_string()),
+                }
+            }
+            let mut patches = std::collections::BTreeSet::new();
+            for (j, patch) in device.patches.iter().enumerate() {
+                if !patches.insert(patch.id.as_str()) {
+                    return err(
+                        format!("devices[{i}].patches[{j}].id"),
+                        format!("{:?} is listed twice", patch.id),
+                    );
                 }
             }
             if !devices.insert((device.namespace(), device.name.as_str())) {

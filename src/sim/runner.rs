@@ -311,12 +311,15 @@ pub async fn seed(client: &Client, scenario: &Scenario) -> Result<(), SimulateEr
     let devices = ApiResource::erase::<Device>(&());
     for device in &scenario.fleet.devices {
         let namespace = device.namespace();
-        let object = json!({
+        let mut object = json!({
             "apiVersion": api::API_VERSION,
             "kind": "Device",
             "metadata": { "name": device.name, "namespace": namespace, "labels": device.labels },
             "spec": { "driver": "upkeep", "address": format!("https://fleet.upkeep.invalid/devices/{namespace}/{}", device.name) },
         });
+        if let Some(family) = device.family {
+            object["spec"]["family"] = json!(family);
+        }
         create(client, &devices, namespace, object).await?;
     }
     for manifest in &scenario.manifests {

@@ -1,6 +1,6 @@
 //! `docs/device-api.yaml` and the implementation agree: the document lists exactly the resources
-//! the driver and the simulator use, and every answer the simulator gives validates against the
-//! document's schema for it.
+//! and operation kinds the driver and the simulator use, and every answer the simulator gives
+//! (firmware and patch operations alike) validates against the document's schema for it.
 
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ fn the_schemas_reject_what_the_api_does_not_allow() {
         ),
         ("OperationRequest", json!({"kind": "reboot", "key": "k"})),
         ("Error", json!({"error": "no message"})),
+        ("Patch", json!({"id": "SPH106", "state": "halfway"})),
+        ("Patches", json!({"patches": [{"state": "running"}]})),
+        ("PatchRequest", json!({"activationDelaySeconds": -1})),
     ] {
         let mut schema = json!({ "$ref": format!("#/components/schemas/{name}") });
         schema["components"] = doc["components"].clone();
@@ -65,22 +68,16 @@ fn the_document_lists_the_resources_the_code_uses() {
         format!("/{}", wire::LICENSES),
         format!("/{}", wire::OPERATIONS),
         format!("/{}/{{key}}", wire::OPERATIONS),
+        format!("/{}", wire::PATCHES),
     ];
     let mut sorted = paths.clone();
     sorted.sort();
     assert_eq!(sorted, expected);
     assert_eq!(doc["security"], json!([{"basicAuth": []}]));
-    let kinds: Vec<Value> = [
-        wire::OperationKind::FirstQuiesce,
-        wire::OperationKind::SecondQuiesce,
-        wire::OperationKind::Unquiesce,
-        wire::OperationKind::Restart,
-        wire::OperationKind::Upload,
-        wire::OperationKind::Upgrade,
-    ]
-    .iter()
-    .map(|k| serde_json::to_value(k).unwrap())
-    .collect();
+    let kinds: Vec<Value> = wire::OperationKind::ALL
+        .iter()
+        .map(|k| serde_json::to_value(k).unwrap())
+        .collect();
     assert_eq!(
         doc["components"]["schemas"]["OperationKind"]["enum"],
         Value::Array(kinds)
@@ -109,7 +106,7 @@ fn the_document_lists_the_resources_the_code_uses() {
 async fn the_simulators_answers_follow_the_document() {
     let doc = document();
     let fleet = Fleet::from_yaml(
-        "apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\ndevices:\n  - name: dp-1\n    timings: { uploadRate: 16Mi }\n  - name: off\n    available: false\n",
+        "apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\ndevices:\n  - name: dp-1\n    timings: { uploadRate: 16Mi }\n  - name: off\n    available: false\n  - name: ne-1\n    family: NetworkElement\n    patchBehaviour: { activationDelay: 24h }\n    patches: [ { id: SPH105, state: running } ]\n",
     )
     .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -207,6 +204,104 @@ async fn the_simulators_answers_follow_the_document() {
     )
     .await;
     conforms(&doc, "Error", &unknown);
+
+    // A network element: board space and patches in its readings, and the patch operations.
+    let ne = sim.device_url("default", "ne-1").unwrap();
+    let call_ne = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{ne}/{path}"))
+            .basic_auth("admin", Some("pw"))
+    };
+    let facts = answer(
+        call_ne(reqwest::Method::GET, "facts").send().await.unwrap(),
+        200,
+    )
+    .await;
+    conforms(&doc, "Facts", &facts);
+    assert!(facts["freeSpace"]["board"].is_u64(), "{facts}");
+    let put = call_ne(reqwest::Method::PUT, "images/SPH106.pkg")
+        .header(wire::SHA256_HEADER, &sha256)
+        .header(wire::SIZE_HEADER, bytes.len())
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    answer(put, 201).await;
+    let package = json!({"name": "SPH106.pkg", "size": bytes.len(), "sha256": sha256});
+    for (kind, extra, status) in [
+        (
+            "patchLoad",
+            json!({"image": package, "patch": {"id": "SPH106"}}),
+            201,
+        ),
+        (
+            "patchLoad",
+            json!({"image": package, "patch": {"id": "SPH106"}}),
+            200,
+        ),
+    ] {
+        let mut request = json!({"kind": kind, "key": format!("t/{kind}")});
+        request
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        conforms(&doc, "OperationRequest", &request);
+        let started = call_ne(reqwest::Method::POST, "operations")
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        let operation = answer(started, status).await;
+        conforms(&doc, "Operation", &operation);
+    }
+    let patches = answer(
+        call_ne(reqwest::Method::GET, "patches")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    conforms(&doc, "Patches", &patches);
+    let polled = answer(
+        call_ne(reqwest::Method::GET, "operations/t%2FpatchLoad")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    conforms(&doc, "Operation", &polled);
+    assert_eq!(polled["kind"], "patchLoad");
+    // A patch operation without its patch, and a set-delay without a delay, are bad requests.
+    for request in [
+        json!({"kind": "patchActivate", "key": "t/bad"}),
+        json!({"kind": "patchSetDelay", "key": "t/bad2", "patch": {"id": "SPH105"}}),
+    ] {
+        let refused = call_ne(reqwest::Method::POST, "operations")
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        conforms(&doc, "Error", &answer(refused, 400).await);
+    }
+    // A patch the element holds from the start: the set-delay, activation and confirm answers.
+    for (kind, extra) in [
+        (
+            "patchSetDelay",
+            json!({"id": "SPH105", "activationDelaySeconds": 0}),
+        ),
+        ("patchActivate", json!({"id": "SPH105"})),
+        ("patchConfirm", json!({"id": "SPH105"})),
+    ] {
+        let request = json!({"kind": kind, "key": format!("held/{kind}"), "patch": extra});
+        conforms(&doc, "OperationRequest", &request);
+        let started = call_ne(reqwest::Method::POST, "operations")
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        conforms(&doc, "Operation", &answer(started, 201).await);
+    }
 
     let unauthorized = http.get(format!("{base}/facts")).send().await.unwrap();
     assert!(unauthorized.headers().contains_key("www-authenticate"));

@@ -1,6 +1,6 @@
 //! `upkeep devicesim` and `upkeep device facts|upgrade`, run as binaries: an upgrade end to end,
-//! a faulty device, dry runs, TLS with the generated CA, and credentials kept out of every
-//! output.
+//! a faulty device, a device whose patch does not take effect, dry runs, TLS with the generated
+//! CA, and credentials kept out of every output.
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
@@ -29,6 +29,11 @@ devices:
     timings: {QUICK}
     faults:
       - {{ step: licenses, kind: exception }}
+  - name: dp-4
+    timings: {QUICK}
+    patches:
+      - {{ id: V100R004C01SPH105, state: running }}
+      - {{ id: V100R004C01SPH106, state: activating }}
 "#
     )
 }
@@ -84,7 +89,7 @@ impl Devicesim {
             let _ = stdout.read_to_string(&mut text);
             sink.lock().unwrap().push_str(&text);
         });
-        assert_eq!(urls.len(), 3, "{}", output.lock().unwrap());
+        assert_eq!(urls.len(), 4, "{}", output.lock().unwrap());
         Self {
             child,
             urls,
@@ -322,6 +327,96 @@ fn a_faulty_device_ends_with_its_code_and_exit_1() {
     assert!(
         stdout(&upgrade).contains("the device refused"),
         "the device's message is shown: {}",
+        text(&upgrade)
+    );
+}
+
+#[test]
+fn a_patch_not_in_effect_is_warned_of_and_refuses_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Devicesim::start(dir.path(), &[]);
+    let repo = repository(dir.path());
+    let creds = credentials(dir.path());
+    let dp4 = device_manifest(dir.path(), "dp-4", sim.url("dp-4"), "");
+    let facts = upkeep(
+        &["device", "facts", p(&dp4), "--credentials", p(&creds)],
+        &[],
+    );
+    assert_eq!(facts.status.code(), Some(0), "{}", text(&facts));
+    let shown = stdout(&facts);
+    assert!(
+        shown.contains("patches      V100R004C01SPH105 (running), V100R004C01SPH106 (activating)"),
+        "{shown}"
+    );
+    let warning = shown
+        .lines()
+        .find(|l| l.starts_with("warning"))
+        .unwrap_or_else(|| panic!("no warning in {shown}"));
+    assert!(
+        warning.contains("V100R004C01SPH106 is activating, not running")
+            && warning.contains("ERROR_DEVICE_PATCH_NOT_RUNNING")
+            && !warning.contains("SPH105"),
+        "{warning}"
+    );
+    let json = upkeep(
+        &[
+            "device",
+            "facts",
+            p(&dp4),
+            "--credentials",
+            p(&creds),
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["facts"]["patches"][1]["state"], "activating");
+    assert_eq!(json["warnings"].as_array().map(Vec::len), Some(1), "{json}");
+    // A device whose patches all run gets no warning.
+    let dp1 = device_manifest(dir.path(), "dp-1", sim.url("dp-1"), "");
+    let clean = upkeep(
+        &[
+            "device",
+            "facts",
+            p(&dp1),
+            "--credentials",
+            p(&creds),
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let clean: serde_json::Value = serde_json::from_slice(&clean.stdout).unwrap();
+    assert!(clean.get("warnings").is_none(), "{clean}");
+
+    let upgrade = upkeep(
+        &[
+            "device",
+            "upgrade",
+            p(&dp4),
+            "--image",
+            IMAGE,
+            "--repository",
+            p(&repo),
+            "--credentials",
+            p(&creds),
+        ],
+        &[],
+    );
+    assert_eq!(upgrade.status.code(), Some(1), "{}", text(&upgrade));
+    assert_eq!(
+        codes(&upgrade),
+        [
+            "WAITING_FOR_PRE_VALIDATION",
+            "ERROR_DEVICE_PATCH_NOT_RUNNING"
+        ],
+        "{}",
+        text(&upgrade)
+    );
+    assert!(
+        stdout(&upgrade).contains("V100R004C01SPH106 is activating"),
+        "{}",
         text(&upgrade)
     );
 }

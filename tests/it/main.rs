@@ -25,4 +25,5 @@ mod simulate_examples;
 mod simulate_faults;
 mod simulate_html;
 mod upkeep_driver;
+mod upkeep_driver_patches;
 mod windows_cli;

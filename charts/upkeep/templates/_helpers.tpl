@@ -74,10 +74,10 @@ deleted; UpgradeTasks are the operator's own children; Secrets are read by name 
 */}}
 {{- define "upkeep.operatorRules" -}}
 - apiGroups: ["upkeep.dev"]
-  resources: ["maintenancewindows", "devices", "firmwareupgrades", "patchjobs"]
+  resources: ["maintenancewindows", "devices", "firmwareupgrades", "devicepatches", "patchjobs"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["upkeep.dev"]
-  resources: ["maintenancewindows/status", "devices/status", "firmwareupgrades/status", "patchjobs/status"]
+  resources: ["maintenancewindows/status", "devices/status", "firmwareupgrades/status", "devicepatches/status", "patchjobs/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["upkeep.dev"]
   resources: ["upgradetasks"]

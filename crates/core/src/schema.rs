@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::engine::lint::Finding;
 
 use crate::api::common::{DURATION_PATTERN, NAME_PATTERN};
+use crate::api::device_patch::PATCH_ID_PATTERN;
 use crate::api::firmware_upgrade::IMAGE_NAME_PATTERN;
 
 /// One thing wrong with a document.
@@ -363,6 +364,7 @@ fn pattern_hint(pattern: &str) -> String {
         p if p == DURATION_PATTERN => "write a duration such as 90s, 10m or 1h30m (units ns, us, ms, s, m, h)".into(),
         p if p == NAME_PATTERN => "use a Kubernetes object name: lower-case letters, digits, '-' and '.'".into(),
         p if p == IMAGE_NAME_PATTERN => "give the image's file name only (no directories), e.g. idg7519.oradco.scrypt4".into(),
+        p if p == PATCH_ID_PATTERN => "give the patch id as the element reports it (letters, digits, '.', '_' and '-'), e.g. V100R004C01SPH106".into(),
         p if p.contains(r"\S+(\s+\S+){4}") => "write a 5-field cron expression: minute hour day-of-month month day-of-week, e.g. \"0 22 * * SAT\"".into(),
         p if p.starts_with("^https?://") => "write the management URL with its scheme, e.g. https://10.0.0.5:5554".into(),
         p => format!("match the pattern {p}"),

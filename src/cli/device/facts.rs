@@ -1,4 +1,6 @@
-//! `upkeep device facts DEVICE.yaml [-o json]`: what the device reports about itself.
+//! `upkeep device facts DEVICE.yaml [-o json]`: what the device reports about itself, with a
+//! warning when a patch on it does not take effect (the rule the firmware engine's validation
+//! step 13 applies: `engine::devicepatch::not_in_effect`).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -6,9 +8,11 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::{Connection, target};
+use crate::api::codes::FirmwareCode;
 use crate::api::device::DeviceFacts;
 use crate::cli::{Error, logging};
 use crate::drivers::{Caller, Phase};
+use crate::engine::devicepatch::not_in_effect;
 use crate::engine::firmware::observe::FaultKind;
 
 /// Output formats of `upkeep device facts`.
@@ -16,7 +20,8 @@ use crate::engine::firmware::observe::FaultKind;
 pub enum Format {
     /// Aligned lines for a terminal.
     Text,
-    /// `{"reachable": bool, "facts": {…}}`, the facts in the Device status shape.
+    /// `{"reachable": bool, "facts": {…}, "warnings": [...]}`, the facts in the Device status
+    /// shape.
     Json,
 }
 
@@ -41,6 +46,9 @@ struct Report {
     /// Why they could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// What the facts show is wrong: patches that do not take effect.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 /// Reads and prints the facts; exit 0 when they were read, 1 when not.
@@ -58,11 +66,22 @@ pub fn run(args: &Args) -> Result<ExitCode, Error> {
             reachable: true,
             facts: Some(inventory.to_device_facts()),
             error: None,
+            warnings: not_in_effect(&inventory.facts.patches)
+                .map(|refusal| {
+                    format!(
+                        "{}; until then a firmware upgrade of this device ends {}",
+                        refusal.message(),
+                        FirmwareCode::ErrorDevicePatchNotRunning
+                    )
+                })
+                .into_iter()
+                .collect(),
         },
         Err(e) => Report {
             reachable: e.kind != FaultKind::Unreachable,
             facts: None,
             error: Some(e.to_string()),
+            warnings: Vec::new(),
         },
     };
     match args.output {
@@ -122,8 +141,13 @@ fn text(id: &str, address: &str, report: &Report) -> String {
         let show = |q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
             q.as_ref().map_or("?".to_string(), |q| q.0.clone())
         };
+        let board = f
+            .board
+            .as_ref()
+            .map(|b| format!(", board {}", b.0))
+            .unwrap_or_default();
         format!(
-            "encrypted {}, temporary {}",
+            "encrypted {}, temporary {}{board}",
             show(&f.encrypted),
             show(&f.temporary)
         )
@@ -156,5 +180,8 @@ fn text(id: &str, address: &str, report: &Report) -> String {
                 .collect(),
         ),
     );
+    for warning in &report.warnings {
+        line("warning", warning.clone());
+    }
     out
 }

@@ -328,6 +328,7 @@ impl DatapowerDriver {
             firmware,
             free_encrypted: number(fs, "FreeEncrypted").map(|mb| mb.saturating_mul(MB)),
             free_temporary: number(fs, "FreeTemporary").map(|mb| mb.saturating_mul(MB)),
+            ..Facts::default()
         })
     }
 

@@ -241,8 +241,7 @@ impl RedfishDriver {
             model: system.model,
             r#virtual: false,
             firmware: component.version,
-            free_encrypted: None,
-            free_temporary: None,
+            ..Facts::default()
         })
     }
 

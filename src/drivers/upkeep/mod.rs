@@ -22,14 +22,15 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument as _, debug, info_span, warn};
 
 use super::credentials::Credentials;
-use super::{Caller, DeviceDriver, ImageRef, Inventory};
+use super::{Caller, DeviceDriver, DeviceOp, ImageRef, Inventory};
 use super::{ConnectError, DriverConfig};
+use crate::engine::devicepatch::observe::{PatchOp, PatchStart};
 use crate::engine::firmware::observe::{
-    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Start,
+    CallError, DomainStatus, Facts, FaultKind, OpKind, OpStatus, Patch, Start,
 };
 use wire::{
     DomainStatusBody, FactsBody, ImageBody, LicensesBody, OperationBody, OperationRequest,
-    OperationState,
+    OperationState, PatchRequest, PatchesBody,
 };
 
 /// How often an idempotent call is tried when the connection fails or breaks.
@@ -242,12 +243,20 @@ impl UpkeepDriver {
         )
     }
 
+    async fn read_patches(&self, caller: Caller<'_>) -> Result<Vec<Patch>, CallError> {
+        let body: PatchesBody = self
+            .get(caller, wire::PATCHES)
+            .instrument(self.span("patches", caller))
+            .await?;
+        Ok(body.patches.iter().map(Patch::from).collect())
+    }
+
     /// A span for one operation call, with its kind and key.
     fn op_span(
         &self,
         call: &'static str,
         caller: Caller<'_>,
-        op: OpKind,
+        op: DeviceOp,
         key: &str,
     ) -> tracing::Span {
         info_span!(
@@ -261,6 +270,25 @@ impl UpkeepDriver {
         )
     }
 
+    /// The image part of an operation request, transferring the image first for an upload.
+    async fn image_body(
+        &self,
+        caller: Caller<'_>,
+        image: &ImageRef,
+        transfer: bool,
+    ) -> Result<ImageBody, CallError> {
+        let sha256 = if transfer {
+            Some(self.upload(caller, image).await?)
+        } else {
+            image.sha256.clone()
+        };
+        Ok(ImageBody {
+            name: image.entry.name.clone(),
+            size: image.entry.size,
+            sha256,
+        })
+    }
+
     async fn start_op(
         &self,
         caller: Caller<'_>,
@@ -269,42 +297,83 @@ impl UpkeepDriver {
         image: &ImageRef,
     ) -> OpStatus {
         let image_body = match op {
-            OpKind::Upload => match self.upload(caller, image).await {
-                Ok(sha256) => Some(ImageBody {
-                    name: image.entry.name.clone(),
-                    size: image.entry.size,
-                    sha256: Some(sha256),
-                }),
-                Err(e) => return OpStatus::Failed(e),
-            },
-            OpKind::Upgrade => Some(ImageBody {
-                name: image.entry.name.clone(),
-                size: image.entry.size,
-                sha256: image.sha256.clone(),
-            }),
+            OpKind::Upload | OpKind::Upgrade => {
+                match self.image_body(caller, image, op == OpKind::Upload).await {
+                    Ok(body) => Some(body),
+                    Err(e) => return OpStatus::Failed(e),
+                }
+            }
             _ => None,
         };
         let request = OperationRequest {
             kind: op.into(),
             key: key.to_string(),
             image: image_body,
+            patch: None,
         };
+        self.post_operation(caller, DeviceOp::Firmware(op), &request)
+            .await
+    }
+
+    async fn start_patch_op(
+        &self,
+        caller: Caller<'_>,
+        start: &PatchStart,
+        package: Option<&ImageRef>,
+    ) -> OpStatus {
+        let image = match (start.op, package) {
+            (PatchOp::Load, Some(package)) => match self.image_body(caller, package, true).await {
+                Ok(body) => Some(body),
+                Err(e) => return OpStatus::Failed(e),
+            },
+            (PatchOp::Load, None) => {
+                return OpStatus::Failed(CallError::new(
+                    FaultKind::Exception,
+                    format!(
+                        "{} at {}: no package to transfer",
+                        start.op.doing(),
+                        self.address
+                    ),
+                ));
+            }
+            _ => None,
+        };
+        let request = OperationRequest {
+            kind: start.op.into(),
+            key: start.key.clone(),
+            image,
+            patch: Some(PatchRequest {
+                id: start.patch.clone(),
+                activation_delay_seconds: start.delay.map(wire::seconds),
+            }),
+        };
+        self.post_operation(caller, DeviceOp::Patch(start.op), &request)
+            .await
+    }
+
+    /// `POST operations`: starts the operation of `request` (or reports it, for a known key).
+    async fn post_operation(
+        &self,
+        caller: Caller<'_>,
+        op: DeviceOp,
+        request: &OperationRequest,
+    ) -> OpStatus {
         let what = format!("POST {} ({})", wire::OPERATIONS, op.as_str());
         let answer = self
             .call(&what, || {
                 self.request(Method::POST, &[wire::OPERATIONS], caller)
-                    .json(&request)
+                    .json(request)
             })
             .await;
         let status = answer.and_then(|answer| {
             let body: OperationBody =
                 self.json(&what, &answer, &[StatusCode::OK, StatusCode::CREATED])?;
-            self.op_status(&what, op, key, &body)
+            self.op_status(&what, op, &request.key, &body)
         });
         status.unwrap_or_else(OpStatus::Failed)
     }
 
-    async fn poll_op(&self, caller: Caller<'_>, op: OpKind, key: &str) -> OpStatus {
+    async fn poll_op(&self, caller: Caller<'_>, op: DeviceOp, key: &str) -> OpStatus {
         let what = format!("GET {}/{{key}} ({})", wire::OPERATIONS, op.as_str());
         let answer = match self
             .call(&what, || {
@@ -330,7 +399,7 @@ impl UpkeepDriver {
     fn op_status(
         &self,
         what: &str,
-        op: OpKind,
+        op: DeviceOp,
         key: &str,
         body: &OperationBody,
     ) -> Result<OpStatus, CallError> {
@@ -346,7 +415,7 @@ impl UpkeepDriver {
                 body.key
             )));
         }
-        if OpKind::from(body.kind) != op {
+        if body.kind.op() != op {
             return Err(mismatch(format!(
                 "operation {key:?} is a {:?} operation on the device, not {}",
                 body.kind,
@@ -397,11 +466,39 @@ impl DeviceDriver for UpkeepDriver {
         image: &'a ImageRef,
     ) -> BoxFuture<'a, OpStatus> {
         self.start_op(caller, start.op, &start.key, image)
-            .instrument(self.op_span("start", caller, start.op, &start.key))
+            .instrument(self.op_span("start", caller, DeviceOp::Firmware(start.op), &start.key))
             .boxed()
     }
 
     fn poll<'a>(&'a self, caller: Caller<'a>, op: OpKind, key: &'a str) -> BoxFuture<'a, OpStatus> {
+        let op = DeviceOp::Firmware(op);
+        self.poll_op(caller, op, key)
+            .instrument(self.op_span("poll", caller, op, key))
+            .boxed()
+    }
+
+    fn patches<'a>(&'a self, caller: Caller<'a>) -> BoxFuture<'a, Result<Vec<Patch>, CallError>> {
+        self.read_patches(caller).boxed()
+    }
+
+    fn start_patch<'a>(
+        &'a self,
+        caller: Caller<'a>,
+        start: &'a PatchStart,
+        package: Option<&'a ImageRef>,
+    ) -> BoxFuture<'a, OpStatus> {
+        self.start_patch_op(caller, start, package)
+            .instrument(self.op_span("start", caller, DeviceOp::Patch(start.op), &start.key))
+            .boxed()
+    }
+
+    fn poll_patch<'a>(
+        &'a self,
+        caller: Caller<'a>,
+        op: PatchOp,
+        key: &'a str,
+    ) -> BoxFuture<'a, OpStatus> {
+        let op = DeviceOp::Patch(op);
         self.poll_op(caller, op, key)
             .instrument(self.op_span("poll", caller, op, key))
             .boxed()

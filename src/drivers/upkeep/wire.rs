@@ -7,8 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::drivers::inventory::{Inventory, Patch};
-use crate::engine::firmware::observe::{Domain, DomainStatus, Facts, OpKind};
+use jiff::SignedDuration;
+
+use crate::drivers::DeviceOp;
+use crate::drivers::inventory::Inventory;
+use crate::engine::devicepatch::observe::PatchOp;
+use crate::engine::firmware::observe::{
+    Domain, DomainStatus, Facts, OpKind, Patch, PatchLifecycle,
+};
 
 /// `GET {base}/facts`: everything the device reports about itself.
 pub const FACTS: &str = "facts";
@@ -20,6 +26,8 @@ pub const DOMAINS: &str = "domains";
 pub const IMAGES: &str = "images";
 /// `POST {base}/operations`, `GET {base}/operations/{key}`: long operations.
 pub const OPERATIONS: &str = "operations";
+/// `GET {base}/patches`: the patches on the device and their states.
+pub const PATCHES: &str = "patches";
 
 /// Advisory: the task on whose behalf a call is made (`namespace/name/…`).
 pub const TASK_HEADER: &str = "upkeep-task";
@@ -48,6 +56,9 @@ pub struct FreeSpaceBody {
     /// Free bytes in the temporary file system, if the device has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary: Option<u64>,
+    /// Free bytes on the board where a network element keeps its patches, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<u64>,
 }
 
 /// An application domain.
@@ -61,16 +72,38 @@ pub struct DomainBody {
 }
 
 /// A software patch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PatchBody {
     /// Its identifier.
     pub id: String,
-    /// Its lifecycle state.
+    /// Its lifecycle state: `loaded`, `activating`, `activated` or `running`.
     pub state: String,
+    /// For a patch not activated yet: seconds until the device's activation delay ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activates_in_seconds: Option<f64>,
+}
+
+/// The answer to `GET patches`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatchesBody {
+    /// Every patch on the device.
+    pub patches: Vec<PatchBody>,
+}
+
+/// The patch named in a patch operation request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchRequest {
+    /// The patch id.
+    pub id: String,
+    /// For `patchSetDelay`: the delay between load and activation, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_delay_seconds: Option<f64>,
 }
 
 /// The answer to `GET facts`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FactsBody {
     /// The device type, e.g. `IDG`.
@@ -157,44 +190,90 @@ pub enum OperationKind {
     Upload,
     /// Install an uploaded image (the device restarts into it).
     Upgrade,
+    /// Load an uploaded package as a patch (`done` when the device lists the patch).
+    PatchLoad,
+    /// Set a loaded patch's activation delay.
+    PatchSetDelay,
+    /// Activate a loaded patch (`done` when the patch is `activated`).
+    PatchActivate,
+    /// Confirm an activated patch (`done` when the patch is `running`).
+    PatchConfirm,
+}
+
+impl OperationKind {
+    /// Every kind, in the order the document lists them.
+    pub const ALL: [OperationKind; 10] = [
+        Self::FirstQuiesce,
+        Self::SecondQuiesce,
+        Self::Unquiesce,
+        Self::Restart,
+        Self::Upload,
+        Self::Upgrade,
+        Self::PatchLoad,
+        Self::PatchSetDelay,
+        Self::PatchActivate,
+        Self::PatchConfirm,
+    ];
+
+    /// The operation of the engines this kind is.
+    pub const fn op(self) -> DeviceOp {
+        match self {
+            Self::FirstQuiesce => DeviceOp::Firmware(OpKind::FirstQuiesce),
+            Self::SecondQuiesce => DeviceOp::Firmware(OpKind::SecondQuiesce),
+            Self::Unquiesce => DeviceOp::Firmware(OpKind::Unquiesce),
+            Self::Restart => DeviceOp::Firmware(OpKind::Restart),
+            Self::Upload => DeviceOp::Firmware(OpKind::Upload),
+            Self::Upgrade => DeviceOp::Firmware(OpKind::Upgrade),
+            Self::PatchLoad => DeviceOp::Patch(PatchOp::Load),
+            Self::PatchSetDelay => DeviceOp::Patch(PatchOp::SetDelay),
+            Self::PatchActivate => DeviceOp::Patch(PatchOp::Activate),
+            Self::PatchConfirm => DeviceOp::Patch(PatchOp::Confirm),
+        }
+    }
+}
+
+impl From<DeviceOp> for OperationKind {
+    fn from(op: DeviceOp) -> Self {
+        match op {
+            DeviceOp::Firmware(OpKind::FirstQuiesce) => Self::FirstQuiesce,
+            DeviceOp::Firmware(OpKind::SecondQuiesce) => Self::SecondQuiesce,
+            DeviceOp::Firmware(OpKind::Unquiesce) => Self::Unquiesce,
+            DeviceOp::Firmware(OpKind::Restart) => Self::Restart,
+            DeviceOp::Firmware(OpKind::Upload) => Self::Upload,
+            DeviceOp::Firmware(OpKind::Upgrade) => Self::Upgrade,
+            DeviceOp::Patch(PatchOp::Load) => Self::PatchLoad,
+            DeviceOp::Patch(PatchOp::SetDelay) => Self::PatchSetDelay,
+            DeviceOp::Patch(PatchOp::Activate) => Self::PatchActivate,
+            DeviceOp::Patch(PatchOp::Confirm) => Self::PatchConfirm,
+        }
+    }
 }
 
 impl From<OpKind> for OperationKind {
     fn from(op: OpKind) -> Self {
-        match op {
-            OpKind::FirstQuiesce => Self::FirstQuiesce,
-            OpKind::SecondQuiesce => Self::SecondQuiesce,
-            OpKind::Unquiesce => Self::Unquiesce,
-            OpKind::Restart => Self::Restart,
-            OpKind::Upload => Self::Upload,
-            OpKind::Upgrade => Self::Upgrade,
-        }
+        DeviceOp::Firmware(op).into()
     }
 }
 
-impl From<OperationKind> for OpKind {
-    fn from(kind: OperationKind) -> Self {
-        match kind {
-            OperationKind::FirstQuiesce => Self::FirstQuiesce,
-            OperationKind::SecondQuiesce => Self::SecondQuiesce,
-            OperationKind::Unquiesce => Self::Unquiesce,
-            OperationKind::Restart => Self::Restart,
-            OperationKind::Upload => Self::Upload,
-            OperationKind::Upgrade => Self::Upgrade,
-        }
+impl From<PatchOp> for OperationKind {
+    fn from(op: PatchOp) -> Self {
+        DeviceOp::Patch(op).into()
     }
 }
 
 /// The body of `POST operations`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OperationRequest {
     /// What to do.
     pub kind: OperationKind,
     /// The idempotency key: starting again with a known key reports that operation.
     pub key: String,
-    /// The image, for `upload` and `upgrade`.
+    /// The image, for `upload`, `upgrade` and `patchLoad` (the package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageBody>,
+    /// The patch, for the `patch…` kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchRequest>,
 }
 
 /// Where an operation stands.
@@ -255,6 +334,8 @@ impl FactsBody {
             firmware: self.firmware.clone(),
             free_encrypted: self.free_space.encrypted,
             free_temporary: self.free_space.temporary,
+            free_board: self.free_space.board,
+            patches: self.patches.iter().map(Patch::from).collect(),
         }
     }
 
@@ -267,14 +348,6 @@ impl FactsBody {
                 domains: domains_from(&self.domains),
                 unsaved_changes: self.unsaved_changes,
             },
-            patches: self
-                .patches
-                .iter()
-                .map(|p| Patch {
-                    id: p.id.clone(),
-                    state: p.state.clone(),
-                })
-                .collect(),
         }
     }
 }
@@ -289,20 +362,45 @@ impl From<&Inventory> for FactsBody {
             free_space: FreeSpaceBody {
                 encrypted: facts.free_encrypted,
                 temporary: facts.free_temporary,
+                board: facts.free_board,
             },
             features: inventory.features.clone(),
             unsaved_changes: inventory.domains.unsaved_changes,
             domains: domains_to(&inventory.domains.domains),
-            patches: inventory
-                .patches
-                .iter()
-                .map(|p| PatchBody {
-                    id: p.id.clone(),
-                    state: p.state.clone(),
-                })
-                .collect(),
+            patches: facts.patches.iter().map(PatchBody::from).collect(),
         }
     }
+}
+
+impl From<&PatchBody> for Patch {
+    /// A lenient read: an unknown state is kept as it is (and counts as not running); a
+    /// negative or unusable delay is no delay.
+    fn from(body: &PatchBody) -> Self {
+        Self {
+            id: body.id.clone(),
+            state: PatchLifecycle::parse(&body.state),
+            activates_in: body
+                .activates_in_seconds
+                .and_then(|s| SignedDuration::try_from_secs_f64(s).ok())
+                .filter(|d| d.is_positive()),
+        }
+    }
+}
+
+impl From<&Patch> for PatchBody {
+    fn from(patch: &Patch) -> Self {
+        Self {
+            id: patch.id.clone(),
+            state: patch.state.to_string(),
+            activates_in_seconds: patch.activates_in.map(seconds),
+        }
+    }
+}
+
+/// A duration as the API's seconds, rounded up to whole milliseconds: a caller that waits this
+/// long finds the change made.
+pub fn seconds(d: SignedDuration) -> f64 {
+    (d.as_secs_f64().max(0.0) * 1000.0).ceil() / 1000.0
 }
 
 impl From<&DomainStatusBody> for DomainStatus {
@@ -333,6 +431,7 @@ mod tests {
             kind: OperationKind::SecondQuiesce,
             key: "default/fw/uid/second-quiesce".into(),
             image: None,
+            patch: None,
         };
         assert_eq!(
             serde_json::to_value(&request).unwrap(),
@@ -357,15 +456,43 @@ mod tests {
 
     #[test]
     fn kinds_map_both_ways() {
-        for op in [
-            OpKind::FirstQuiesce,
-            OpKind::SecondQuiesce,
-            OpKind::Unquiesce,
-            OpKind::Restart,
-            OpKind::Upload,
-            OpKind::Upgrade,
-        ] {
-            assert_eq!(OpKind::from(OperationKind::from(op)), op);
+        for kind in OperationKind::ALL {
+            assert_eq!(OperationKind::from(kind.op()), kind);
         }
+        let names: Vec<serde_json::Value> = PatchOp::ALL
+            .iter()
+            .map(|op| serde_json::to_value(OperationKind::from(*op)).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "patchLoad",
+                "patchSetDelay",
+                "patchActivate",
+                "patchConfirm"
+            ]
+        );
+    }
+
+    #[test]
+    fn patches_read_leniently() {
+        let body: PatchesBody = serde_json::from_value(serde_json::json!({
+            "patches": [
+                {"id": "SPH106", "state": "Activating", "activatesInSeconds": 86400},
+                {"id": "SPH107", "state": "deactivated", "activatesInSeconds": -3},
+            ]
+        }))
+        .unwrap();
+        let patches: Vec<Patch> = body.patches.iter().map(Patch::from).collect();
+        assert_eq!(patches[0].state, PatchLifecycle::Activating);
+        assert_eq!(
+            patches[0].activates_in,
+            Some(SignedDuration::from_hours(24))
+        );
+        assert_eq!(patches[1].state.as_str(), "deactivated");
+        assert_eq!(patches[1].activates_in, None);
+        let back = PatchBody::from(&patches[0]);
+        assert_eq!(back.state, "activating");
+        assert_eq!(back.activates_in_seconds, Some(86400.0));
     }
 }

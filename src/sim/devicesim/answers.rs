@@ -118,7 +118,7 @@ pub(super) fn no_such_resource(path: &str, devices: &[String]) -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "nothing is served at {path}; {listed}, each with facts, licenses, domains, images/{{name}} and operations"
+            "nothing is served at {path}; {listed}, each with facts, licenses, domains, patches, images/{{name}} and operations"
         ),
     )
 }

@@ -9,10 +9,11 @@ use jiff::SignedDuration;
 use super::DeviceContext;
 use super::answers::{self, Breakage};
 use super::requests::{bad_request, caller};
-use crate::drivers::ImageRef;
 use crate::drivers::upkeep::wire::{
-    OperationBody, OperationKind, OperationRequest, OperationState,
+    OperationBody, OperationKind, OperationRequest, OperationState, seconds,
 };
+use crate::drivers::{DeviceOp, ImageRef};
+use crate::engine::devicepatch::observe::{PatchOp, PatchStart};
 use crate::engine::firmware::observe::{CallError, FaultKind, ImageEntry, OpKind, OpStatus};
 
 /// The longest idempotency key accepted.
@@ -31,30 +32,23 @@ pub(super) async fn start(
     if request.key.is_empty() || request.key.len() > MAX_KEY_LENGTH {
         return bad_request(format!("key must be 1 to {MAX_KEY_LENGTH} characters long"));
     }
-    let op = OpKind::from(request.kind);
-    let image = match (&request.image, op) {
-        (Some(image), _) => ImageRef {
-            entry: ImageEntry {
-                name: image.name.clone(),
-                size: image.size,
-                catalog_version: ctx.sim.versions.get(&image.name).cloned(),
-            },
-            sha256: image.sha256.clone(),
-            path: None,
+    let op = request.kind.op();
+    let image = request.image.as_ref().map(|image| ImageRef {
+        entry: ImageEntry {
+            name: image.name.clone(),
+            size: image.size,
+            catalog_version: ctx.sim.versions.get(&image.name).cloned(),
         },
-        (None, OpKind::Upload | OpKind::Upgrade) => {
-            return bad_request(format!("a {:?} operation needs the image", request.kind));
-        }
-        (None, _) => ImageRef {
-            entry: ImageEntry {
-                name: String::new(),
-                size: 0,
-                catalog_version: None,
-            },
-            sha256: None,
-            path: None,
-        },
-    };
+        sha256: image.sha256.clone(),
+        path: None,
+    });
+    let needs_image = matches!(
+        op,
+        DeviceOp::Firmware(OpKind::Upload | OpKind::Upgrade) | DeviceOp::Patch(PatchOp::Load)
+    );
+    if needs_image && image.is_none() {
+        return bad_request(format!("a {:?} operation needs the image", request.kind));
+    }
     let known = ctx.sim.model.operation(&ctx.device, &request.key);
     if let Some(kind) = known
         && kind != op
@@ -69,7 +63,15 @@ pub(super) async fn start(
             ),
         );
     }
-    if op == OpKind::Upload && known.is_none() && !ctx.sim.holds(&ctx.device, &image) {
+    let transferred = matches!(
+        op,
+        DeviceOp::Firmware(OpKind::Upload) | DeviceOp::Patch(PatchOp::Load)
+    );
+    if let Some(image) = &image
+        && transferred
+        && known.is_none()
+        && !ctx.sim.holds(&ctx.device, image)
+    {
         return answers::error(
             StatusCode::CONFLICT,
             format!(
@@ -86,10 +88,56 @@ pub(super) async fn start(
         );
     }
     let now = ctx.sim.clock.now();
-    let status = ctx
-        .sim
-        .model
-        .start(&ctx.device, caller(&headers), op, &request.key, &image, now);
+    let caller = caller(&headers);
+    let status = match op {
+        DeviceOp::Firmware(op) => {
+            let image = image.unwrap_or_else(|| ImageRef {
+                entry: ImageEntry {
+                    name: String::new(),
+                    size: 0,
+                    catalog_version: None,
+                },
+                sha256: None,
+                path: None,
+            });
+            ctx.sim
+                .model
+                .start(&ctx.device, caller, op, &request.key, &image, now)
+        }
+        DeviceOp::Patch(op) => {
+            let Some(patch) = &request.patch else {
+                return bad_request(format!(
+                    "a {:?} operation needs the patch: {{\"patch\": {{\"id\": …}}}}",
+                    request.kind
+                ));
+            };
+            let delay = match (op, patch.activation_delay_seconds) {
+                (PatchOp::SetDelay, None) => {
+                    return bad_request(
+                        "a patchSetDelay operation needs patch.activationDelaySeconds".to_string(),
+                    );
+                }
+                (PatchOp::SetDelay, Some(secs)) => match SignedDuration::try_from_secs_f64(secs) {
+                    Ok(delay) if !delay.is_negative() => Some(delay),
+                    _ => {
+                        return bad_request(format!(
+                            "patch.activationDelaySeconds {secs} is not a duration of zero or more seconds"
+                        ));
+                    }
+                },
+                _ => None,
+            };
+            let start = PatchStart {
+                op,
+                key: request.key.clone(),
+                patch: patch.id.clone(),
+                delay,
+            };
+            ctx.sim
+                .model
+                .start_patch(&ctx.device, caller, &start, image.as_ref(), now)
+        }
+    };
     let created = if known.is_none() {
         StatusCode::CREATED
     } else {
@@ -136,9 +184,7 @@ fn answer(
         key: key.to_string(),
         kind,
         state,
-        // Whole milliseconds, rounded up: a caller that waits this long finds the change made.
-        retry_after_seconds: retry_after
-            .map(|d| (d.as_secs_f64().max(0.0) * 1000.0).ceil() / 1000.0),
+        retry_after_seconds: retry_after.map(seconds),
         error,
     };
     match status {

@@ -1,4 +1,4 @@
-//! The readings: facts, licenses and domain status.
+//! The readings: facts, licenses, domain status and patches.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -6,7 +6,9 @@ use axum::response::Response;
 
 use super::requests::caller;
 use super::{DeviceContext, answers};
-use crate::drivers::upkeep::wire::{DomainStatusBody, FactsBody, LicensesBody};
+use crate::drivers::upkeep::wire::{
+    DomainStatusBody, FactsBody, LicensesBody, PatchBody, PatchesBody,
+};
 
 /// `GET facts`.
 pub(super) async fn facts(State(ctx): State<DeviceContext>, headers: HeaderMap) -> Response {
@@ -30,4 +32,14 @@ pub(super) async fn domains(State(ctx): State<DeviceContext>, headers: HeaderMap
         .model
         .domain_status(&ctx.device, caller(&headers), now);
     answers::reading(reply, |status| DomainStatusBody::from(&status)).await
+}
+
+/// `GET patches`.
+pub(super) async fn patches(State(ctx): State<DeviceContext>, headers: HeaderMap) -> Response {
+    let now = ctx.sim.clock.now();
+    let reply = ctx.sim.model.patches(&ctx.device, caller(&headers), now);
+    answers::reading(reply, |patches| PatchesBody {
+        patches: patches.iter().map(PatchBody::from).collect(),
+    })
+    .await
 }

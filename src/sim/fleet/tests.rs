@@ -222,3 +222,172 @@ fn hook_outcomes_default_to_a_quick_success() {
         None
     );
 }
+
+const ELEMENTS: &str = r#"
+apiVersion: upkeep.dev/v1alpha1
+kind: Fleet
+images:
+  - { name: SPH106.pkg, size: 100Mi }
+devices:
+  - name: ne-1
+    family: NetworkElement
+    patchBehaviour: { activationDelay: 1h }
+    patches: [ { id: SPH105, state: running } ]
+  - name: ne-2
+    family: NetworkElement
+    freeSpace: { board: 50Mi }
+"#;
+
+fn patch_start(op: PatchOp, delay: Option<SignedDuration>) -> PatchStart {
+    PatchStart {
+        op,
+        key: format!("t/{}", op.as_str()),
+        patch: "SPH106".into(),
+        delay,
+    }
+}
+
+fn patch_state(model: &FleetModel, device: &DeviceKey, now: Timestamp) -> Option<PatchLifecycle> {
+    match model.patches(device, EXECUTING, now) {
+        Reply::Ready(Ok(patches)) => patches
+            .into_iter()
+            .find(|p| p.id == "SPH106")
+            .map(|p| p.state),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_element_loads_waits_its_own_delay_activates_and_confirms_only_an_activated_patch() {
+    let fleet = Fleet::from_yaml(ELEMENTS).unwrap();
+    let model = FleetModel::new(&fleet);
+    let ne1 = key("default", "ne-1");
+    let package = {
+        use crate::images::repository::ImageRepository as _;
+        fleet.repository().lookup("SPH106.pkg").unwrap().unwrap()
+    };
+    match model.facts(&ne1, EXECUTING, at(0)) {
+        Reply::Ready(Ok(facts)) => {
+            assert_eq!(facts.free_board, Some(2 << 30));
+            assert_eq!(facts.patches[0].state, PatchLifecycle::Running);
+        }
+        other => panic!("{other:?}"),
+    }
+    // 100Mi at 50Mi/s, then the 1m load.
+    let load = patch_start(PatchOp::Load, None);
+    assert_eq!(
+        model.start_patch(&ne1, EXECUTING, &load, Some(&package), at(0)),
+        OpStatus::Running {
+            retry_after: Some(SignedDuration::from_secs(62))
+        }
+    );
+    assert_eq!(patch_state(&model, &ne1, at(61)), None);
+    assert_eq!(
+        model.poll(&ne1, EXECUTING, &load.key, at(62)),
+        OpStatus::Done
+    );
+    assert_eq!(
+        patch_state(&model, &ne1, at(62)),
+        Some(PatchLifecycle::Loaded)
+    );
+    match model.patches(&ne1, EXECUTING, at(62)) {
+        Reply::Ready(Ok(patches)) => {
+            assert_eq!(patches[1].activates_in, Some(SignedDuration::from_hours(1)))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Loading it again is refused; the same key reports the load done.
+    let mut again = load.clone();
+    again.key = "t/other".into();
+    assert!(matches!(
+        model.start_patch(&ne1, EXECUTING, &again, Some(&package), at(63)),
+        OpStatus::Failed(CallError {
+            kind: FaultKind::Error,
+            ..
+        })
+    ));
+    assert_eq!(
+        model.start_patch(&ne1, EXECUTING, &load, Some(&package), at(63)),
+        OpStatus::Done
+    );
+    // Activated at once, the patch waits for the element's own hour, then 2m more.
+    let activate = patch_start(PatchOp::Activate, None);
+    assert_eq!(
+        model.start_patch(&ne1, EXECUTING, &activate, None, at(100)),
+        OpStatus::Running {
+            retry_after: Some(SignedDuration::from_secs(62 + 3600 + 120 - 100))
+        }
+    );
+    assert_eq!(
+        patch_state(&model, &ne1, at(200)),
+        Some(PatchLifecycle::Activating)
+    );
+    // A confirm of an activating patch is accepted and changes nothing.
+    let early = PatchStart {
+        key: "t/early-confirm".into(),
+        ..patch_start(PatchOp::Confirm, None)
+    };
+    model.start_patch(&ne1, EXECUTING, &early, None, at(200));
+    assert_eq!(
+        model.poll(&ne1, EXECUTING, &early.key, at(230)),
+        OpStatus::Done
+    );
+    assert_eq!(
+        patch_state(&model, &ne1, at(230)),
+        Some(PatchLifecycle::Activating)
+    );
+    let activated = 62 + 3600 + 120;
+    assert_eq!(
+        model.poll(&ne1, EXECUTING, &activate.key, at(activated)),
+        OpStatus::Done
+    );
+    assert_eq!(
+        patch_state(&model, &ne1, at(activated)),
+        Some(PatchLifecycle::Activated)
+    );
+    let confirm = patch_start(PatchOp::Confirm, None);
+    model.start_patch(&ne1, EXECUTING, &confirm, None, at(activated));
+    assert_eq!(
+        patch_state(&model, &ne1, at(activated + 30)),
+        Some(PatchLifecycle::Running)
+    );
+    assert_eq!(model.patch_counts(&ne1), (1, 1));
+}
+
+#[test]
+fn an_element_told_a_delay_uses_it_and_a_full_board_refuses_the_load() {
+    let fleet = Fleet::from_yaml(ELEMENTS).unwrap();
+    let model = FleetModel::new(&fleet);
+    let package = {
+        use crate::images::repository::ImageRepository as _;
+        fleet.repository().lookup("SPH106.pkg").unwrap().unwrap()
+    };
+    let ne1 = key("default", "ne-1");
+    let load = patch_start(PatchOp::Load, None);
+    model.start_patch(&ne1, EXECUTING, &load, Some(&package), at(0));
+    let told = patch_start(PatchOp::SetDelay, Some(SignedDuration::ZERO));
+    assert_eq!(
+        model.start_patch(&ne1, EXECUTING, &told, None, at(62)),
+        OpStatus::Done
+    );
+    let activate = patch_start(PatchOp::Activate, None);
+    assert_eq!(
+        model.start_patch(&ne1, EXECUTING, &activate, None, at(62)),
+        OpStatus::Running {
+            retry_after: Some(SignedDuration::from_secs(120))
+        }
+    );
+    let ne2 = key("default", "ne-2");
+    let refused = model.start_patch(&ne2, EXECUTING, &load, Some(&package), at(0));
+    assert!(
+        matches!(&refused, OpStatus::Failed(e) if e.message.contains("board")),
+        "{refused:?}"
+    );
+    assert_eq!(model.patch_counts(&ne2), (0, 0));
+    // Appliances report no board.
+    let fleet = Fleet::from_yaml(FLEET).unwrap();
+    match FleetModel::new(&fleet).facts(&key("default", "dp-1"), VALIDATING, at(0)) {
+        Reply::Ready(Ok(facts)) => assert_eq!(facts.free_board, None),
+        other => panic!("{other:?}"),
+    }
+}

@@ -68,9 +68,11 @@ pub enum CodeKind {
     PatchJob,
     /// Results of one maintenance package's install or uninstall on a host.
     MaintenancePackage,
+    /// Codes of DevicePatch tasks (and its whole-resource codes).
+    DevicePatch,
 }
 
-/// Where in a firmware upgrade a code occurs.
+/// Where in a task (a firmware upgrade, a device patch) a code occurs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Stage {
     /// Resolving the resource's targets.
@@ -83,49 +85,84 @@ pub enum Stage {
     Execution,
 }
 
-macro_rules! firmware_codes {
-    ($( $variant:ident = $name:literal, $stage:ident, $result:ident, $desc:literal; )*) => {
-        /// A FirmwareUpgrade code, spelled exactly as the contract spells it.
+/// Defines a catalogue of task codes that have a stage (FirmwareUpgrade, DevicePatch): the enum,
+/// its table (name, stage, result, description), name lookup, serde as the name, a JSON schema
+/// enumerating the names, and the rules every such catalogue shares (terminal, unstarted,
+/// executing, failure, incident). The two catalogues cannot drift apart in how they behave.
+macro_rules! stage_codes {
+    ($(#[$meta:meta])* $code:ident; $( $variant:ident = $name:literal, $stage:ident, $result:ident, $desc:literal; )*) => {
+        $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum FirmwareCode {
+        pub enum $code {
             $(
                 #[doc = $desc]
                 $variant,
             )*
         }
 
-        impl FirmwareCode {
+        impl $code {
             /// Every code, in catalogue order.
-            pub const ALL: &'static [FirmwareCode] = &[$(FirmwareCode::$variant),*];
+            pub const ALL: &'static [$code] = &[$($code::$variant),*];
 
             /// The code's name, e.g. `READY_FOR_EXECUTION`.
             pub const fn name(self) -> &'static str {
-                match self { $(FirmwareCode::$variant => $name),* }
+                match self { $($code::$variant => $name),* }
             }
 
-            /// Where in the upgrade the code occurs.
+            /// Where in the task the code occurs.
             pub const fn stage(self) -> Stage {
-                match self { $(FirmwareCode::$variant => Stage::$stage),* }
+                match self { $($code::$variant => Stage::$stage),* }
             }
 
             /// How a task with this code counts; `InProgress` for codes that do not end it.
             pub const fn result(self) -> TaskResult {
-                match self { $(FirmwareCode::$variant => TaskResult::$result),* }
+                match self { $($code::$variant => TaskResult::$result),* }
             }
 
             /// What the code means, in a sentence.
             pub const fn description(self) -> &'static str {
-                match self { $(FirmwareCode::$variant => $desc),* }
+                match self { $($code::$variant => $desc),* }
+            }
+
+            /// Whether a task with this code has ended for good.
+            pub const fn is_terminal(self) -> bool {
+                !matches!(self.result(), TaskResult::InProgress)
+            }
+
+            /// Whether a task with this code has not started: it is validating or queued. The
+            /// rollout may still end it without running (waiting limit, window, error policy).
+            pub const fn is_unstarted(self) -> bool {
+                matches!(self, Self::WaitingForPreValidation | Self::ReadyForExecution)
+            }
+
+            /// Whether a task with this code left the queue and has not ended: it holds a
+            /// rollout slot.
+            pub fn is_executing(self) -> bool {
+                self.stage() == Stage::Execution && !self.is_terminal()
+            }
+
+            /// Whether the code is a failure under the error policy: every terminal code but the
+            /// successes and the `SKIPPED_*` codes.
+            pub fn is_failure(self) -> bool {
+                self.is_terminal()
+                    && self.result() != TaskResult::Succeeded
+                    && !self.name().starts_with("SKIPPED_")
+            }
+
+            /// Whether a task ending with this code carries an incident id: the codes of
+            /// unexpected failures, whose details are in the operator's log under that id.
+            pub fn has_incident(self) -> bool {
+                self.name().contains("EXCEPTION")
             }
         }
 
-        impl FromStr for FirmwareCode {
+        impl FromStr for $code {
             type Err = UnknownCode;
 
             /// Looks the name up in a table sorted by name: stored statuses are read often.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                static BY_NAME: std::sync::LazyLock<Vec<(&'static str, FirmwareCode)>> = std::sync::LazyLock::new(|| {
-                    let mut table: Vec<(&'static str, FirmwareCode)> = vec![$(($name, FirmwareCode::$variant)),*];
+                static BY_NAME: std::sync::LazyLock<Vec<(&'static str, $code)>> = std::sync::LazyLock::new(|| {
+                    let mut table: Vec<(&'static str, $code)> = vec![$(($name, $code::$variant)),*];
                     table.sort_unstable_by_key(|(name, _)| *name);
                     table
                 });
@@ -135,10 +172,56 @@ macro_rules! firmware_codes {
                     .map_err(|_| UnknownCode(s.to_string()))
             }
         }
+
+        impl Serialize for $code {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $code {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(deserializer)?;
+                name.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl schemars::JsonSchema for $code {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($code).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let names: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
+                schemars::json_schema!({ "type": "string", "enum": names })
+            }
+        }
+
+        impl CatalogueCode for $code {
+            fn name(self) -> &'static str {
+                $code::name(self)
+            }
+
+            fn result(self) -> TaskResult {
+                $code::result(self)
+            }
+        }
+
+        impl fmt::Display for $code {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
     };
 }
 
-firmware_codes! {
+stage_codes! {
+    /// A FirmwareUpgrade code, spelled exactly as the contract spells it.
+    FirmwareCode;
     WaitingForPreValidation = "WAITING_FOR_PRE_VALIDATION", Validation, InProgress,
         "The task exists and its checks have not finished yet; it may still end without running.";
     SkippedDeviceDoesNotExist = "SKIPPED_DEVICE_DOES_NOT_EXIST", Validation, Skipped,
@@ -183,6 +266,8 @@ firmware_codes! {
         "The device's temporary file system has less free space than the image needs.";
     ErrorFoundUnsavedChangesOnDevice = "ERROR_FOUND_UNSAVED_CHANGES_ON_DEVICE", Validation, Failed,
         "The device's running configuration has unsaved changes; save or discard them, then try again.";
+    ErrorDevicePatchNotRunning = "ERROR_DEVICE_PATCH_NOT_RUNNING", Validation, Failed,
+        "A patch on the device is loaded, activating or activated but not running, so it does not take effect; bring it to running (a DevicePatch with confirm: true) or remove it first.";
     SkippedBecauseErrorPolicy = "SKIPPED_BECAUSE_ERROR_POLICY", Validation, Skipped,
         "Another target failed under errorPolicy: Fail while this one was still being checked, so it was dropped.";
     ExecutionCanceledBecauseErrorPolicy = "EXECUTION_CANCELED_BECAUSE_ERROR_POLICY", Queue, Canceled,
@@ -271,82 +356,75 @@ firmware_codes! {
         "The device reports the image's version: the upgrade is done.";
 }
 
-impl FirmwareCode {
-    /// Whether a task with this code has ended for good.
-    pub const fn is_terminal(self) -> bool {
-        !matches!(self.result(), TaskResult::InProgress)
-    }
-
-    /// Whether a task with this code has not started: it is validating or queued. The rollout
-    /// may still end it without running (waiting limit, window, error policy).
-    pub const fn is_unstarted(self) -> bool {
-        matches!(
-            self,
-            Self::WaitingForPreValidation | Self::ReadyForExecution
-        )
-    }
-
-    /// Whether a task with this code left the queue and has not ended: it holds a rollout slot.
-    pub fn is_executing(self) -> bool {
-        self.stage() == Stage::Execution && !self.is_terminal()
-    }
-
-    /// Whether the code is a failure under the error policy: every terminal code but `SUCCESS`
-    /// and the `SKIPPED_*` codes.
-    pub fn is_failure(self) -> bool {
-        self.is_terminal() && self != Self::Success && !self.name().starts_with("SKIPPED_")
-    }
+stage_codes! {
+    /// A DevicePatch code: the contract's names for the load → activate → confirm lifecycle of a
+    /// patch on a network element, plus the queue, resolution and internal-failure codes it shares
+    /// with FirmwareUpgrade (same names, same meaning).
+    ///
+    /// `PATCH_ACTIVATED` does not end a task by itself (the catalogue marks it non-terminal): only
+    /// a resource with `confirm: false` ends there, and such a task counts as Succeeded with a
+    /// warning. [`DevicePatchCode::ends_unconfirmed`] names that code; the task state
+    /// (`engine::devicepatch::state::TaskState`) records the end.
+    DevicePatchCode;
+    WaitingForPreValidation = "WAITING_FOR_PRE_VALIDATION", Validation, InProgress,
+        "The patch task exists and the device has not been checked yet; it may still end without touching the device.";
+    SkippedDeviceDoesNotExist = "SKIPPED_DEVICE_DOES_NOT_EXIST", Validation, Skipped,
+        "A target name has no Device object in the namespace, so no patch was loaded for it.";
+    SkippedDeviceNotAvailable = "SKIPPED_DEVICE_NOT_AVAILABLE", Validation, Skipped,
+        "The network element did not answer when its facts were read, so it was left alone.";
+    ErrorPatchPackageDoesNotExist = "ERROR_PATCH_PACKAGE_DOES_NOT_EXIST", Validation, Failed,
+        "The patch package named in the resource is not in the image repository.";
+    ErrorNotEnoughFreeSpaceOnBoard = "ERROR_NOT_ENOUGH_FREE_SPACE_ON_BOARD", Validation, Failed,
+        "The element's board has less free space than the patch package needs; free some space first.";
+    PatchAlreadyRunning = "PATCH_ALREADY_RUNNING", Validation, Succeeded,
+        "The element already reports the patch running: there is nothing to do.";
+    ReadyForExecution = "READY_FOR_EXECUTION", Queue, InProgress,
+        "Every check passed; the task waits for a rollout slot and an open window.";
+    PatchLoading = "PATCH_LOADING", Execution, InProgress,
+        "The package is being transferred to the element and loaded as a patch.";
+    ErrorPatchLoadFailed = "ERROR_PATCH_LOAD_FAILED", Execution, Failed,
+        "The element refused to load the patch, or the load did not finish within loadTimeout; the message has the element's answer.";
+    ErrorCommunicationFailed = "ERROR_COMMUNICATION_FAILED", Execution, Failed,
+        "A call to the element broke off (connection reset or an unreadable answer), or a reading was answered with an error; the message names the step.";
+    PatchLoaded = "PATCH_LOADED", Execution, InProgress,
+        "The element reports the patch loaded.";
+    PatchWaitingForActivation = "PATCH_WAITING_FOR_ACTIVATION", Execution, InProgress,
+        "The activation delay runs: the one the resource told the element, or the element's own.";
+    PatchActivating = "PATCH_ACTIVATING", Execution, InProgress,
+        "The element was asked to activate the patch; upkeep waits for it to report the patch activated.";
+    ErrorPatchActivationTimeout = "ERROR_PATCH_ACTIVATION_TIMEOUT", Execution, Failed,
+        "The element did not report the patch activated within activation.timeout after the delay; the message gives the state it reported.";
+    PatchActivated = "PATCH_ACTIVATED", Execution, InProgress,
+        "The element reports the patch activated but not yet running; with confirm: false the task ends here, Succeeded with a warning that the patch does not take effect.";
+    PatchConfirming = "PATCH_CONFIRMING", Execution, InProgress,
+        "The element was asked to confirm the patch; upkeep waits for it to report the patch running.";
+    ErrorPatchConfirmFailed = "ERROR_PATCH_CONFIRM_FAILED", Execution, Failed,
+        "The element refused to activate or confirm the patch, or did not report it running within confirmTimeout after the confirm; the message names the step.";
+    PatchRunning = "PATCH_RUNNING", Execution, Succeeded,
+        "The element itself reports the patch running: it takes effect.";
+    SkippedNoDevicesMatchingPattern = "SKIPPED_NO_DEVICES_MATCHING_PATTERN", Resolution, Skipped,
+        "Whole-resource code: the names, pattern and selector matched no Device, so no task was created.";
+    SkippedInternalException = "SKIPPED_INTERNAL_EXCEPTION", Resolution, Skipped,
+        "upkeep could not work out the targets (for example the Device list could not be read); see the incident id in the log.";
+    ValidationInternalException = "VALIDATION_INTERNAL_EXCEPTION", Validation, Failed,
+        "upkeep itself failed while checking the target; the incident id leads to the log line with the details.";
+    SkippedBecauseErrorPolicy = "SKIPPED_BECAUSE_ERROR_POLICY", Validation, Skipped,
+        "Another target failed under errorPolicy: Fail while this one was still being checked, so it was dropped.";
+    ExecutionCanceledBecauseErrorPolicy = "EXECUTION_CANCELED_BECAUSE_ERROR_POLICY", Queue, Canceled,
+        "Another target failed under errorPolicy: Fail while this one was queued, so it never started.";
+    ExecutionCanceledBecauseADayPassed = "EXECUTION_CANCELED_BECAUSE_A_DAY_PASSED", Queue, Canceled,
+        "The task waited longer than maxWait (default 24h) after its creation without starting, so it was dropped.";
+    ExecutionCanceledBecauseMaintenanceWindow = "EXECUTION_CANCELED_BECAUSE_MAINTENANCE_WINDOW", Queue, Canceled,
+        "The task was ready while no allowed window was open (or a blackout was), and outsideWindow is Cancel.";
+    ExecutionFailedWithInternalException = "EXECUTION_FAILED_WITH_INTERNAL_EXCEPTION", Execution, Failed,
+        "upkeep itself failed while working on the element; the incident id leads to the log line with the details.";
 }
 
-impl FirmwareCode {
-    /// Whether a task ending with this code carries an incident id: the codes of unexpected
-    /// failures, whose details are in the operator's log under that id.
-    pub fn has_incident(self) -> bool {
-        self.name().contains("EXCEPTION")
-    }
-}
-
-impl CatalogueCode for FirmwareCode {
-    fn name(self) -> &'static str {
-        FirmwareCode::name(self)
-    }
-
-    fn result(self) -> TaskResult {
-        FirmwareCode::result(self)
-    }
-}
-
-impl Serialize for FirmwareCode {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for FirmwareCode {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl schemars::JsonSchema for FirmwareCode {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "FirmwareCode".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let names: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
-        schemars::json_schema!({ "type": "string", "enum": names })
-    }
-}
-
-impl fmt::Display for FirmwareCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+impl DevicePatchCode {
+    /// The code a task with `confirm: false` ends with (Succeeded, with a warning); it does not
+    /// end a task otherwise.
+    pub const fn ends_unconfirmed(self) -> bool {
+        matches!(self, Self::PatchActivated)
     }
 }
 
@@ -639,7 +717,7 @@ pub struct CatalogueEntry {
     pub terminal: bool,
     /// How it counts: Succeeded, Failed, Skipped, Canceled or InProgress.
     pub result: &'static str,
-    /// FirmwareUpgrade codes: where in the upgrade it occurs.
+    /// FirmwareUpgrade and DevicePatch codes: where in the task it occurs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
     /// PatchJob codes: the state column of the source list.
@@ -652,7 +730,8 @@ pub struct CatalogueEntry {
     pub description: &'static str,
 }
 
-/// The whole catalogue: FirmwareUpgrade codes, then PatchJob codes, then package results.
+/// The whole catalogue: FirmwareUpgrade codes, then PatchJob codes, package results and
+/// DevicePatch codes.
 pub fn catalogue() -> Vec<CatalogueEntry> {
     let firmware = FirmwareCode::ALL.iter().map(|&c| CatalogueEntry {
         kind: CodeKind::FirmwareUpgrade,
@@ -687,7 +766,22 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         applicability: None,
         description: r.description(),
     });
-    firmware.chain(patch).chain(packages).collect()
+    let device_patch = DevicePatchCode::ALL.iter().map(|&c| CatalogueEntry {
+        kind: CodeKind::DevicePatch,
+        name: c.name(),
+        code: None,
+        terminal: c.is_terminal(),
+        result: c.result().as_str(),
+        stage: Some(c.stage()),
+        state: None,
+        applicability: None,
+        description: c.description(),
+    });
+    firmware
+        .chain(patch)
+        .chain(packages)
+        .chain(device_patch)
+        .collect()
 }
 
 #[cfg(test)]
@@ -696,14 +790,79 @@ mod tests {
 
     /// The clean code lists kept beside the contract; the catalogue must match them exactly.
     const FIRMWARE_LIST: &str = include_str!("../../../../tests/data/codes/firmware.txt");
+    const FIRMWARE_ADDED: &str = include_str!("../../../../tests/data/codes/firmware-added.txt");
     const PATCH_LIST: &str = include_str!("../../../../tests/data/codes/patch.tsv");
+    const DEVICE_PATCH_LIST: &str = include_str!("../../../../tests/data/codes/devicepatch.txt");
+    const DEVICE_PATCH_ADDED: &str =
+        include_str!("../../../../tests/data/codes/devicepatch-added.txt");
+
+    /// The names of a code list: one a line, without blank lines and `#` comments.
+    fn names(list: &str) -> Vec<&str> {
+        list.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    }
+
+    /// `ours` is the contract's list in its order, plus exactly the listed additions.
+    fn matches_list_and_additions(ours: &[&str], list: &str, added: &str) {
+        let added = names(added);
+        let listed: Vec<&str> = ours
+            .iter()
+            .copied()
+            .filter(|n| !added.contains(n))
+            .collect();
+        assert_eq!(listed, names(list), "the contract's list, in its order");
+        let extra: Vec<&str> = ours.iter().copied().filter(|n| added.contains(n)).collect();
+        let mut extra_sorted = extra.clone();
+        extra_sorted.sort_unstable();
+        let mut added_sorted = added.clone();
+        added_sorted.sort_unstable();
+        assert_eq!(extra_sorted, added_sorted, "exactly the listed additions");
+    }
 
     #[test]
     fn firmware_codes_match_the_contract_list_exactly() {
-        let expected: Vec<&str> = FIRMWARE_LIST.lines().filter(|l| !l.is_empty()).collect();
         let ours: Vec<&str> = FirmwareCode::ALL.iter().map(|c| c.name()).collect();
-        assert_eq!(ours, expected);
-        assert_eq!(ours.len(), 65);
+        matches_list_and_additions(&ours, FIRMWARE_LIST, FIRMWARE_ADDED);
+        assert_eq!(names(FIRMWARE_LIST).len(), 65);
+        assert_eq!(ours.len(), 66);
+    }
+
+    #[test]
+    fn device_patch_codes_match_the_contract_list_exactly() {
+        let ours: Vec<&str> = DevicePatchCode::ALL.iter().map(|c| c.name()).collect();
+        matches_list_and_additions(&ours, DEVICE_PATCH_LIST, DEVICE_PATCH_ADDED);
+        assert_eq!(names(DEVICE_PATCH_LIST).len(), 18);
+        // The additions are FirmwareUpgrade codes, with the same stage and result there.
+        for name in names(DEVICE_PATCH_ADDED) {
+            let ours: DevicePatchCode = name.parse().unwrap();
+            let firmware: FirmwareCode = name.parse().unwrap();
+            assert_eq!(ours.stage(), firmware.stage(), "{name}");
+            assert_eq!(ours.result(), firmware.result(), "{name}");
+        }
+    }
+
+    #[test]
+    fn device_patch_codes_end_as_the_contract_says() {
+        use DevicePatchCode::*;
+        assert_eq!(PatchAlreadyRunning.result(), TaskResult::Succeeded);
+        assert!(PatchAlreadyRunning.is_terminal() && !PatchAlreadyRunning.is_failure());
+        assert_eq!(PatchRunning.result(), TaskResult::Succeeded);
+        // PATCH_ACTIVATED ends a task only with confirm: false; the catalogue says non-terminal.
+        assert!(!PatchActivated.is_terminal());
+        assert!(PatchActivated.ends_unconfirmed());
+        assert_eq!(
+            DevicePatchCode::ALL
+                .iter()
+                .filter(|c| c.ends_unconfirmed())
+                .count(),
+            1
+        );
+        assert!(ErrorPatchActivationTimeout.is_failure());
+        assert!(!SkippedDeviceNotAvailable.is_failure());
+        assert!(PatchLoading.is_executing() && !ReadyForExecution.is_executing());
+        assert!(ReadyForExecution.is_unstarted() && !PatchLoading.is_unstarted());
     }
 
     #[test]
@@ -741,6 +900,9 @@ mod tests {
         }
         for &r in PackageResult::ALL {
             assert_eq!(r.name().parse::<PackageResult>(), Ok(r));
+        }
+        for &c in DevicePatchCode::ALL {
+            assert_eq!(c.name().parse::<DevicePatchCode>(), Ok(c));
         }
         assert!("NOT_A_CODE".parse::<FirmwareCode>().is_err());
     }

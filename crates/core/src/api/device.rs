@@ -158,6 +158,9 @@ pub struct FreeSpace {
     /// Free space in the temporary file system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary: Option<Quantity>,
+    /// Free space on the board where a network element keeps its patches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<Quantity>,
 }
 
 /// An application domain on the device.
@@ -177,7 +180,9 @@ pub struct DomainState {
 pub struct PatchState {
     /// The patch's identifier.
     pub id: String,
-    /// Its state as the device reports it, e.g. `loaded`, `activated`, `running`.
+    /// Its state as the device reports it: `loaded`, `activating`, `activated` or `running`.
+    /// Only a `running` patch takes effect; a firmware upgrade refuses a device with a patch in
+    /// any other state (`ERROR_DEVICE_PATCH_NOT_RUNNING`).
     pub state: String,
 }
 

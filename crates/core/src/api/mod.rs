@@ -9,6 +9,7 @@ pub mod codes;
 pub mod common;
 pub mod conditions;
 pub mod device;
+pub mod device_patch;
 pub mod firmware_upgrade;
 pub mod host;
 pub mod maintenance_window;
@@ -19,6 +20,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use device::{Device, DeviceSpec, DeviceStatus};
+pub use device_patch::{DevicePatch, DevicePatchSpec, DevicePatchStatus};
 pub use firmware_upgrade::{FirmwareUpgrade, FirmwareUpgradeSpec, FirmwareUpgradeStatus};
 pub use host::{Host, HostSpec, HostStatus};
 pub use maintenance_window::{MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus};
@@ -38,6 +40,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         MaintenanceWindow::crd(),
         Device::crd(),
         FirmwareUpgrade::crd(),
+        DevicePatch::crd(),
         PatchJob::crd(),
         Host::crd(),
         UpgradeTask::crd(),

@@ -318,7 +318,7 @@ fn an_upgrade_task_spec_is_immutable() {
 #[test]
 fn every_crd_is_namespaced_in_the_upkeep_category_with_status() {
     let crds = crds();
-    assert_eq!(crds.len(), 6);
+    assert_eq!(crds.len(), 7);
     for crd in &crds {
         assert_eq!(crd.spec.group, GROUP);
         assert_eq!(crd.spec.scope, "Namespaced");
@@ -354,7 +354,7 @@ fn every_crd_is_namespaced_in_the_upkeep_category_with_status() {
                 .join(",")
         })
         .collect();
-    assert_eq!(short, ["mw", "dev", "fwu", "pj", "host", "ut"]);
+    assert_eq!(short, ["mw", "dev", "fwu", "dpatch", "pj", "host", "ut"]);
 }
 
 #[test]
@@ -394,5 +394,80 @@ fn a_host_product_has_a_command_block_exactly_when_its_installer_is_command() {
     assert!(
         stray.iter().any(|e| e.contains("installer: command only")),
         "{stray:?}"
+    );
+}
+
+#[test]
+fn a_device_patch_gets_the_contract_defaults_and_needs_targets() {
+    let manifest = serde_json::json!({
+        "apiVersion": "upkeep.dev/v1alpha1",
+        "kind": "DevicePatch",
+        "metadata": {"name": "sph106"},
+        "spec": {
+            "patch": "V100R004C01SPH106",
+            "package": "V100R004C01SPH106.pkg",
+            "targets": {"pattern": "ne-*"}
+        }
+    });
+    let patch: DevicePatch = serde_json::from_value(manifest).unwrap();
+    let spec = &patch.spec;
+    assert_eq!(
+        spec.activation.delay, None,
+        "unset: the element keeps its own"
+    );
+    assert_eq!(spec.activation.timeout, GoDuration::from_mins(30));
+    assert!(spec.confirm);
+    assert_eq!(spec.max_wait, GoDuration::from_hours(24));
+    assert_eq!(spec.rollout, Rollout::default());
+    assert!(!spec.suspend);
+    assert_eq!(messages(patch.validate_cel()), Vec::<String>::new());
+
+    let untargeted = DevicePatch::new(
+        "sph106",
+        DevicePatchSpec {
+            targets: TargetSelector::default(),
+            ..patch.spec.clone()
+        },
+    );
+    let errors = messages(untargeted.validate_cel());
+    assert!(
+        errors.iter().any(|e| e.contains("spec.targets")),
+        "{errors:?}"
+    );
+    let zero: DevicePatch = serde_json::from_value(serde_json::json!({
+        "apiVersion": "upkeep.dev/v1alpha1", "kind": "DevicePatch", "metadata": {"name": "p"},
+        "spec": {"patch": "P", "package": "p.pkg", "targets": {"names": ["ne-1"]},
+                 "activation": {"delay": "0s"}}
+    }))
+    .unwrap();
+    assert_eq!(zero.spec.activation.delay, Some(GoDuration::default()));
+}
+
+#[test]
+fn the_device_patch_crd_shows_the_patch_and_the_outcome() {
+    let crd = DevicePatch::crd();
+    let columns: Vec<String> = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Patch",
+            "Targets",
+            "Succeeded",
+            "Failed",
+            "Running",
+            "Package",
+            "Code",
+            "Ready",
+            "Age"
+        ]
+    );
+    assert_eq!(
+        crd.spec.names.short_names.as_deref(),
+        Some(&["dpatch".to_string()][..])
     );
 }

@@ -1,4 +1,4 @@
-//! `UpgradeTask`: one target of a FirmwareUpgrade or PatchJob. Created and owned by its parent,
+//! `UpgradeTask`: one target of a FirmwareUpgrade, DevicePatch or PatchJob. Created and owned by its parent,
 //! read-only for users; its status is where the target's progress lives.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -25,6 +25,8 @@ pub enum ParentKind {
     FirmwareUpgrade,
     /// A patch job on a Host.
     PatchJob,
+    /// A patch on a network element (a Device).
+    DevicePatch,
 }
 
 impl ParentKind {
@@ -33,6 +35,7 @@ impl ParentKind {
         match self {
             Self::FirmwareUpgrade => "FirmwareUpgrade",
             Self::PatchJob => "PatchJob",
+            Self::DevicePatch => "DevicePatch",
         }
     }
 }
@@ -43,7 +46,7 @@ impl ParentKind {
     group = "upkeep.dev",
     version = "v1alpha1",
     kind = "UpgradeTask",
-    doc = "One target of a FirmwareUpgrade or PatchJob; created by its parent, read-only for users.",
+    doc = "One target of a FirmwareUpgrade, DevicePatch or PatchJob; created by its parent, read-only for users.",
     namespaced,
     shortname = "ut",
     category = "upkeep",
@@ -73,12 +76,12 @@ impl ParentKind {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("self == oldSelf").message("an UpgradeTask's spec is immutable: it is written by its parent's controller"))]
 pub struct UpgradeTaskSpec {
-    /// `FirmwareUpgrade` or `PatchJob`.
+    /// `FirmwareUpgrade`, `DevicePatch` or `PatchJob`.
     pub parent_kind: ParentKind,
     /// The parent's name (same namespace).
     #[schemars(length(min = 1, max = 253))]
     pub parent: String,
-    /// The target's name: a Device for a FirmwareUpgrade, a Host for a PatchJob.
+    /// The target's name: a Device for a FirmwareUpgrade or DevicePatch, a Host for a PatchJob.
     #[schemars(length(min = 1, max = 253))]
     pub target: String,
 }
@@ -139,6 +142,11 @@ pub struct UpgradeTaskStatus {
     /// window deadline of the start, the reboot and drain progress).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<PatchProgress>,
+    /// DevicePatch tasks: what the engine remembers between steps (the current step's clock,
+    /// whether the element acknowledged its operation, the end of the activation delay), so that
+    /// a restarted controller never loads or activates twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_patch: Option<DevicePatchProgress>,
     /// PatchJob tasks: the numeric status code (2031–2060).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
@@ -262,4 +270,30 @@ pub struct FirmwareProgress {
     /// The outcome decided while unquiesce-on-error or the post hook still run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingOutcome>,
+}
+
+/// The engine's memory of a DevicePatch task between steps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DevicePatchProgress {
+    /// When the current step's clock started: its first code, or for the activation the end of
+    /// the delay. The step's timeout counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_since: Option<Time>,
+    /// The element acknowledged the current step's operation (it knows its key).
+    #[serde(default)]
+    pub acknowledged: bool,
+    /// The current step's operation finished; the patch state the element reports is being
+    /// checked.
+    #[serde(default)]
+    pub verifying: bool,
+    /// When the activation delay ends (set on entering `PATCH_WAITING_FOR_ACTIVATION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activate_at: Option<Time>,
+    /// The resource's `activation.delay` was told to the element.
+    #[serde(default)]
+    pub delay_told: bool,
+    /// The patch state the element last reported, e.g. `activating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_state: Option<String>,
 }

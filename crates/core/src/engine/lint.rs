@@ -12,7 +12,9 @@ use super::firmware::image::{ApplianceImage, ImageNameError};
 use super::targets::{glob_pattern, requirement_problem};
 use crate::api::common::{GoDuration, TargetSelector};
 use crate::api::host::InstallerKind;
-use crate::api::{Device, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob, UpgradeTask};
+use crate::api::{
+    Device, DevicePatch, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob, UpgradeTask,
+};
 use crate::schedule;
 
 /// One problem with a resource, tied to a field.
@@ -87,6 +89,24 @@ pub fn firmware_upgrade(upgrade: &FirmwareUpgrade) -> Vec<Finding> {
         ("spec.restart.timeout", spec.restart.timeout),
     ];
     findings.extend(positive(&timeouts));
+    findings.extend(unique(
+        "spec.maintenanceWindows",
+        spec.maintenance_windows.iter(),
+    ));
+    findings
+}
+
+/// Static checks of a DevicePatch: targets, timeouts and window names. A zero
+/// `activation.delay` is fine (activate at once); a zero timeout would end its step at once.
+pub fn device_patch(patch: &DevicePatch) -> Vec<Finding> {
+    let spec = &patch.spec;
+    let mut findings = targets("spec.targets", &spec.targets);
+    findings.extend(positive(&[
+        ("spec.activation.timeout", spec.activation.timeout),
+        ("spec.loadTimeout", spec.load_timeout),
+        ("spec.confirmTimeout", spec.confirm_timeout),
+        ("spec.maxWait", spec.max_wait),
+    ]));
     findings.extend(unique(
         "spec.maintenanceWindows",
         spec.maintenance_windows.iter(),
@@ -278,6 +298,27 @@ mod tests {
                 .contains("ERROR_COULD_NOT_PARSE_IMAGE_FILE_NAME"),
             "{version:?}"
         );
+    }
+
+    #[test]
+    fn device_patches_flag_zero_timeouts_but_not_a_zero_delay() {
+        use crate::api::DevicePatchSpec;
+        let mut patch = DevicePatch::new(
+            "sph106",
+            DevicePatchSpec {
+                patch: "V100R004C01SPH106".into(),
+                package: "V100R004C01SPH106.pkg".into(),
+                targets: TargetSelector {
+                    pattern: Some("ne-[".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        patch.spec.activation.delay = Some(GoDuration::default());
+        patch.spec.activation.timeout = GoDuration::default();
+        let fields: Vec<String> = device_patch(&patch).into_iter().map(|f| f.field).collect();
+        assert_eq!(fields, ["spec.targets.pattern", "spec.activation.timeout"]);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
 
 use crate::api::common::TargetSelector;
+use crate::engine::task::incident_id;
 
 /// An object that can be a target: its name and labels.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +51,47 @@ pub enum ResolveError {
     /// The label selector is malformed.
     #[error("targets.selector is invalid: {0}")]
     Selector(String),
+}
+
+/// A code for a parent resource as a whole, when its targets cannot become tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceOutcome<C> {
+    /// `SKIPPED_NO_DEVICES_MATCHING_PATTERN` or `SKIPPED_INTERNAL_EXCEPTION` of the kind's codes.
+    pub code: C,
+    /// What happened, with the incident id when there is one.
+    pub message: String,
+    /// The incident id of an internal failure.
+    pub incident_id: Option<String>,
+}
+
+/// The whole-resource outcome of resolving a parent's targets, in the parent kind's codes:
+/// `none_matching` when nothing matched, `internal` (the code and its name) with an incident id
+/// when resolving failed; `None` when tasks are to be created. `resource` identifies the parent
+/// for incident ids.
+pub fn resource_outcome<C: Copy>(
+    resolution: &Result<Resolution, ResolveError>,
+    resource: &str,
+    now: Timestamp,
+    none_matching: C,
+    internal: (C, &str),
+) -> Option<ResourceOutcome<C>> {
+    match resolution {
+        Ok(Resolution::Targets(_)) => None,
+        Ok(Resolution::NoneMatching) => Some(ResourceOutcome {
+            code: none_matching,
+            message: "no Device in the namespace matches the names, pattern and selector".into(),
+            incident_id: None,
+        }),
+        Err(error) => {
+            let (code, name) = internal;
+            let id = incident_id(resource, name, now);
+            Some(ResourceOutcome {
+                code,
+                message: format!("the targets could not be resolved: {error} (incident {id})"),
+                incident_id: Some(id),
+            })
+        }
+    }
 }
 
 /// Resolves `selector` over the objects of the namespace.

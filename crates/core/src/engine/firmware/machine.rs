@@ -21,11 +21,8 @@ use crate::api::upgrade_task::PendingOutcome;
 
 /// The grace added to every quiesce and unquiesce timeout.
 pub const QUIESCE_GRACE: SignedDuration = SignedDuration::from_mins(3);
-/// How long to wait before asking again when the device gives no hint.
-pub const POLL_INTERVAL: SignedDuration = SignedDuration::from_secs(10);
-/// Bounds on a device's hint of when to ask again.
-const MIN_POLL: SignedDuration = SignedDuration::from_secs(1);
-const MAX_POLL: SignedDuration = SignedDuration::from_mins(5);
+pub use crate::engine::task::POLL_INTERVAL;
+use crate::engine::task::{duration, later, poll_after};
 
 /// What the engine needs besides the task's own state.
 #[derive(Clone, Copy, Debug)]
@@ -43,50 +40,9 @@ pub struct Context<'a> {
     pub image: Option<&'a ImageEntry>,
 }
 
-/// What to do after a step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Step {
-    /// The next action, whose answer is the next step's input; `None` to stop for now.
-    pub action: Option<Action>,
-    /// Store the task's state before performing the action (it must not be repeated blindly).
-    pub persist_first: bool,
-    /// When to call the engine again without an input; `None` when only an outside change (a
-    /// rollout grant) moves the task.
-    pub wake_at: Option<Timestamp>,
-}
-
-impl Step {
-    fn act(action: Action) -> Self {
-        Self {
-            action: Some(action),
-            persist_first: false,
-            wake_at: None,
-        }
-    }
-
-    fn act_after_persist(action: Action) -> Self {
-        Self {
-            persist_first: true,
-            ..Self::act(action)
-        }
-    }
-
-    fn wait_until(at: Timestamp) -> Self {
-        Self {
-            action: None,
-            persist_first: false,
-            wake_at: Some(at),
-        }
-    }
-
-    fn idle() -> Self {
-        Self {
-            action: None,
-            persist_first: false,
-            wake_at: None,
-        }
-    }
-}
+/// What to do after a step: the next firmware action, whether to store the state first, and when
+/// to look again.
+pub type Step = crate::engine::task::Step<Action>;
 
 /// The fixed facts of one device operation.
 struct OpSpec {
@@ -175,14 +131,6 @@ fn answered(kind: FaultKind, code: FirmwareCode) -> Option<FirmwareCode> {
 /// internal exception whose message names the step.
 fn device_fault_internal(kind: FaultKind) -> Option<FirmwareCode> {
     answered(kind, ExecutionFailedWithInternalException)
-}
-
-fn duration(d: std::time::Duration) -> SignedDuration {
-    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
-}
-
-fn later(now: Timestamp, by: SignedDuration) -> Timestamp {
-    now.checked_add(by).unwrap_or(Timestamp::MAX)
 }
 
 /// The operation a code belongs to, if it is one of an operation's codes.
@@ -623,10 +571,7 @@ impl TaskState {
         match status {
             OpStatus::Running { retry_after } => {
                 self.acknowledge(spec.started, spec.waiting, now);
-                let hint = retry_after
-                    .unwrap_or(POLL_INTERVAL)
-                    .clamp(MIN_POLL, MAX_POLL);
-                self.wait_within(ctx, op, deadline, later(now, hint), now)
+                self.wait_within(ctx, op, deadline, poll_after(now, retry_after), now)
             }
             OpStatus::Done => {
                 self.acknowledge(spec.started, spec.waiting, now);

@@ -1,5 +1,8 @@
 //! What the engine asks the outside world to do, and what comes back: plain values, so the
 //! engine stays pure. Drivers and controllers translate between these and real devices.
+//!
+//! The device readings here ([`Facts`], [`Patch`], [`CallError`], [`OpStatus`]) are shared with
+//! the DevicePatch engine (`engine::devicepatch::observe` has its own actions).
 
 use std::fmt;
 
@@ -91,6 +94,83 @@ pub struct Facts {
     pub free_encrypted: Option<u64>,
     /// Free bytes in the temporary file system, if the device has one.
     pub free_temporary: Option<u64>,
+    /// Free bytes on the board where a network element keeps its patches, if it reports them.
+    pub free_board: Option<u64>,
+    /// The software patches on the device and their states.
+    pub patches: Vec<Patch>,
+}
+
+/// Where a patch on a device stands in its lifecycle: load → activate → confirm.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PatchLifecycle {
+    /// Loaded, not activated.
+    Loaded,
+    /// Being activated (an element with an activation delay stays here until the delay ends).
+    Activating,
+    /// Activated, not yet confirmed: it does not take effect yet.
+    Activated,
+    /// Confirmed and in effect.
+    Running,
+    /// A state the device reports that upkeep does not know; it counts as not in effect.
+    Other(String),
+}
+
+impl PatchLifecycle {
+    /// Reads a state as a device reports it (case and surrounding blanks do not matter).
+    pub fn parse(text: &str) -> Self {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "loaded" => Self::Loaded,
+            "activating" => Self::Activating,
+            "activated" => Self::Activated,
+            "running" => Self::Running,
+            _ => Self::Other(text.trim().to_string()),
+        }
+    }
+
+    /// The state as devices and statuses write it, e.g. `activating`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Loaded => "loaded",
+            Self::Activating => "activating",
+            Self::Activated => "activated",
+            Self::Running => "running",
+            Self::Other(text) => text,
+        }
+    }
+
+    /// Whether the patch takes effect: only a running patch does.
+    pub fn is_running(&self) -> bool {
+        *self == Self::Running
+    }
+}
+
+impl fmt::Display for PatchLifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A software patch on a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Patch {
+    /// The patch's identifier, e.g. `V100R004C01SPH106`.
+    pub id: String,
+    /// Where it stands.
+    pub state: PatchLifecycle,
+    /// For a patch not yet activated: how long until the device's activation delay ends, if the
+    /// device says (`None`: it does not say, or no delay is left).
+    pub activates_in: Option<SignedDuration>,
+}
+
+impl Patch {
+    /// A patch in `state` with no activation delay reported.
+    pub fn new(id: impl Into<String>, state: PatchLifecycle) -> Self {
+        Self {
+            id: id.into(),
+            state,
+            activates_in: None,
+        }
+    }
 }
 
 /// The state of the device's domains, as the domain-status call reports it.

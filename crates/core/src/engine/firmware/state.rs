@@ -3,23 +3,13 @@
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use uuid::Uuid;
 
 use super::observe::Phase;
-use crate::api::codes::{FirmwareCode, UnknownCode};
-use crate::api::upgrade_task::{
-    FirmwareProgress, HistoryEntry, PendingOutcome, TaskResult, UpgradeTaskStatus,
-};
+use crate::api::codes::FirmwareCode;
+use crate::api::upgrade_task::{FirmwareProgress, PendingOutcome, TaskResult, UpgradeTaskStatus};
+use crate::engine::task::{self, history_from_status, history_to_status, push_history};
+pub use crate::engine::task::{HISTORY_LIMIT, StatusError};
 use crate::engine::task_status::StoredTask;
-
-/// The most history entries a task keeps.
-pub const HISTORY_LIMIT: usize = 64;
-/// How many of the oldest entries are kept when the history is cut.
-const HISTORY_KEEP_FIRST: usize = 8;
-
-/// The namespace of incident ids: ids are UUID v5 of the task, the code and the instant, so the
-/// same run always gives the same ids.
-const INCIDENT_NAMESPACE: Uuid = Uuid::from_u128(0x5c1e_7a3b_2d4f_4e8a_9b60_1f2e_3d4c_5b6a);
 
 /// A firmware task as the engine sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,17 +30,6 @@ pub struct TaskState {
     pub history: Vec<(FirmwareCode, Timestamp)>,
     /// What the engine remembers between steps.
     pub progress: FirmwareProgress,
-}
-
-/// A stored status that cannot be read back (written by another version, or by hand).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StatusError {
-    /// A code is not in the catalogue.
-    #[error("status holds an unknown code: {0}")]
-    UnknownCode(#[from] UnknownCode),
-    /// A required field is missing.
-    #[error("status lacks {0}")]
-    Missing(&'static str),
 }
 
 impl TaskState {
@@ -78,10 +57,7 @@ impl TaskState {
     pub(crate) fn enter(&mut self, code: FirmwareCode, message: impl Into<String>, now: Timestamp) {
         self.code = code;
         self.message = message.into();
-        self.history.push((code, now));
-        if self.history.len() > HISTORY_LIMIT {
-            self.history.remove(HISTORY_KEEP_FIRST);
-        }
+        push_history(&mut self.history, code, now);
     }
 
     /// Ends the task with `code`: records it, its incident id when the code has one, and the
@@ -145,13 +121,8 @@ impl TaskState {
 
     /// The incident id for a failure with `code` at `now`, when the code carries one.
     pub(crate) fn incident(code: FirmwareCode, task: &str, now: Timestamp) -> Option<String> {
-        code.has_incident().then(|| {
-            Uuid::new_v5(
-                &INCIDENT_NAMESPACE,
-                format!("{task}|{code}|{now}").as_bytes(),
-            )
-            .to_string()
-        })
+        code.has_incident()
+            .then(|| task::incident_id(task, code.name(), now))
     }
 
     /// Reads a task back from its stored status.
@@ -161,16 +132,12 @@ impl TaskState {
             .as_deref()
             .ok_or(StatusError::Missing("code"))?
             .parse()?;
-        let history = status
-            .history
-            .iter()
-            .map(|e| Ok((e.code.parse()?, e.at.0)))
-            .collect::<Result<Vec<_>, UnknownCode>>()?;
         let created_at = status
             .created_at
             .as_ref()
             .ok_or(StatusError::Missing("createdAt"))?
             .0;
+        let history = history_from_status(&status.history, code, created_at)?;
         Ok(Self {
             code,
             message: status.message.clone(),
@@ -178,11 +145,7 @@ impl TaskState {
             created_at,
             started_at: status.started_at.as_ref().map(|t| t.0),
             finished_at: status.finished_at.as_ref().map(|t| t.0),
-            history: if history.is_empty() {
-                vec![(code, created_at)]
-            } else {
-                history
-            },
+            history,
             progress: status.firmware.clone().unwrap_or_default(),
         })
     }
@@ -197,16 +160,9 @@ impl TaskState {
         status.created_at = Some(Time(self.created_at));
         status.started_at = self.started_at.map(Time);
         status.finished_at = self.finished_at.map(Time);
-        status.history = self
-            .history
-            .iter()
-            .map(|(code, at)| HistoryEntry {
-                code: code.name().to_string(),
-                status_code: None,
-                at: Time(*at),
-            })
-            .collect();
+        status.history = history_to_status(&self.history, FirmwareCode::name, |_| None);
         status.firmware = Some(self.progress.clone());
+        status.device_patch = None;
         status.status_code = None;
         status.state = None;
     }

@@ -1,6 +1,7 @@
 //! The validation pipeline of a firmware task, in the contract's order: the first check that
 //! applies decides the task's code. It asks for one device reading at a time and never reads
-//! more than the next check needs.
+//! more than the next check needs. Step 13 (a patch that is not running) is decided by
+//! `engine::devicepatch::not_in_effect`, the one rule for it.
 
 use std::collections::BTreeSet;
 
@@ -317,6 +318,10 @@ fn run(subject: Subject<'_>, readings: &Readings) -> Result<Passed, Step> {
                 "the running configuration has unsaved changes: save them, then retry",
             );
         }
+    }
+    // 13. Every patch on the device takes effect (every family).
+    if let Some(refusal) = crate::engine::devicepatch::not_in_effect(&facts.patches) {
+        return fail(ErrorDevicePatchNotRunning, refusal.message());
     }
     Ok(Passed {
         device_firmware: facts.firmware.clone(),

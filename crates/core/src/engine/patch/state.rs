@@ -11,16 +11,11 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::HostCode;
-use crate::api::codes::{PatchCode, PatchReason, TaskResult, UnknownCode};
-use crate::api::upgrade_task::{
-    Deferrals, HistoryEntry, PackageOutcome, PatchProgress, UpgradeTaskStatus,
-};
+use crate::api::codes::{PatchCode, PatchReason, TaskResult};
+use crate::api::upgrade_task::{Deferrals, PackageOutcome, PatchProgress, UpgradeTaskStatus};
+pub use crate::engine::task::StatusError;
+use crate::engine::task::{history_from_status, history_to_status, push_history};
 use crate::engine::task_status::StoredTask;
-
-/// The most history entries a task keeps.
-pub const HISTORY_LIMIT: usize = 64;
-/// How many of the oldest entries are kept when the history is cut.
-const HISTORY_KEEP_FIRST: usize = 8;
 
 /// A host task as the engine sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,17 +40,6 @@ pub struct HostTask {
     pub packages: Vec<PackageOutcome>,
     /// What the controller and the agent remember between steps.
     pub progress: PatchProgress,
-}
-
-/// A stored status that cannot be read back.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StatusError {
-    /// A code or reason is not in the catalogue.
-    #[error("status holds an unknown code or reason: {0}")]
-    Unknown(#[from] UnknownCode),
-    /// A required field is missing.
-    #[error("status lacks {0}")]
-    Missing(&'static str),
 }
 
 impl HostTask {
@@ -109,10 +93,7 @@ impl HostTask {
             return;
         }
         self.code = code;
-        self.history.push((code, now));
-        if self.history.len() > HISTORY_LIMIT {
-            self.history.remove(HISTORY_KEEP_FIRST);
-        }
+        push_history(&mut self.history, code, now);
         if code.is_terminal() {
             self.finished_at = Some(now);
         }
@@ -125,10 +106,7 @@ impl HostTask {
             return;
         }
         self.message = message.into();
-        self.history.push((self.code, now));
-        if self.history.len() > HISTORY_LIMIT {
-            self.history.remove(HISTORY_KEEP_FIRST);
-        }
+        push_history(&mut self.history, self.code, now);
     }
 
     /// Ends the task with `code` for `reason`.
@@ -167,11 +145,7 @@ impl HostTask {
             .as_ref()
             .ok_or(StatusError::Missing("createdAt"))?
             .0;
-        let history = status
-            .history
-            .iter()
-            .map(|e| Ok((e.code.parse()?, e.at.0)))
-            .collect::<Result<Vec<_>, UnknownCode>>()?;
+        let history = history_from_status(&status.history, code, created_at)?;
         Ok(Self {
             code,
             message: status.message.clone(),
@@ -179,11 +153,7 @@ impl HostTask {
             created_at,
             started_at: status.started_at.as_ref().map(|t| t.0),
             finished_at: status.finished_at.as_ref().map(|t| t.0),
-            history: if history.is_empty() {
-                vec![(code, created_at)]
-            } else {
-                history
-            },
+            history,
             deferrals: status.deferrals.unwrap_or_default(),
             packages: status.packages.clone(),
             progress: status.patch.clone().unwrap_or_default(),
@@ -203,19 +173,12 @@ impl HostTask {
         status.created_at = Some(Time(self.created_at));
         status.started_at = self.started_at.map(Time);
         status.finished_at = self.finished_at.map(Time);
-        status.history = self
-            .history
-            .iter()
-            .map(|(code, at)| HistoryEntry {
-                code: code.name().to_string(),
-                status_code: Some(code.number()),
-                at: Time(*at),
-            })
-            .collect();
+        status.history = history_to_status(&self.history, PatchCode::name, |c| Some(c.number()));
         status.deferrals = Some(self.deferrals);
         status.packages = self.packages.clone();
         status.patch = Some(self.progress.clone());
         status.firmware = None;
+        status.device_patch = None;
     }
 }
 
@@ -298,7 +261,7 @@ mod tests {
         status.reason = Some("BecauseISaidSo".into());
         assert!(matches!(
             HostTask::from_status(&status),
-            Err(StatusError::Unknown(_))
+            Err(StatusError::UnknownCode(_))
         ));
     }
 }

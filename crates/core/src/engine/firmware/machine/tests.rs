@@ -140,6 +140,58 @@ fn servers_with_numeric_versions_still_refuse_silent_downgrades() {
 }
 
 #[test]
+fn a_patch_not_in_effect_refuses_every_family_after_the_domain_checks_and_before_the_hook() {
+    use crate::engine::firmware::observe::{Patch, PatchLifecycle};
+    let patches = vec![
+        Patch::new("SPH105", PatchLifecycle::Running),
+        Patch::new("SPH106", PatchLifecycle::Activated),
+    ];
+    for family in [
+        DeviceFamily::Appliance,
+        DeviceFamily::Server,
+        DeviceFamily::NetworkElement,
+    ] {
+        let mut world = match family {
+            DeviceFamily::Appliance => World::single(),
+            _ => server("2.3.1", "2.4"),
+        };
+        world.family = family;
+        world.with_hooks(true, false, false);
+        world.devices[0].facts.patches = patches.clone();
+        world.run();
+        let task = &world.tasks[0];
+        assert_eq!(
+            task.code,
+            FirmwareCode::ErrorDevicePatchNotRunning,
+            "{family:?}"
+        );
+        assert!(
+            task.message.contains("SPH106 is activated") && !task.message.contains("SPH105"),
+            "{}",
+            task.message
+        );
+        assert!(
+            world.devices[0].hooks_run.is_empty(),
+            "the prePlan hook never ran"
+        );
+    }
+    // The domain checks come first.
+    let mut world = World::single();
+    world.devices[0].facts.patches = patches.clone();
+    world.devices[0].domains.unsaved_changes = true;
+    world.run();
+    assert_eq!(
+        world.tasks[0].code,
+        FirmwareCode::ErrorFoundUnsavedChangesOnDevice
+    );
+    // Running patches are in effect.
+    let mut world = World::single();
+    world.devices[0].facts.patches = patches[..1].to_vec();
+    world.run();
+    assert_eq!(world.tasks[0].code, FirmwareCode::Success);
+}
+
+#[test]
 fn appliances_that_report_a_text_firmware_fail_validation() {
     let mut world = World::single();
     world.devices[0].facts.firmware = "IDG.banana".into();

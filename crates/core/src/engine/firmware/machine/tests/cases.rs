@@ -9,7 +9,7 @@ use super::world::{Fault, Spot, World, always_closed, full_path, image};
 use crate::api::codes::FirmwareCode::{self, *};
 use crate::api::common::{ErrorPolicy, GoDuration};
 use crate::api::firmware_upgrade::OutsideWindow;
-use crate::engine::firmware::observe::{FaultKind, HookKind, OpKind};
+use crate::engine::firmware::observe::{FaultKind, HookKind, OpKind, Patch, PatchLifecycle};
 use crate::engine::firmware::{ResourceOutcome, resource_outcome};
 use crate::engine::targets::{Candidate, Resolution, ResolveError, resolve};
 
@@ -264,6 +264,16 @@ fn cases() -> Vec<Case> {
             "domain status broken",
             || fault(Spot::DomainStatus, Fault::Answer(FaultKind::Exception)),
             validation_failure(ErrorExceptionWhileGettingSourceDomainStatus),
+        ),
+        case(
+            "a patch on the device is not running",
+            || {
+                let mut w = World::single();
+                w.devices[0].facts.patches =
+                    vec![Patch::new("V100R004C01SPH106", PatchLifecycle::Activating)];
+                w
+            },
+            validation_failure(ErrorDevicePatchNotRunning),
         ),
         case(
             "prePlan hook fails",

@@ -5,50 +5,17 @@ use std::collections::BTreeSet;
 
 use super::world::{Fault, Spot, World};
 use crate::api::codes::FirmwareCode;
+use crate::engine::doc_tables::{self, quoted, table_rows};
 use crate::engine::firmware::observe::{FaultKind, OpKind};
 
 const PAGE: &str = include_str!("../../../../../../../docs/firmware.md");
 
-/// The lines of the section under `## {title}`, up to the next section.
 fn section(title: &str) -> Vec<&'static str> {
-    let heading = format!("## {title}");
-    let mut lines = PAGE.lines().skip_while(|l| *l != heading);
-    assert!(
-        lines.next().is_some(),
-        "docs/firmware.md has no {heading:?}"
-    );
-    lines.take_while(|l| !l.starts_with("## ")).collect()
+    doc_tables::section(PAGE, title)
 }
 
-/// The body rows of the first table in `lines`, as trimmed cells.
-fn table_rows(lines: &[&'static str]) -> Vec<Vec<&'static str>> {
-    lines
-        .iter()
-        .skip_while(|l| !l.starts_with('|'))
-        .take_while(|l| l.starts_with('|'))
-        .skip(2) // header and separator
-        .map(|l| {
-            l.trim()
-                .trim_matches('|')
-                .split('|')
-                .map(str::trim)
-                .collect()
-        })
-        .collect()
-}
-
-/// The words in backticks in `text`.
-fn quoted(text: &str) -> Vec<&str> {
-    text.split('`').skip(1).step_by(2).collect()
-}
-
-/// Every upper-case word with an underscore in the page (codes look like that); words that start
-/// or end with `_` are families written with an ellipsis, e.g. `…_TIMEOUT_OCCURRED`.
 fn code_like_words() -> BTreeSet<&'static str> {
-    PAGE.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
-        .filter(|w| w.contains('_') && !w.starts_with('_') && !w.ends_with('_'))
-        .filter(|w| w.len() > 3)
-        .collect()
+    doc_tables::code_like_words(PAGE)
 }
 
 #[test]
@@ -226,9 +193,4 @@ fn the_page_parsers_find_both_tables() {
     assert_eq!(table_rows(&section("Device faults")).len(), 9);
     assert!(PAGE.contains("`SUCCESS`"));
     assert!(code_like_words().contains("EXECUTION_FAILED_LONG_RUNNING"));
-    assert_eq!(
-        quoted("a `B` c `D_E` f"),
-        ["B", "D_E"],
-        "backticked words are read"
-    );
 }

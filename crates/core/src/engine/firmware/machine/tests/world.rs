@@ -96,6 +96,7 @@ impl Device {
                 firmware: "7.5.1.7".into(),
                 free_encrypted: Some(2 << 30),
                 free_temporary: Some(2 << 30),
+                ..Default::default()
             },
             licenses: vec!["DCO-Oracle".into()],
             domains: DomainStatus {
