@@ -71,6 +71,9 @@ The operator image reference; the tag defaults to the chart's appVersion.
 The rules the operator needs in every namespace it watches. Least privilege: the
 user-facing kinds are read and patched (finalizers, annotations) but never created or
 deleted; UpgradeTasks are the operator's own children; Secrets are read by name only.
+Hosts are the agents' (and their owners'): the PatchJob controller reads them and writes
+only their status (status.heldBy, with its own field manager); it reads the agents' Leases
+(upkeep-host-<name>) to tell an agent online.
 */}}
 {{- define "upkeep.operatorRules" -}}
 - apiGroups: ["upkeep.dev"]
@@ -85,6 +88,15 @@ deleted; UpgradeTasks are the operator's own children; Secrets are read by name 
 - apiGroups: ["upkeep.dev"]
   resources: ["upgradetasks/status"]
   verbs: ["get", "patch", "update"]
+- apiGroups: ["upkeep.dev"]
+  resources: ["hosts"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["upkeep.dev"]
+  resources: ["hosts/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
@@ -94,4 +106,86 @@ deleted; UpgradeTasks are the operator's own children; Secrets are read by name 
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
+{{- end }}
+
+{{/*
+The cluster-wide rules the PatchJob controller needs to drain nodes, whatever namespaces it
+watches: a drained node's pods belong to every namespace. Nodes are read and patched (cordon,
+uncordon, the annotation that records a node's prior unschedulable state), never deleted; pods
+are read and evicted through the Eviction API (so PodDisruptionBudgets hold), never deleted.
+*/}}
+{{- define "upkeep.drainRules" -}}
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/eviction"]
+  verbs: ["create"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/*
+The host agent's names: its DaemonSet and Role, its ServiceAccount, the namespace of its Hosts
+(and their Leases, PatchJobs and UpgradeTasks), and its image.
+*/}}
+{{- define "upkeep.agentName" -}}
+{{- printf "%s-agent" (include "upkeep.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "upkeep.agentServiceAccountName" -}}
+{{- default (include "upkeep.agentName" .) .Values.agent.serviceAccount.name }}
+{{- end }}
+
+{{- define "upkeep.agentNamespace" -}}
+{{- default .Release.Namespace .Values.agent.namespace }}
+{{- end }}
+
+{{- define "upkeep.agentImage" -}}
+{{- $repository := default .Values.image.repository .Values.agent.image.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.agent.image.tag }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+
+{{/*
+The username a machine outside the cluster authenticates as, without its host name:
+system:serviceaccount:<release namespace>:upkeep-host-. Each external host's ServiceAccount is
+upkeep-host-<name>, named like its Lease.
+*/}}
+{{- define "upkeep.externalHostUserPrefix" -}}
+{{- printf "system:serviceaccount:%s:upkeep-host-" .Release.Namespace }}
+{{- end }}
+
+{{/*
+Labels that select the agent's pods: a name of their own, so that the operator's Deployment,
+Service and PodDisruptionBudget (which select upkeep.selectorLabels) never take them.
+*/}}
+{{- define "upkeep.agentSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "upkeep.name" . }}-agent
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{- define "upkeep.agentLabels" -}}
+helm.sh/chart: {{ include "upkeep.chart" . }}
+{{ include "upkeep.agentSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: upkeep
+{{- end }}
+
+{{/*
+Fails the render when the operator would not see the agents' Hosts: with watchNamespaces set,
+the agent namespace must be one of them.
+*/}}
+{{- define "upkeep.checkAgentNamespace" -}}
+{{- if and (or .Values.agent.enabled .Values.agent.externalHosts) .Values.watchNamespaces }}
+{{- if not (has (include "upkeep.agentNamespace" .) .Values.watchNamespaces) }}
+{{- fail (printf "agent.namespace %q is not in watchNamespaces %v: the operator would never see the agents' Hosts; add it to watchNamespaces, or set agent.namespace to one of them" (include "upkeep.agentNamespace" .) .Values.watchNamespaces) }}
+{{- end }}
+{{- end }}
 {{- end }}
