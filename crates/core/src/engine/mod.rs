@@ -3,6 +3,7 @@
 
 pub mod firmware;
 pub mod lint;
+pub mod packages;
 pub mod rollout;
 pub mod size;
 pub mod targets;
