@@ -5,7 +5,10 @@ pub mod codes;
 pub mod crds;
 pub mod device;
 pub mod devicesim;
+pub mod host_packages;
 pub mod logging;
+pub mod package;
+pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod windows;
@@ -43,6 +46,12 @@ pub enum Command {
     /// Serve the devices of a fleet file over the upkeep device API (HTTP or HTTPS), in real
     /// time, until Ctrl-C.
     Devicesim(devicesim::Args),
+    /// Run what the host agent runs, in the foreground on this machine, without a cluster.
+    Host(host_packages::Args),
+    /// Build maintenance packages (.pak) and print the schema of package.yaml.
+    Package(package::Args),
+    /// Version and history reports of products and their maintenance packages.
+    Report(report::Args),
 }
 
 /// A failure that stops a command (exit status 2): bad usage or I/O.
@@ -75,5 +84,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Windows(args) => windows::run(&args),
         Command::Device(args) => device::run(&args),
         Command::Devicesim(args) => devicesim::run(&args),
+        Command::Host(args) => host_packages::run(&args),
+        Command::Package(args) => package::run(&args),
+        Command::Report(args) => report::run(&args),
     }
 }

@@ -508,6 +508,7 @@ impl BuiltinInstaller {
         let journal = Journal {
             action: HistoryAction::Install,
             id: manifest.id.clone(),
+            product: target.id.clone(),
             state: State::Applying,
             started: start,
             ops,
@@ -700,6 +701,7 @@ impl BuiltinInstaller {
         let journal = Journal {
             action: HistoryAction::Uninstall,
             id: id.to_string(),
+            product: target.id.clone(),
             state: State::Applying,
             started: start,
             ops,

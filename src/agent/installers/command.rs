@@ -21,7 +21,7 @@ use super::{InstallOutcome, Installer, Now, ProductTarget};
 use crate::agent::products::LOG_DIR;
 use crate::api::codes::PackageResult;
 use crate::api::host::{CommandInstaller, HistoryAction};
-use crate::engine::packages::plan::{EventNames, PackageRun, Reason, history_events};
+use crate::engine::packages::plan::{EventNames, EventSubject, PackageRun, Reason, history_events};
 
 /// Runs a vendor tool.
 pub struct CommandRunner {
@@ -156,7 +156,18 @@ impl CommandRunner {
             log_name: log.display().to_string(),
             backup_name: String::new(),
         };
-        let events = history_events(id, &[], action, result, &names, start, end);
+        let events = history_events(
+            EventSubject {
+                product: &target.id,
+                id,
+                components: &[],
+            },
+            action,
+            result,
+            &names,
+            start,
+            end,
+        );
         let run = match result {
             PackageResult::Success => PackageRun::success(id, message),
             other => PackageRun::ended(id, other, Reason::InstallFailed, message),

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::codes::PackageResult;
 use crate::api::host::{HistoryAction, HistoryEvent};
-use crate::engine::packages::plan::{ComponentInfo, EventNames, history_events};
+use crate::engine::packages::plan::{ComponentInfo, EventNames, EventSubject, history_events};
 
 use super::super::products::{HistoryFile, JOURNAL_DIR};
 
@@ -124,6 +124,8 @@ pub struct Journal {
     pub action: HistoryAction,
     /// The package id.
     pub id: String,
+    /// The product id.
+    pub product: String,
     /// Forward or back.
     pub state: State,
     /// When the operation began.
@@ -330,9 +332,13 @@ impl<'a> Stage<'a> {
             log_name: self.root.join(&journal.log).display().to_string(),
             backup_name: self.root.join(&journal.backup).display().to_string(),
         };
+        let subject = EventSubject {
+            product: &journal.product,
+            id: &journal.id,
+            components: &journal.components,
+        };
         let events = history_events(
-            &journal.id,
-            &journal.components,
+            subject,
             journal.action,
             result,
             &names,

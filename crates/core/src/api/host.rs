@@ -324,6 +324,9 @@ pub enum UpdateType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEvent {
+    /// The product the event happened on, e.g. `was`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub product: String,
     /// `ptf` (the package) or `component`.
     pub event_type: EventType,
     /// The package (or component) id.

@@ -647,18 +647,34 @@ pub struct EventNames {
     pub backup_name: String,
 }
 
+/// The package an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventSubject<'a> {
+    /// The product id.
+    pub product: &'a str,
+    /// The package id.
+    pub id: &'a str,
+    /// The package's components.
+    pub components: &'a [ComponentInfo],
+}
+
 /// What a product's history gains from one install or uninstall: the package's event, then one
 /// event per component, every one with the package's result.
 pub fn history_events(
-    id: &str,
-    components: &[ComponentInfo],
+    subject: EventSubject<'_>,
     action: HistoryAction,
     result: PackageResult,
     names: &EventNames,
     start: Timestamp,
     end: Timestamp,
 ) -> Vec<HistoryEvent> {
+    let EventSubject {
+        product,
+        id,
+        components,
+    } = subject;
     let event = |event_type, id: &str, update_type, primary_content: &str| HistoryEvent {
+        product: product.to_string(),
         event_type,
         id: id.to_string(),
         action,

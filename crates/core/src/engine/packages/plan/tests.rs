@@ -367,9 +367,13 @@ fn history_gains_the_package_event_then_one_per_component() {
         },
     ];
     let end: Timestamp = "2026-12-05T22:01:00Z".parse().unwrap();
+    let subject = EventSubject {
+        product: "was",
+        id: "fp",
+        components: &components,
+    };
     let events = history_events(
-        "fp",
-        &components,
+        subject,
         HistoryAction::Install,
         PackageResult::Success,
         &names,
@@ -380,6 +384,7 @@ fn history_gains_the_package_event_then_one_per_component() {
     assert_eq!(events[0].event_type, EventType::Ptf);
     assert_eq!(events[0].update_type, Some(UpdateType::Replace));
     assert_eq!(events[0].primary_content, "fp.pak");
+    assert!(events.iter().all(|e| e.product == "was"));
     assert_eq!(events[2].event_type, EventType::Component);
     assert_eq!(events[2].id, "samples");
     assert_eq!(events[2].update_type, Some(UpdateType::Add));
