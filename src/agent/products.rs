@@ -146,9 +146,9 @@ pub struct InstalledRecord {
     /// Whether the backup holds the old `product.yaml`.
     #[serde(default)]
     pub product_file_backed_up: bool,
-    /// The backup's path (absolute).
+    /// The backup's path, relative to the location.
     pub backup_name: String,
-    /// The install log's path (absolute).
+    /// The install log's path, relative to the location.
     pub log_name: String,
 }
 

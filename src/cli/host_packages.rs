@@ -11,14 +11,14 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::Error;
-use crate::agent::installers::{BuiltinInstaller, Faults, InstallOutcome, Installer, ProductTarget};
+use crate::agent::installers::{
+    BuiltinInstaller, Faults, InstallOutcome, Installer, ProductTarget,
+};
 use crate::agent::products;
 use crate::api::codes::PackageResult;
 use crate::api::host::ProductStatus;
 use crate::engine::packages::archive::Limits;
-use crate::engine::packages::plan::{
-    self, Next, PackageInfo, PackageRun, Reason, Removal, Step,
-};
+use crate::engine::packages::plan::{self, Next, PackageInfo, PackageRun, Reason, Removal, Step};
 use crate::pak::Package;
 
 /// Host commands: what the agent does, in the foreground, without a cluster.
@@ -86,14 +86,20 @@ fn installer(args: &InstallArgs) -> BuiltinInstaller {
     installer.with_faults(Faults::new(args.kill_at, args.fail_at))
 }
 
-/// Finishes interrupted operations, then reads every product.
-fn prepare(installer: &dyn Installer, args: &InstallArgs) -> Result<Vec<ProductStatus>, Error> {
+/// Finishes interrupted operations (their outcomes go into `recovered`), then reads every
+/// product.
+fn prepare(
+    installer: &dyn Installer,
+    args: &InstallArgs,
+    recovered: &mut Vec<InstallOutcome>,
+) -> Result<Vec<ProductStatus>, Error> {
     let mut found = Vec::new();
     for target in &args.products {
         match installer.recover(target) {
             Ok(Some(outcome)) => {
                 println!("recovered an interrupted operation on {}:", target.id);
                 print_run(&outcome.run);
+                recovered.push(outcome);
             }
             Ok(None) => {}
             Err(e) => return Err(Error::Usage(format!("{}: {e}", target.location.display()))),
@@ -121,8 +127,13 @@ fn print_run(run: &PackageRun) {
     }
 }
 
-/// Runs the steps in order through `work`, printing each run, then the host task's code.
-fn drive(steps: &[Step], mut work: impl FnMut(&Step) -> InstallOutcome) -> ExitCode {
+/// Runs the steps in order through `work`, printing each run, then the host task's code. A
+/// step that no longer applies because recovery finished it takes the recovered outcome.
+fn drive(
+    steps: &[Step],
+    recovered: &[InstallOutcome],
+    mut work: impl FnMut(&Step) -> InstallOutcome,
+) -> ExitCode {
     let mut runs: Vec<PackageRun> = Vec::new();
     let outcome = loop {
         match plan::next(steps, &runs) {
@@ -138,13 +149,25 @@ fn drive(steps: &[Step], mut work: impl FnMut(&Step) -> InstallOutcome) -> ExitC
                 runs.push(run);
             }
             Next::Record(run) => {
+                let finished = recovered.iter().find(|o| {
+                    run.result.is_none()
+                        && o.run.id == run.id
+                        && o.run.result == Some(PackageResult::Success)
+                        && o.events
+                            .first()
+                            .is_some_and(|e| e.action == steps[runs.len()].action)
+                });
+                let run = finished.map_or(run, |o| o.run.clone());
                 print_run(&run);
                 runs.push(run);
             }
             Next::Done(outcome) => break outcome,
         }
     };
-    let reason = outcome.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+    let reason = outcome
+        .reason
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
     println!(
         "host task: {} {}{reason}: {}",
         outcome.code.number(),
@@ -167,11 +190,17 @@ fn target_of<'a>(args: &'a InstallArgs, product: &str) -> Option<&'a ProductTarg
 
 fn install(args: &InstallArgs) -> Result<ExitCode, Error> {
     let installer = installer(args);
-    let products = prepare(&installer, args)?;
+    let mut recovered = Vec::new();
+    let products = prepare(&installer, args, &mut recovered)?;
     let mut infos = Vec::new();
     let mut invalid = Vec::new();
     for file in &args.packages {
-        match Package::open(Path::new(file), &Limits { max_expanded: u64::MAX }) {
+        match Package::open(
+            Path::new(file),
+            &Limits {
+                max_expanded: u64::MAX,
+            },
+        ) {
             Ok(p) => infos.push((PackageInfo::from(p.manifest()), PathBuf::from(file))),
             Err(e) => invalid.push(PackageRun::ended(
                 file,
@@ -191,9 +220,11 @@ fn install(args: &InstallArgs) -> Result<ExitCode, Error> {
     }
     let (packages, files): (Vec<PackageInfo>, Vec<PathBuf>) = infos.into_iter().unzip();
     let steps = plan::plan_install(&products, &packages, args.at.unwrap_or_else(Timestamp::now));
-    Ok(drive(&steps, |step| match target_of(args, &step.product) {
-        Some(target) => installer.install(target, &files[step.index], Some(&step.id)),
-        None => unreachable_product(step),
+    Ok(drive(&steps, &recovered, |step| {
+        match target_of(args, &step.product) {
+            Some(target) => installer.install(target, &files[step.index], Some(&step.id)),
+            None => unreachable_product(step),
+        }
     }))
 }
 
@@ -213,13 +244,19 @@ fn unreachable_product(step: &Step) -> InstallOutcome {
 
 fn uninstall(args: &InstallArgs) -> Result<ExitCode, Error> {
     let installer = installer(args);
-    let products = prepare(&installer, args)?;
+    let mut recovered = Vec::new();
+    let products = prepare(&installer, args, &mut recovered)?;
     let mut removals = Vec::new();
     for given in &args.packages {
         let path = Path::new(given);
         let (id, product) = if given.ends_with(".pak") || path.is_file() {
-            let package = Package::open(path, &Limits { max_expanded: u64::MAX })
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            let package = Package::open(
+                path,
+                &Limits {
+                    max_expanded: u64::MAX,
+                },
+            )
+            .map_err(|e| Error::Usage(e.to_string()))?;
             let m = package.manifest();
             (m.id.clone(), m.product.clone())
         } else {
@@ -233,8 +270,10 @@ fn uninstall(args: &InstallArgs) -> Result<ExitCode, Error> {
         removals.push(Removal { id, product });
     }
     let steps = plan::plan_uninstall(&products, &removals);
-    Ok(drive(&steps, |step| match target_of(args, &step.product) {
-        Some(target) => installer.uninstall(target, &step.id),
-        None => unreachable_product(step),
+    Ok(drive(&steps, &recovered, |step| {
+        match target_of(args, &step.product) {
+            Some(target) => installer.uninstall(target, &step.id),
+            None => unreachable_product(step),
+        }
     }))
 }

@@ -241,7 +241,11 @@ fn some(text: &str) -> Option<String> {
 
 /// The history report of `sources`, optionally of one product and one package (a package's
 /// own events and its components').
-pub fn history_report(sources: &[Source], product: Option<&str>, package: Option<&str>) -> HistoryReport {
+pub fn history_report(
+    sources: &[Source],
+    product: Option<&str>,
+    package: Option<&str>,
+) -> HistoryReport {
     let mut events = Vec::new();
     for source in sources {
         let mut parent = String::new();
@@ -290,9 +294,9 @@ pub async fn hosts_from_cluster(
     let mut hosts = Vec::new();
     for name in names {
         hosts.push(api.get(name).await.map_err(|e| match e {
-            kube::Error::Api(s) if s.code == 404 => {
-                Error::Usage(format!("--host {name}: there is no Host {name:?} in the namespace"))
-            }
+            kube::Error::Api(s) if s.code == 404 => Error::Usage(format!(
+                "--host {name}: there is no Host {name:?} in the namespace"
+            )),
             other => failed(other),
         })?);
     }
@@ -370,12 +374,20 @@ pub fn version_text(report: &VersionReport) -> String {
 pub fn history_text(report: &HistoryReport) -> String {
     let mut out = String::new();
     for e in &report.events {
-        let indent = if e.event_type == EventType::Component { "    " } else { "" };
+        let indent = if e.event_type == EventType::Component {
+            "    "
+        } else {
+            ""
+        };
         out.push_str(&format!(
             "{indent}{} {} {}: {} {} {} ({}) {} .. {}: {}\n",
             e.host.as_deref().unwrap_or("-"),
             e.product.as_deref().unwrap_or("-"),
-            if e.event_type == EventType::Ptf { "package" } else { "component" },
+            if e.event_type == EventType::Ptf {
+                "package"
+            } else {
+                "component"
+            },
             e.id,
             action_name(e.action),
             update_name(e.update_type),

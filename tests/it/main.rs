@@ -11,6 +11,7 @@ mod device_api_document;
 mod device_cli;
 mod e2e;
 mod image_server;
+mod packages;
 mod purity;
 mod redfish;
 mod redfish_sushy;

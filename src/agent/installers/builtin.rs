@@ -424,8 +424,8 @@ impl BuiltinInstaller {
             removed: removed.clone(),
             created_dirs: created_dirs.clone(),
             product_file_backed_up: pack,
-            backup_name: root.join(&backup).display().to_string(),
-            log_name: root.join(&log).display().to_string(),
+            backup_name: backup.clone(),
+            log_name: log.clone(),
         };
         let stage = Stage::new(root, &manifest.id, HistoryAction::Install, &self.faults);
         let staged = (|| -> io::Result<Vec<Op>> {

@@ -18,7 +18,7 @@ pub use archive::{ArchiveEntry, ArchiveProblem, EntryKind, Limits};
 pub use consistency::{consistency, consistent_condition, is_consistent, level};
 pub use manifest::{Component, PackageManifest, PathProblem};
 pub use plan::{
-    ComponentInfo, Decision, EventNames, EventSubject, HostOutcome, Next, PackageInfo, PackageRun, Reason,
-    Refusal, Removal, Step,
+    ComponentInfo, Decision, EventNames, EventSubject, HostOutcome, Next, PackageInfo, PackageRun,
+    Reason, Refusal, Removal, Step,
 };
 pub use version::{AppliesTo, DottedVersion};
