@@ -64,9 +64,10 @@ fn parse_product(text: &str) -> Result<ProductTarget, String> {
         .split_once('=')
         .filter(|(id, dir)| !id.is_empty() && !dir.is_empty())
         .ok_or_else(|| format!("{text:?} is not ID=DIR, e.g. was=/opt/IBM/WebSphere/AppServer"))?;
+    let location = std::path::absolute(dir).map_err(|e| format!("{dir}: {e}"))?;
     Ok(ProductTarget {
         id: id.to_string(),
-        location: PathBuf::from(dir),
+        location,
     })
 }
 

@@ -173,6 +173,10 @@ impl Source {
     /// The source of a product location on disk; `id` defaults to the product file's.
     pub fn from_dir(dir: &std::path::Path, id: Option<&str>) -> Result<Self, Error> {
         let usage = |e: products::ProductError| Error::Usage(e.to_string());
+        let dir = &std::path::absolute(dir).map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
         let id = match id {
             Some(id) => id.to_string(),
             None => products::read_product_file(dir).map_err(usage)?.id,
@@ -420,7 +424,8 @@ fn escape(text: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#111}\
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}\
 table{border-collapse:collapse;width:100%;margin:.5em 0}\
-th,td{border:1px solid #bbb;padding:.3em .5em;text-align:left;font-size:.9em;vertical-align:top}\
+th,td{border:1px solid #bbb;padding:.3em .5em;text-align:left;font-size:.9em;vertical-align:top;overflow-wrap:anywhere}\
+td.path{font-family:ui-monospace,monospace;font-size:.75em}td.id{font-weight:600}\
 th{background:#eee}tr.component td{color:#444;font-size:.85em}tr.component td:first-child{padding-left:1.5em}\
 .failure,.missing{color:#a00;font-weight:bold}.success{color:#060}.partialSuccess,.cancelled{color:#a60}\
 @media print{body{margin:0;font-size:10pt}th{background:#ddd !important;-webkit-print-color-adjust:exact;print-color-adjust:exact}\
@@ -481,7 +486,7 @@ pub fn history_html(report: &HistoryReport) -> String {
         };
         let cell = |v: &Option<String>| escape(v.as_deref().unwrap_or("-"));
         body.push_str(&format!(
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
+            "<tr class=\"{class}\"><td class=\"id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"path\">{}</td><td class=\"path\">{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\n",
             escape(&e.id),
             cell(&e.host),
             cell(&e.product),

@@ -168,7 +168,7 @@ fn text_and_html_reports_show_every_package_and_event() {
     }
     let html = report("history", &root, &["-o", "html"]);
     assert!(
-        html.contains("<tr class=\"component\"><td>web</td>"),
+        html.contains("<tr class=\"component\"><td class=\"id\">web</td>"),
         "{html}"
     );
     assert!(html.contains("class=\"success\">success</td>"));
