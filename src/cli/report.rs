@@ -424,8 +424,8 @@ fn escape(text: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#111}\
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}\
 table{border-collapse:collapse;width:100%;margin:.5em 0}\
-th,td{border:1px solid #bbb;padding:.3em .5em;text-align:left;font-size:.9em;vertical-align:top;overflow-wrap:anywhere}\
-td.path{font-family:ui-monospace,monospace;font-size:.75em}td.id{font-weight:600}\
+th,td{border:1px solid #bbb;padding:.3em .5em;text-align:left;font-size:.9em;vertical-align:top}\
+td.path,tr.component td.path{font-family:ui-monospace,monospace;font-size:.75em;overflow-wrap:anywhere}td.id{font-weight:600}\
 th{background:#eee}tr.component td{color:#444;font-size:.85em}tr.component td:first-child{padding-left:1.5em}\
 .failure,.missing{color:#a00;font-weight:bold}.success{color:#060}.partialSuccess,.cancelled{color:#a60}\
 @media print{body{margin:0;font-size:10pt}th{background:#ddd !important;-webkit-print-color-adjust:exact;print-color-adjust:exact}\
