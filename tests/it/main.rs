@@ -18,6 +18,7 @@ mod host_reboot;
 mod host_sandbox;
 mod image_server;
 mod kubectl;
+mod packages;
 mod purity;
 mod redfish;
 mod redfish_sushy;
