@@ -19,6 +19,7 @@ mod host_sandbox;
 mod image_server;
 mod kubectl;
 mod packages;
+mod patch_controller;
 mod purity;
 mod redfish;
 mod redfish_sushy;

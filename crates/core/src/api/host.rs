@@ -19,6 +19,13 @@ use super::patch_job::PackageType;
 /// The prefix of the Lease an agent renews for its Host: `upkeep-host-<name>`.
 pub const LEASE_PREFIX: &str = "upkeep-host-";
 
+/// The label on an agent's Lease naming its Host, by which the operator watches agent Leases.
+pub const LEASE_LABEL: &str = "upkeep.dev/host";
+
+/// The annotation upkeep puts on a Node it cordoned, naming the task (`<namespace>/<task>`):
+/// only a node with it is ever uncordoned by upkeep.
+pub const CORDONED_BY_ANNOTATION: &str = "upkeep.dev/cordoned-by";
+
 /// The annotation a Host carries while it asks to put off its reboot (any value).
 pub const DEFER_REBOOT_ANNOTATION: &str = "upkeep.dev/defer-reboot";
 
