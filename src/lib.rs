@@ -57,6 +57,7 @@ pub mod clock;
 pub mod controller;
 pub mod drivers;
 pub mod images;
+pub mod pak;
 pub mod sim;
 
 pub use upkeep_core::{api, engine, schedule};

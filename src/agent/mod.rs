@@ -1,7 +1,8 @@
-//! The host agent's I/O layer: what `upkeep agent` and `upkeep host` call to act on a machine.
-//! The rules (which updates a job selects, what a reboot signal means, which package manager an
-//! OS gets) are in [`crate::engine::updates`]; these modules only run the host's tools and report
-//! what they saw.
+//! The host agent: what runs on each machine (a node's DaemonSet pod, or a systemd service
+//! elsewhere) to apply what PatchJobs ask of it. The rules (which updates a job selects, what a
+//! reboot signal means, which package manager an OS gets, how maintenance packages apply) are in
+//! the engine (`engine::updates`, `engine::patch`, `engine::packages`); these modules only act on
+//! the machine and report what they saw.
 //!
 //! - [`backends`]: the [`backends::PackageManager`] trait and its apt, dnf and zypper
 //!   implementations (real package managers, shelled out in the C locale; `--root DIR` drives
@@ -12,6 +13,8 @@
 //!   host's namespaces) and the boot id.
 //! - [`facts`]: what the agent reports about the host (os-release, kernel, architecture, package
 //!   manager, updates, reboot state).
+//! - [`installers`]: maintenance packages applied to a product location (the builtin `.pak`
+//!   installer with its backups, or a vendor tool); [`products`]: what a location holds.
 //!
 //! Invariant: nothing here decides; a package manager is never killed mid-operation, and no
 //! command output reaches a caller unredacted.
@@ -19,4 +22,6 @@
 pub mod actions;
 pub mod backends;
 pub mod facts;
+pub mod installers;
+pub mod products;
 pub mod reboot;

@@ -18,7 +18,10 @@ use serde_json::Value;
 use crate::api::{self, API_VERSION, GROUP};
 use crate::engine::lint::{self, Finding};
 use crate::sim::fleet_file::Fleet;
+pub use package::check_package;
 pub use upkeep_core::schema::{self, KindSchema, Problem, short};
+
+mod package;
 
 /// What was found in one YAML document.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,23 +6,32 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::Error;
-use crate::check::{Outcome, check_files};
+use crate::check::{FileReport, Outcome, check_files, check_package};
 
 /// Arguments of `upkeep check`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Manifest files or directories (searched recursively for .yaml and .yml files); `-` reads
-    /// standard input.
+    /// Manifest files or directories (searched recursively for .yaml and .yml files), and
+    /// maintenance packages (.pak); `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
 
 /// Checks every document of every file and prints one line per problem.
 pub fn run(args: &Args) -> Result<ExitCode, Error> {
-    let sources = read_sources(&args.files)?;
+    let (packages, manifests): (Vec<PathBuf>, Vec<PathBuf>) = args
+        .files
+        .iter()
+        .cloned()
+        .partition(|f| f.extension().is_some_and(|e| e == "pak"));
+    let mut reports: Vec<FileReport> = packages.iter().map(|p| check_package(p)).collect();
+    if !manifests.is_empty() {
+        let sources = read_sources(&manifests)?;
+        reports.extend(check_files(&sources, jiff::Timestamp::now()));
+    }
     let (mut documents, mut invalid, mut skipped, mut warnings) = (0, 0, 0, 0);
     let mut all_valid = true;
-    for report in check_files(&sources, jiff::Timestamp::now()) {
+    for report in reports {
         print!("{report}");
         all_valid &= report.is_valid();
         warnings += report.warnings();

@@ -7,6 +7,8 @@ pub mod device;
 pub mod devicesim;
 pub mod host;
 pub mod logging;
+pub mod package;
+pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod windows;
@@ -44,9 +46,13 @@ pub enum Command {
     /// Serve the devices of a fleet file over the upkeep device API (HTTP or HTTPS), in real
     /// time, until Ctrl-C.
     Devicesim(devicesim::Args),
-    /// Read this machine's facts as the host agent would report them (OS, package manager,
-    /// updates, reboot required), without a cluster.
+    /// What the host agent does, in the foreground on this machine, without a cluster: its
+    /// facts, and maintenance packages installed or uninstalled.
     Host(host::Args),
+    /// Build maintenance packages (.pak) and print the schema of package.yaml.
+    Package(package::Args),
+    /// Version and history reports of products and their maintenance packages.
+    Report(report::Args),
 }
 
 /// A failure that stops a command (exit status 2): bad usage or I/O.
@@ -80,5 +86,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Device(args) => device::run(&args),
         Command::Devicesim(args) => devicesim::run(&args),
         Command::Host(args) => host::run(&args),
+        Command::Package(args) => package::run(&args),
+        Command::Report(args) => report::run(&args),
     }
 }

@@ -13,29 +13,25 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::ResourceExt as _;
+use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::{Resource as _, ResourceExt as _};
 
 use super::kit::context::{Context, in_namespace};
 use super::kit::index::TaskView;
-use super::kit::naming::{label_value, task_name};
 use super::kit::reconcile::guarded;
 use super::kit::status;
+use super::kit::tasks::create_task;
 use super::kit::watched::Watched;
+use super::kit::windows::window_gate;
 use crate::api::codes::FirmwareCode;
-use crate::api::maintenance_window::WindowType;
-use crate::api::upgrade_task::{LABEL_PARENT, LABEL_PARENT_KIND, LABEL_TARGET, ParentKind};
-use crate::api::{
-    FirmwareUpgrade, FirmwareUpgradeStatus, MaintenanceWindow, UpgradeTask, UpgradeTaskSpec,
-};
+use crate::api::upgrade_task::ParentKind;
+use crate::api::{FirmwareUpgrade, FirmwareUpgradeStatus, UpgradeTask};
 use crate::engine::firmware::plan::{self, Child, Input};
 use crate::engine::firmware::state::TaskState;
 use crate::engine::rollout::Decision;
 use crate::engine::targets::Candidate;
 use crate::engine::task_status::render;
-use crate::schedule::gate::{self, Gate, Referenced};
-use crate::schedule::window::Window;
 
 /// A reconcile that could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +96,7 @@ async fn reconcile_upgrade(upgrade: &FirmwareUpgrade, ctx: &Context) -> Result<A
             })
             .collect()
     });
-    let gate = window_gate(ctx, upgrade, &namespace, now);
+    let (gate, _) = window_gate(ctx, &upgrade.spec.maintenance_windows, &namespace, now);
 
     // Plan.
     let resource = format!("{namespace}/{name}");
@@ -120,7 +116,12 @@ async fn reconcile_upgrade(upgrade: &FirmwareUpgrade, ctx: &Context) -> Result<A
 
     // Apply.
     for target in &plan.create {
-        create_task(ctx, upgrade, target).await?;
+        create_task(ctx, upgrade, ParentKind::FirmwareUpgrade, target)
+            .await
+            .map_err(|e| Error::CreateTask {
+                task: e.task,
+                source: e.source,
+            })?;
     }
     let retry = apply_decisions(ctx, &namespace, &views, &mut tasks, &plan.decisions, now).await?;
 
@@ -158,81 +159,6 @@ fn child<'a>(
         finished_at: view.finished_at,
         message: &view.message,
     })
-}
-
-/// Creates the task of `upgrade` for `target` (an existing one is left as it is).
-async fn create_task(ctx: &Context, upgrade: &FirmwareUpgrade, target: &str) -> Result<(), Error> {
-    let namespace = upgrade.namespace().unwrap_or_default();
-    let parent = upgrade.name_any();
-    let name = task_name(&parent, target);
-    let labels = BTreeMap::from([
-        (
-            LABEL_PARENT_KIND.to_string(),
-            ParentKind::FirmwareUpgrade.as_str().to_string(),
-        ),
-        (LABEL_PARENT.to_string(), label_value(&parent)),
-        (LABEL_TARGET.to_string(), label_value(target)),
-    ]);
-    let task = UpgradeTask {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace.clone()),
-            labels: Some(labels),
-            owner_references: upgrade.controller_owner_ref(&()).map(|o| vec![o]),
-            ..Default::default()
-        },
-        spec: UpgradeTaskSpec {
-            parent_kind: ParentKind::FirmwareUpgrade,
-            parent,
-            target: target.to_string(),
-        },
-        status: None,
-    };
-    match Api::<UpgradeTask>::namespaced(ctx.client.clone(), &namespace)
-        .create(&PostParams::default(), &task)
-        .await
-    {
-        Ok(_) => {
-            ctx.metrics.wrote("UpgradeTask", "object");
-            Ok(())
-        }
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(source) => Err(Error::CreateTask { task: name, source }),
-    }
-}
-
-/// The window gate of `upgrade` at `now`, from the MaintenanceWindows in its namespace.
-fn window_gate(ctx: &Context, upgrade: &FirmwareUpgrade, namespace: &str, now: Timestamp) -> Gate {
-    let objects = in_namespace(&ctx.stores.windows, namespace);
-    let windows: BTreeMap<String, Result<Window, String>> = objects
-        .iter()
-        .filter_map(|g| g.0.as_ref().ok())
-        .map(|w: &MaintenanceWindow| {
-            let name = w.name_any();
-            let window = Window::from_spec(&name, &w.spec).map_err(|e| e.to_string());
-            (name, window)
-        })
-        .collect();
-    let missing = "no such MaintenanceWindow".to_string();
-    let referenced: Vec<Referenced<'_>> = upgrade
-        .spec
-        .maintenance_windows
-        .iter()
-        .map(|name| match windows.get(name) {
-            Some(Ok(window)) => Referenced::Usable(window),
-            Some(Err(reason)) => Referenced::Unusable { name, reason },
-            None => Referenced::Unusable {
-                name,
-                reason: &missing,
-            },
-        })
-        .collect();
-    let blackouts: Vec<&Window> = windows
-        .values()
-        .filter_map(|w| w.as_ref().ok())
-        .filter(|w| w.kind == WindowType::Blackout)
-        .collect();
-    gate::evaluate(&referenced, &blackouts, now)
 }
 
 /// Writes the rollout's decisions, each to its task as it is now; updates `tasks` with what was

@@ -1,4 +1,4 @@
-//! The operator: the four controllers and the caches they share, run together until shutdown.
+//! The operator: its controllers and the caches they share, run together until shutdown.
 //! Everything runs inside one future (nothing is spawned detached), so dropping it stops the
 //! operator at once, as a crash would.
 
@@ -21,8 +21,11 @@ use super::kit::events::Events;
 use super::kit::index::TaskIndex;
 use super::kit::metrics::Metrics;
 use super::kit::watched::Watched;
-use super::{device, firmware_upgrade, maintenance_window, upgrade_task};
-use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow, UpgradeTask};
+use super::{device, firmware_upgrade, host, maintenance_window, patch_job, upgrade_task};
+use k8s_openapi::api::coordination::v1::Lease;
+
+use crate::api::host::LEASE_LABEL;
+use crate::api::{Device, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob, UpgradeTask};
 use crate::clock::Clock;
 use crate::images::repository::ImageRepository;
 
@@ -61,12 +64,20 @@ fn cache<K>(api: Api<Watched<K>>) -> (Store<Watched<K>>, impl Future<Output = ()
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    cache_with(api, watcher::Config::default())
+}
+
+/// A cache of the `K` that `config` selects, and the future that keeps it.
+fn cache_with<K>(
+    api: Api<Watched<K>>,
+    config: watcher::Config,
+) -> (Store<Watched<K>>, impl Future<Output = ()>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (store, writer) = reflector::store();
-    let feed = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    )
-    .for_each(|_| futures::future::ready(()));
+    let feed = reflector::reflector(writer, watcher(api, config).default_backoff())
+        .for_each(|_| futures::future::ready(()));
     (store, feed)
 }
 
@@ -96,6 +107,13 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
     );
     let devices = device_controller.store();
     let (windows, windows_feed) = cache::<MaintenanceWindow>(api(&client, ns));
+    let (patch_jobs, patch_jobs_feed) = cache::<PatchJob>(api(&client, ns));
+    let (hosts, hosts_feed) = cache::<Host>(api(&client, ns));
+    // Only the agents' Leases (labelled with their Host), not every Lease of the cluster.
+    let (leases, leases_feed) = cache_with::<Lease>(
+        api(&client, ns),
+        watcher::Config::default().labels(LEASE_LABEL),
+    );
     let tasks = TaskIndex::default();
     let tasks_feed = tasks.clone().run(
         watcher(
@@ -117,9 +135,13 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             upgrades: upgrades.clone(),
             devices: devices.clone(),
             windows: windows.clone(),
+            patch_jobs: patch_jobs.clone(),
+            hosts: hosts.clone(),
+            leases: leases.clone(),
             tasks: tasks.clone(),
         },
         expectations: Default::default(),
+        patch_expectations: Default::default(),
         recent: Default::default(),
         settings,
     });
@@ -140,6 +162,11 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                 devices.wait_until_ready(),
                 windows.wait_until_ready(),
                 tasks.wait_until_ready()
+            );
+            let _ = tokio::join!(
+                patch_jobs.wait_until_ready(),
+                hosts.wait_until_ready(),
+                leases.wait_until_ready()
             );
             let cfg = watcher::Config::default;
             let upgrade_controller =
@@ -172,6 +199,38 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                 .graceful_shutdown_on(stop())
                 .run(upgrade_task::reconcile, error_policy, ctx.clone())
                 .for_each(|_| futures::future::ready(()));
+            let job_controller = Controller::new(api::<Watched<PatchJob>>(&client, ns), cfg());
+            let job_store = job_controller.store();
+            let jobs_of_namespace = move |namespace: Option<String>| {
+                job_store
+                    .state()
+                    .into_iter()
+                    .filter(|j| {
+                        j.0.as_ref()
+                            .is_ok_and(|j| j.metadata.namespace == namespace)
+                    })
+                    .map(|j| reflector::ObjectRef::from_obj(j.as_ref()))
+                    .collect::<Vec<_>>()
+            };
+            let jobs_of_window = jobs_of_namespace.clone();
+            let job_loop = job_controller
+                .owns(api::<PartialObjectMeta<UpgradeTask>>(&client, ns), cfg())
+                .watches(
+                    api::<Watched<MaintenanceWindow>>(&client, ns),
+                    cfg(),
+                    move |w| jobs_of_window(w.meta().namespace.clone()),
+                )
+                // A Host's lock released or its agent back: the jobs of its namespace may go on.
+                .watches(api::<Watched<Host>>(&client, ns), cfg(), move |h| {
+                    jobs_of_namespace(h.meta().namespace.clone())
+                })
+                .graceful_shutdown_on(stop())
+                .run(patch_job::reconcile, error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(()));
+            let host_loop = Controller::new(api::<Watched<Host>>(&client, ns), cfg())
+                .graceful_shutdown_on(stop())
+                .run(host::reconcile, error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(()));
             let window_loop =
                 Controller::new(api::<Watched<MaintenanceWindow>>(&client, ns), cfg())
                     .graceful_shutdown_on(stop())
@@ -181,7 +240,9 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             tokio::join!(
                 Box::pin(upgrade_loop),
                 Box::pin(task_loop),
-                Box::pin(window_loop)
+                Box::pin(window_loop),
+                Box::pin(job_loop),
+                Box::pin(host_loop)
             );
         };
         async move {
@@ -192,7 +253,10 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
         tokio::join!(
             Box::pin(upgrades_feed),
             Box::pin(windows_feed),
-            Box::pin(tasks_feed)
+            Box::pin(tasks_feed),
+            Box::pin(patch_jobs_feed),
+            Box::pin(hosts_feed),
+            Box::pin(leases_feed)
         );
     };
     tokio::select! {

@@ -5,27 +5,22 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::Api;
+use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
-use kube::{Resource as _, ResourceExt as _};
 
 use super::connections::Unavailable;
 use super::hooks::TaskHooks;
 use super::kit::context::{Context, lookup};
-use super::kit::events::Severity;
 use super::kit::reconcile::guarded;
-use super::kit::status;
+use super::kit::task_writer::{TaskWriter, Written};
 use super::kit::watched::Watched;
-use crate::api::conditions::reason_of;
-use crate::api::upgrade_task::{ParentKind, TaskResult, UpgradeTaskStatus};
+use crate::api::upgrade_task::ParentKind;
 use crate::api::{FirmwareUpgrade, UpgradeTask};
 use crate::drivers::{Caller, DeviceDriver, perform};
 use crate::engine::firmware::machine::{Context as EngineContext, Step};
 use crate::engine::firmware::observe::{DeviceFamily, Observation};
 use crate::engine::firmware::state::TaskState;
 use crate::engine::firmware::validation::Readings;
-use crate::engine::task_status::render;
 
 /// A reconcile that could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]
@@ -51,80 +46,12 @@ pub async fn reconcile(
     .await
 }
 
-/// Where a task's writes go, and what was last written.
-struct Writer<'a> {
-    api: Api<UpgradeTask>,
-    task: &'a UpgradeTask,
-    written: Option<UpgradeTaskStatus>,
-    resource_version: Option<String>,
-}
-
-enum Written {
-    /// Nothing changed, or the write went through.
-    Done,
-    /// Another writer changed the task first: start over with fresh state.
-    Lost,
-}
-
-impl Writer<'_> {
-    async fn write(&mut self, ctx: &Context, state: &TaskState) -> Result<Written, Error> {
-        let now = ctx.clock.now();
-        let generation = self.task.metadata.generation;
-        let status = render(state, self.written.as_ref(), generation, now);
-        if self.written.as_ref() == Some(&status) {
-            return Ok(Written::Done);
-        }
-        let name = self.task.name_any();
-        match status::apply(&self.api, &name, &status, self.resource_version.as_deref()).await {
-            Ok(updated) => {
-                ctx.metrics.wrote("UpgradeTask", "status");
-                let previous_code = self.written.as_ref().and_then(|s| s.code.clone());
-                self.resource_version = updated.resource_version();
-                self.written = Some(status);
-                if previous_code.as_deref() != Some(state.code.name()) {
-                    announce(ctx, self.task, state).await;
-                }
-                Ok(Written::Done)
-            }
-            Err(e) if status::is_conflict(&e) || status::is_not_found(&e) => Ok(Written::Lost),
-            Err(source) => Err(Error::Write { task: name, source }),
-        }
-    }
-}
-
-/// An Event for the task's new code, and the log line that carries an incident's details.
-async fn announce(ctx: &Context, task: &UpgradeTask, state: &TaskState) {
-    if let Some(incident) = &state.incident_id {
-        tracing::error!(incident = %incident, code = %state.code, target = %task.spec.target, message = %state.message, "task failed unexpectedly");
-    } else {
-        tracing::info!(code = %state.code, target = %task.spec.target, message = %state.message, "task moved on");
-    }
-    let severity = if state.result() == TaskResult::Failed {
-        Severity::Warning
-    } else {
-        Severity::Normal
-    };
-    let note = match &state.incident_id {
-        Some(incident) => format!("{} (incident {incident})", state.message),
-        None => state.message.clone(),
-    };
-    let reference: ObjectReference = task.object_ref(&());
-    ctx.events
-        .publish(
-            reference,
-            severity,
-            &reason_of(state.code.name()),
-            "Upgrade",
-            &note,
-        )
-        .await;
-    ctx.metrics.wrote("Event", "event");
-}
-
 async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Error> {
-    if task.spec.parent_kind != ParentKind::FirmwareUpgrade {
-        // PatchJob tasks are driven by the PatchJob controller.
-        return Ok(Action::await_change());
+    match task.spec.parent_kind {
+        ParentKind::FirmwareUpgrade => {}
+        ParentKind::PatchJob => return super::patch_task::reconcile_task(task, ctx).await,
+        // DevicePatch tasks get their controller with the DevicePatch kind's.
+        ParentKind::DevicePatch => return Ok(Action::await_change()),
     }
     let namespace = task.namespace().unwrap_or_default();
     let name = task.name_any();
@@ -137,12 +64,7 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
     {
         return Ok(requeue_at(ctx, wake));
     }
-    let mut writer = Writer {
-        api: Api::namespaced(ctx.client.clone(), &namespace),
-        task,
-        written: task.status.clone(),
-        resource_version: task.resource_version(),
-    };
+    let mut writer = TaskWriter::new(ctx, task);
     let created = task
         .metadata
         .creation_timestamp
@@ -153,11 +75,17 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
         None => TaskState::new(created),
         Some(stored) => match TaskState::from_status(stored) {
             Ok(state) => state,
-            Err(error) => return unreadable(ctx, &mut writer, &error.to_string()).await,
+            Err(error) => return unreadable(ctx, &mut writer, task, &error.to_string()).await,
         },
     };
     if state.is_terminal() {
-        writer.write(ctx, &state).await?;
+        writer
+            .write(ctx, &state)
+            .await
+            .map_err(|source| Error::Write {
+                task: name.clone(),
+                source,
+            })?;
         ctx.recent.remember(&namespace, &name, None, None);
         return Ok(Action::await_change());
     }
@@ -205,7 +133,14 @@ async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Err
             wake_at,
         } = state.step(&engine, &mut readings, input.take(), ctx.clock.now());
         if (persist_first || action.is_none())
-            && matches!(writer.write(ctx, &state).await?, Written::Lost)
+            && writer
+                .write(ctx, &state)
+                .await
+                .map_err(|source| Error::Write {
+                    task: name.clone(),
+                    source,
+                })?
+                == Written::Lost
         {
             return Ok(Action::requeue(ctx.settings.retry));
         }
@@ -238,34 +173,18 @@ fn requeue_at(ctx: &Context, wake: Option<Timestamp>) -> Action {
 }
 
 /// A task whose status cannot be read back: say so in its conditions and leave it alone.
-async fn unreadable(ctx: &Context, writer: &mut Writer<'_>, why: &str) -> Result<Action, Error> {
-    tracing::warn!(error = %why, "the UpgradeTask's status cannot be read; it is left alone");
-    let mut status = writer.task.status.clone().unwrap_or_default();
-    let message = format!(
-        "the status cannot be read ({why}); delete the task to have its parent create it again"
-    );
-    let changed = crate::api::conditions::set_phase(
-        &mut status.conditions,
-        crate::api::conditions::Phase::Stalled,
-        "UnreadableStatus",
-        &message,
-        writer.task.metadata.generation,
-        ctx.clock.now(),
-    );
-    if changed {
-        let name = writer.task.name_any();
-        match status::apply(
-            &writer.api,
-            &name,
-            &status,
-            writer.resource_version.as_deref(),
-        )
-        .await
-        {
-            Ok(_) => ctx.metrics.wrote("UpgradeTask", "status"),
-            Err(e) if status::is_conflict(&e) => return Ok(Action::requeue(ctx.settings.retry)),
-            Err(source) => return Err(Error::Write { task: name, source }),
-        }
+pub async fn unreadable(
+    ctx: &Context,
+    writer: &mut TaskWriter<'_>,
+    task: &UpgradeTask,
+    why: &str,
+) -> Result<Action, Error> {
+    match writer.mark_unreadable(ctx, why).await {
+        Ok(Written::Lost) => Ok(Action::requeue(ctx.settings.retry)),
+        Ok(Written::Done) => Ok(Action::await_change()),
+        Err(source) => Err(Error::Write {
+            task: task.name_any(),
+            source,
+        }),
     }
-    Ok(Action::await_change())
 }

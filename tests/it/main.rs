@@ -19,6 +19,8 @@ mod host_reboot;
 mod host_sandbox;
 mod image_server;
 mod kubectl;
+mod packages;
+mod patch_controller;
 mod purity;
 mod redfish;
 mod redfish_sushy;

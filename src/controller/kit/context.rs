@@ -13,10 +13,14 @@ use super::index::TaskIndex;
 use super::metrics::Metrics;
 use super::watched::Watched;
 use crate::api::codes::FirmwareCode;
-use crate::api::{Device, FirmwareUpgrade, MaintenanceWindow};
+use k8s_openapi::api::coordination::v1::Lease;
+
+use crate::api::{Device, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob};
 use crate::clock::Clock;
 use crate::controller::connections::Connections;
 use crate::controller::hooks::JobHooks;
+use crate::engine::patch::HostCode;
+use crate::engine::rollout::RolloutCode;
 use crate::images::repository::ImageRepository;
 
 /// Tunables of the controllers.
@@ -47,6 +51,12 @@ pub struct Stores {
     pub devices: Store<Watched<Device>>,
     /// MaintenanceWindows.
     pub windows: Store<Watched<MaintenanceWindow>>,
+    /// PatchJobs.
+    pub patch_jobs: Store<Watched<PatchJob>>,
+    /// Hosts.
+    pub hosts: Store<Watched<Host>>,
+    /// The Leases of host agents (labelled `upkeep.dev/host`).
+    pub leases: Store<Watched<Lease>>,
     /// UpgradeTasks by parent.
     pub tasks: TaskIndex,
 }
@@ -90,19 +100,25 @@ where
 /// Rollout decisions written but perhaps not yet seen in the task cache: a task that left the
 /// queue is counted as executing (or ended) until the cache shows it, so a second reconcile on a
 /// stale cache cannot grant more than `maxConcurrent`.
-#[derive(Debug, Default)]
-pub struct Expectations(Mutex<HashMap<(String, String), FirmwareCode>>);
+#[derive(Debug)]
+pub struct Expectations<C>(Mutex<HashMap<(String, String), C>>);
 
-impl Expectations {
+impl<C> Default for Expectations<C> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<C: RolloutCode> Expectations<C> {
     /// Records that task `namespace/name` was moved to `code`.
-    pub fn expect(&self, namespace: &str, name: &str, code: FirmwareCode) {
+    pub fn expect(&self, namespace: &str, name: &str, code: C) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert((namespace.to_string(), name.to_string()), code);
     }
 
     /// The code to count for a task whose cache shows `cached`: the code written, while the
     /// cache still shows it unstarted.
-    pub fn view(&self, namespace: &str, name: &str, cached: FirmwareCode) -> FirmwareCode {
+    pub fn view(&self, namespace: &str, name: &str, cached: C) -> C {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let key = (namespace.to_string(), name.to_string());
         match map.get(&key) {
@@ -180,8 +196,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Caches of the kinds reconciles read.
     pub stores: Stores,
-    /// Rollout decisions not yet in the cache.
-    pub expectations: Expectations,
+    /// FirmwareUpgrade rollout decisions not yet in the cache.
+    pub expectations: Expectations<FirmwareCode>,
+    /// PatchJob rollout decisions not yet in the cache.
+    pub patch_expectations: Expectations<HostCode>,
     /// The task controller's own last writes.
     pub recent: Recent,
     /// Tunables.

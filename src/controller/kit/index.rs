@@ -39,6 +39,10 @@ pub struct TaskView {
     pub finished_at: Option<Timestamp>,
     /// Its message.
     pub message: String,
+    /// Whether it was granted its start (`startedAt` is set).
+    pub started: bool,
+    /// PatchJob tasks: the host is released (pending a reboot upkeep will not do).
+    pub released: bool,
 }
 
 impl TaskView {
@@ -56,6 +60,10 @@ impl TaskView {
                 .map(|t| t.0),
             finished_at: status.and_then(|s| s.finished_at.as_ref()).map(|t| t.0),
             message: status.map(|s| s.message.clone()).unwrap_or_default(),
+            started: status.is_some_and(|s| s.started_at.is_some()),
+            released: status
+                .and_then(|s| s.patch.as_ref())
+                .is_some_and(|p| p.released),
         }
     }
 }

@@ -9,4 +9,7 @@ pub mod metrics;
 pub mod naming;
 pub mod reconcile;
 pub mod status;
+pub mod task_writer;
+pub mod tasks;
 pub mod watched;
+pub mod windows;

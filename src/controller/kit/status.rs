@@ -47,3 +47,24 @@ pub fn is_conflict(error: &kube::Error) -> bool {
 pub fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
+
+/// Merges `status` (a JSON object of the fields to set; `null` removes one) into the status of
+/// the object `name`, only if the object is still at `resource_version`. For status fields that
+/// several writers share field by field (a Host's status: its agent's facts, the controllers'
+/// lock and liveness), where an apply of a partial status would drop what it leaves out.
+pub async fn merge<K>(
+    api: &Api<K>,
+    name: &str,
+    status: serde_json::Value,
+    resource_version: Option<&str>,
+) -> Result<K, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut body = json!({ "status": status });
+    if let Some(rv) = resource_version {
+        body["metadata"] = json!({ "resourceVersion": rv });
+    }
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+}

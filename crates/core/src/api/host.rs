@@ -13,10 +13,18 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::common::GoDuration;
 use super::patch_job::PackageType;
 
 /// The prefix of the Lease an agent renews for its Host: `upkeep-host-<name>`.
 pub const LEASE_PREFIX: &str = "upkeep-host-";
+
+/// The label on an agent's Lease naming its Host, by which the operator watches agent Leases.
+pub const LEASE_LABEL: &str = "upkeep.dev/host";
+
+/// The annotation upkeep puts on a Node it cordoned, naming the task (`<namespace>/<task>`):
+/// only a node with it is ever uncordoned by upkeep.
+pub const CORDONED_BY_ANNOTATION: &str = "upkeep.dev/cordoned-by";
 
 /// The annotation a Host carries while it asks to put off its reboot (any value).
 pub const DEFER_REBOOT_ANNOTATION: &str = "upkeep.dev/defer-reboot";
@@ -44,7 +52,7 @@ pub enum InstallerKind {
 
 /// A vendor installer run as a command. `{package}`, `{location}`, `{id}` and `{responseFile}`
 /// are substituted; exit 0 is `success`, 1 `partialSuccess`, anything else `failure`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommandInstaller {
     /// The install command line, run by `/bin/sh -c`, e.g.
@@ -59,6 +67,13 @@ pub struct CommandInstaller {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
     pub response_file: Option<String>,
+    /// How long one run of the tool may take before it is killed (`failure`). Default `1h`.
+    #[serde(default = "default_command_timeout")]
+    pub timeout: GoDuration,
+}
+
+fn default_command_timeout() -> GoDuration {
+    GoDuration::from_hours(1)
 }
 
 /// An installed product that takes maintenance packages.
@@ -250,6 +265,13 @@ pub struct InstalledPackage {
     /// Whether its backup is present (an uninstall needs it).
     #[serde(default)]
     pub backup: bool,
+    /// The defects it fixes, e.g. `PH12345`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<String>,
+    /// Fix and refresh packs: the product's version before the install, which an uninstall
+    /// restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
 }
 
 /// A product as the agent finds it on the host.
@@ -309,6 +331,9 @@ pub enum UpdateType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEvent {
+    /// The product the event happened on, e.g. `was`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub product: String,
     /// `ptf` (the package) or `component`.
     pub event_type: EventType,
     /// The package (or component) id.

@@ -378,6 +378,7 @@ fn a_host_product_has_a_command_block_exactly_when_its_installer_is_command() {
         install: "tool -i {package}".into(),
         uninstall: "tool -u {id}".into(),
         response_file: None,
+        timeout: crate::api::common::GoDuration::from_mins(5),
     };
     assert!(host(InstallerKind::Builtin, None).validate_cel().is_ok());
     assert!(

@@ -6,6 +6,7 @@ pub mod devicepatch;
 mod doc_tables;
 pub mod firmware;
 pub mod lint;
+pub mod packages;
 pub mod parent;
 pub mod patch;
 pub mod rollout;

@@ -17,6 +17,10 @@ pub trait StoredTask {
     fn result(&self) -> TaskResult;
     /// What the current code means for this target.
     fn message(&self) -> &str;
+    /// The incident id of an unexpected failure, when the task has one.
+    fn incident_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The status of a task in `state`, keeping what `previous` had that the engine does not own,

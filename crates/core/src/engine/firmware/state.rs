@@ -189,6 +189,10 @@ impl StoredTask for TaskState {
     fn message(&self) -> &str {
         &self.message
     }
+
+    fn incident_id(&self) -> Option<&str> {
+        self.incident_id.as_deref()
+    }
 }
 
 impl PendingOutcome {

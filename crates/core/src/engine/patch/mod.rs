@@ -19,13 +19,31 @@
 
 pub mod agent;
 pub mod coordinator;
+pub mod host;
 pub mod plan;
 pub mod state;
 
 use std::fmt;
 
+use jiff::Timestamp;
+
 use crate::api::codes::{PatchCode, TaskResult};
 use crate::engine::rollout::{EndReason, RolloutCode};
+
+/// Whether an agent whose Lease was last renewed at `renewed` for `duration_seconds` is online
+/// at `now`: the Lease is within its duration.
+pub fn lease_fresh(
+    renewed: Option<Timestamp>,
+    duration_seconds: Option<i32>,
+    now: Timestamp,
+) -> bool {
+    match (renewed, duration_seconds) {
+        (Some(renewed), Some(secs)) if secs > 0 => {
+            now < renewed + jiff::SignedDuration::from_secs(i64::from(secs))
+        }
+        _ => false,
+    }
+}
 
 /// A host task's code with whether it started, as the rollout counts it: `2057 Execution
 /// Blocked` before the start (another job holds the host) is a queued task, after it (the

@@ -1,9 +1,8 @@
-//! `upkeep host facts [--root DIR] [-o text|json]`: what the agent would report about this
-//! machine (or a root file system), with no cluster. The scan refreshes the package manager's
-//! metadata first, as the agent does, so it needs the rights the package manager needs (root).
-//!
-//! `products` is always empty here for now: reading installed products is the maintenance
-//! package installer's work.
+//! `upkeep host facts [--root DIR] [--product ID=DIR…] [-o text|json]`: what the agent would
+//! report about this machine (or a root file system), with no cluster. The scan refreshes the
+//! package manager's metadata first, as the agent does, so it needs the rights the package
+//! manager needs (root). Products are read from the locations given, as the agent reads those of
+//! its Host's spec.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -11,26 +10,12 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::{Error, logging};
 use crate::agent::backends::Update;
 use crate::agent::facts::{self, HostFacts};
+use crate::agent::installers::ProductTarget;
+use crate::agent::products;
 use crate::api::host::{OsStatus, ProductStatus, RebootRequired};
-
-/// Arguments of `upkeep host`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// What to do on this host.
-    #[command(subcommand)]
-    pub command: HostCommand,
-}
-
-/// The subcommands of `upkeep host`.
-#[derive(Debug, clap::Subcommand)]
-pub enum HostCommand {
-    /// Print what the agent would report: OS, package manager, updates (security or not),
-    /// whether a reboot is required. Refreshes the package manager's metadata.
-    Facts(FactsArgs),
-}
+use crate::cli::{Error, logging};
 
 /// Output formats of `upkeep host facts`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -48,6 +33,9 @@ pub struct FactsArgs {
     /// instead of the running system's.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// An installed product and its location, `ID=DIR`; repeat for several.
+    #[arg(long = "product", value_name = "ID=DIR", value_parser = super::packages::parse_product)]
+    pub products: Vec<ProductTarget>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -64,14 +52,8 @@ struct Report<'a> {
     products: &'a [ProductStatus],
 }
 
-/// Runs `upkeep host …`.
-pub fn run(args: &Args) -> Result<ExitCode, Error> {
-    match &args.command {
-        HostCommand::Facts(args) => run_facts(args),
-    }
-}
-
-fn run_facts(args: &FactsArgs) -> Result<ExitCode, Error> {
+/// Runs `upkeep host facts`.
+pub fn run(args: &FactsArgs) -> Result<ExitCode, Error> {
     logging::init("warn");
     let gathered = logging::runtime()?.block_on(facts::gather(args.root.as_deref()));
     let facts = match gathered {
@@ -81,6 +63,16 @@ fn run_facts(args: &FactsArgs) -> Result<ExitCode, Error> {
             return Ok(ExitCode::from(1));
         }
     };
+    let mut products = Vec::new();
+    for target in &args.products {
+        match products::read_product(&target.id, &target.location) {
+            Ok(product) => products.push(product),
+            Err(e) => {
+                eprintln!("upkeep host facts: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
     match args.output {
         Format::Json => {
             let report = Report {
@@ -88,19 +80,19 @@ fn run_facts(args: &FactsArgs) -> Result<ExitCode, Error> {
                 reboot_required: facts.reboot.required,
                 reboot_required_by: &facts.reboot.by,
                 updates: &facts.updates,
-                products: &[],
+                products: &products,
             };
             let json =
                 serde_json::to_string_pretty(&report).map_err(|e| Error::Render(e.to_string()))?;
             println!("{json}");
         }
-        Format::Text => print!("{}", text(&facts)),
+        Format::Text => print!("{}", text(&facts, &products)),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The facts as aligned lines.
-fn text(facts: &HostFacts) -> String {
+fn text(facts: &HostFacts, products: &[ProductStatus]) -> String {
     let os = &facts.os;
     let mut out = String::new();
     let manager = os.package_manager.map_or(
@@ -140,6 +132,17 @@ fn text(facts: &HostFacts) -> String {
             u.to,
             if u.security { "  security" } else { "" }
         );
+    }
+    for p in products {
+        let _ = writeln!(
+            out,
+            "Product         {} {} at {}",
+            p.id, p.version, p.location
+        );
+        for pkg in &p.packages {
+            let backup = if pkg.backup { "backup" } else { "no backup" };
+            let _ = writeln!(out, "  {}  {:?}  {backup}", pkg.id, pkg.type_);
+        }
     }
     out
 }
