@@ -219,10 +219,11 @@ def operator_cases(watched):
         *every(READ, "leases.coordination.k8s.io", ns),
         # Drain: every node, and the pods of every namespace on it.
         *every(READ + ("patch",), "nodes", None),
-        *every(READ, "pods", ELSEWHERE),
+        Ask("list", "pods", ELSEWHERE),
+        Ask("list", "pods", "kube-system"),
         Ask("create", "pods/eviction", ELSEWHERE),
         Ask("create", "pods/eviction", "kube-system"),
-        *every(READ, "poddisruptionbudgets.policy", ELSEWHERE),
+        *every(("list", "watch"), "poddisruptionbudgets.policy", ELSEWHERE),
         Ask("get", "secrets", ns, "dp-1-credentials"),
     ]
     denied = [
@@ -231,7 +232,7 @@ def operator_cases(watched):
         *every(("delete", "deletecollection", "update"), "nodes", None),
         *every(("update", "patch"), "nodes/status", None),
         Ask("create", "nodes", None),
-        *every(("create", "update", "patch", "delete", "deletecollection"), "pods", ELSEWHERE),
+        *every(("get", "watch", "create", "update", "patch", "delete", "deletecollection"), "pods", ELSEWHERE),
         *every(("update", "patch"), "pods/status", ELSEWHERE),
         Ask("create", "pods/exec", ELSEWHERE),
         *every(WRITE, "poddisruptionbudgets.policy", ELSEWHERE),

@@ -111,8 +111,10 @@ only their status (status.heldBy, with its own field manager); it reads the agen
 {{/*
 The cluster-wide rules the PatchJob controller needs to drain nodes, whatever namespaces it
 watches: a drained node's pods belong to every namespace. Nodes are read and patched (cordon,
-uncordon, the annotation that records a node's prior unschedulable state), never deleted; pods
-are read and evicted through the Eviction API (so PodDisruptionBudgets hold), never deleted.
+uncordon, the annotation naming the task that cordoned it), never deleted; pods
+are listed by node and evicted through the Eviction API (so PodDisruptionBudgets hold), never
+read one by one or deleted; budgets are listed to name the one that refused an eviction.
+src/controller/patch_task.rs and host.rs make exactly these calls.
 */}}
 {{- define "upkeep.drainRules" -}}
 - apiGroups: [""]
@@ -120,13 +122,13 @@ are read and evicted through the Eviction API (so PodDisruptionBudgets hold), ne
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["pods/eviction"]
   verbs: ["create"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}
 
 {{/*
