@@ -1,11 +1,14 @@
 //! Offline validation of manifests, as `upkeep check` runs it: per YAML document, the kind, the
 //! CRD schema, the CEL rules, then the engine's static checks; across the documents of every
-//! file given, the windows (see [`windows`]). Every problem names its field and says how to fix
+//! file given, the windows (see [`windows`]) and the PatchJobs' action commands, hosts and waves
+//! (see [`hosts`]). Every problem names its field and says how to fix
 //! it. A problem either is one the API server would reject (schema, CEL: nothing runs) or one the
 //! cluster accepts and the engine would turn into a status code ([`Problem::accepted_by_api`]):
 //! `upkeep check` fails on both, `upkeep simulate` only on the first. Warnings never fail.
 
 pub mod windows;
+
+mod hosts;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -220,7 +223,20 @@ pub fn check_files(sources: &[(String, String)], now: jiff::Timestamp) -> Vec<Fi
         })
         .collect();
     windows::check(&mut reports, &documents, now);
+    hosts::check(&mut reports, &documents);
     reports
+}
+
+/// A document's namespace; `None` when it leaves it to the namespace it is applied to.
+fn namespace_of(doc: &Value) -> Option<String> {
+    doc.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Whether two documents' namespaces may be one: the same, or either left open.
+fn namespaces_meet(a: &Option<String>, b: &Option<String>) -> bool {
+    a.is_none() || b.is_none() || a == b
 }
 
 /// Checks every document of a YAML text. `file` names it in messages.

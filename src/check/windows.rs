@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use super::{FileReport, Outcome, Problem};
+use super::{FileReport, Outcome, Problem, namespace_of, namespaces_meet};
 use crate::api::MaintenanceWindow;
 use crate::schedule::window::Window;
 
@@ -82,11 +82,7 @@ fn name(doc: &Value) -> &str {
 /// A window's (namespace, name); `None` when the document leaves the namespace to the one it is
 /// applied to.
 fn key(doc: &Value, name: &str) -> (Option<String>, String) {
-    let namespace = doc
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    (namespace, name.to_string())
+    (namespace_of(doc), name.to_string())
 }
 
 /// Whether a window of that name is defined in the same namespace, or where either side leaves
@@ -97,7 +93,7 @@ fn is_defined(
 ) -> bool {
     defined
         .iter()
-        .any(|(ns, n)| *n == name && (ns.is_none() || namespace.is_none() || *ns == namespace))
+        .any(|(ns, n)| *n == name && namespaces_meet(ns, &namespace))
 }
 
 enum Opening {

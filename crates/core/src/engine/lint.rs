@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::firmware::image::{ApplianceImage, ImageNameError};
 use super::targets::{glob_pattern, requirement_problem};
+use super::updates::{PackageGlobs, SelectionError};
 use crate::api::common::{GoDuration, TargetSelector};
 use crate::api::host::InstallerKind;
 use crate::api::{
@@ -114,7 +115,8 @@ pub fn device_patch(patch: &DevicePatch) -> Vec<Finding> {
     findings
 }
 
-/// Static checks of a PatchJob: targets, waves, packages and actions.
+/// Static checks of a PatchJob: targets, waves, the update globs, packages and their sources,
+/// actions and durations.
 pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
     let spec = &job.spec;
     let mut findings = targets("spec.hosts", &spec.hosts);
@@ -125,21 +127,48 @@ pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
         ));
     }
     findings.extend(unique("spec.waves", spec.waves.iter().map(|w| &w.name)));
+    if let Some(patch) = &spec.patch {
+        for (field, globs) in [
+            ("spec.patch.packages", &patch.packages),
+            ("spec.patch.exclude", &patch.exclude),
+        ] {
+            // The agent compiles them the same way; a bad glob fails every host's task.
+            if let Err(e) = PackageGlobs::new(field, globs) {
+                let SelectionError::Glob { index, .. } = &e;
+                findings.push(Finding::new(format!("{field}[{index}]"), e.to_string(), ""));
+            }
+        }
+    }
     findings.extend(unique("spec.packages", spec.packages.iter().map(|p| &p.id)));
+    for (i, package) in spec.packages.iter().enumerate() {
+        if let Some(source) = &package.source
+            && let Some(problem) = source_problem(source)
+        {
+            findings.push(Finding::new(
+                format!("spec.packages[{i}].source"),
+                format!("{source:?} {problem}"),
+                "give the package's path inside the package repository, e.g. fixpacks/9.0.5-WS-WAS-FP023.pak",
+            ));
+        }
+    }
     if let Some(actions) = &spec.actions {
         let all = actions.pre.iter().chain(&actions.post);
         findings.extend(unique("spec.actions", all.clone().map(|a| &a.name)));
-        for (i, action) in actions.pre.iter().enumerate() {
-            findings.extend(positive(&[(
-                &format!("spec.actions.pre[{i}].timeout"),
-                action.timeout,
-            )]));
-        }
-        for (i, action) in actions.post.iter().enumerate() {
-            findings.extend(positive(&[(
-                &format!("spec.actions.post[{i}].timeout"),
-                action.timeout,
-            )]));
+        for (phase, list) in [("pre", &actions.pre), ("post", &actions.post)] {
+            for (i, action) in list.iter().enumerate() {
+                let field = format!("spec.actions.{phase}[{i}]");
+                if action.command.trim().is_empty() {
+                    findings.push(Finding::new(
+                        format!("{field}.command"),
+                        format!(
+                            "the command of action {:?} is blank: /bin/sh -c would run nothing",
+                            action.name
+                        ),
+                        "give the command line to run, e.g. systemctl stop myapp",
+                    ));
+                }
+                findings.extend(positive(&[(&format!("{field}.timeout"), action.timeout)]));
+            }
         }
     }
     findings.extend(positive(&[
@@ -157,10 +186,46 @@ pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
     findings
 }
 
-/// Static checks of a Host: a `command` installer must be given the package it installs.
+/// What is wrong with a package source, a path relative to the package repository: `None`
+/// when nothing is.
+fn source_problem(source: &str) -> Option<&'static str> {
+    if source.starts_with('/') {
+        Some("is an absolute path; a source is relative to the package repository")
+    } else if source.split('/').any(|part| part == "..") {
+        Some("leaves the package repository (a '..' segment)")
+    } else if source.ends_with('/') {
+        Some("names a directory, not a package file")
+    } else {
+        None
+    }
+}
+
+/// Static checks of a Host: each product's location is a plain absolute path of its own, and a
+/// `command` installer is given the package it installs.
 pub fn host(host: &Host) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let mut locations = BTreeSet::new();
     for (i, product) in host.spec.products.iter().enumerate() {
+        let location = product.location.trim_end_matches('/');
+        if location.split('/').any(|part| part == ".." || part == ".") {
+            findings.push(Finding::new(
+                format!("spec.products[{i}].location"),
+                format!("{:?} has a '.' or '..' segment; the installer works inside the location and nowhere else", product.location),
+                "give the product's installation directory as a plain absolute path, e.g. /opt/IBM/WebSphere/AppServer",
+            ));
+        } else if location.is_empty() {
+            findings.push(Finding::new(
+                format!("spec.products[{i}].location"),
+                "the location is the root directory: a package would write anywhere on the host",
+                "give the product's installation directory, e.g. /opt/IBM/WebSphere/AppServer",
+            ));
+        } else if !locations.insert(location) {
+            findings.push(Finding::new(
+                format!("spec.products[{i}].location"),
+                format!("{:?} is the location of another product too; each product's packages, backups and history live in its own location", product.location),
+                "give each product its own installation directory",
+            ));
+        }
         let Some(command) = product
             .command
             .as_ref()
