@@ -229,3 +229,6 @@ fn host_problems(job: &PatchJob, known: &[&KnownHost]) -> (Vec<Problem>, Vec<Pro
     }
     (errors, warnings)
 }
+
+#[cfg(test)]
+mod tests;

@@ -109,7 +109,8 @@ fn every_crd_has_a_checker_with_its_lint() {
 
 const NOW: &str = "2026-12-01T00:00:00Z";
 
-fn check_all(files: &[(&str, &str)]) -> Vec<FileReport> {
+/// `check_files` over `(file, text)` pairs at [`NOW`].
+pub(super) fn check_all(files: &[(&str, &str)]) -> Vec<FileReport> {
     let sources: Vec<(String, String)> = files
         .iter()
         .map(|(f, t)| (f.to_string(), t.to_string()))
