@@ -1,6 +1,7 @@
 //! The host agent's ValidatingAdmissionPolicy (charts/upkeep/templates/agent-policy.yaml), as
 //! kube-apiserver applies it to an agent's writes: each agent writes only its own Host (never
-//! `status.heldBy`), its own Lease and its own PatchJob tasks' status.
+//! `status.heldBy`), its own Lease and its own PatchJob tasks' status; and the rendered RBAC as
+//! `kubectl auth can-i` answers it (`.ci/check_privileges.py`).
 //!
 //! The chart is rendered by Helm (`.ci/render_chart.py`, run by the Python of `.venv-ci`, which
 //! `.ci/run` sets up and names in `UPKEEP_CI_PYTHON`; without it the tests fail under
@@ -905,4 +906,40 @@ fn resource_rules_cover_as_admission_rules_do() {
     assert!(!covers("hosts/*", "leases", "status"));
     assert!(covers("*/status", "upgradetasks", "status"));
     assert!(!covers("leases", "leases", "status"));
+}
+
+/// The rendered RBAC, answered as `kubectl auth can-i` would for the agents (DaemonSet and
+/// external hosts), the operator and users: `.ci/check_privileges.py` evaluates every Role,
+/// ClusterRole and binding the chart renders with the RBAC authorizer's rules (and checks its
+/// own evaluator on rules whose answers Kubernetes documents), plus the agent pod's privileges
+/// per reboot method; any wrong answer fails it.
+#[test]
+fn the_rendered_rbac_answers_can_i_as_expected() {
+    let Some(python) = python("can_i") else {
+        return;
+    };
+    let out = Command::new(&python)
+        .arg(".ci/check_privileges.py")
+        .arg("charts/upkeep")
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let failures: Vec<&str> = stdout.lines().filter(|l| l.contains("FAIL")).collect();
+    assert!(
+        out.status.success() && failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The agent's denials are among the answers: a run that checked nothing cannot pass.
+    for line in [
+        "ok   agent DaemonSet: can-i create pods/eviction -n upkeep-system: no",
+        "ok   agent DaemonSet: can-i patch hosts.upkeep.dev/status -n upkeep-system: yes",
+        "ok   external host db-1: can-i delete hosts.upkeep.dev -n upkeep-system: no",
+        "ok   operator: can-i create pods/eviction -n kube-system: yes",
+        "privileges: ok",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
 }
