@@ -144,6 +144,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
         expectations: Default::default(),
         patch_expectations: Default::default(),
         recent: Default::default(),
+        announced: Default::default(),
         settings,
     });
 

@@ -382,6 +382,27 @@ fn the_drain_honours_a_budget_defers_then_reboots_and_uncordons() {
                 .is_none(),
             "{n:#}"
         );
+        // An Event for each code, the agent's (Completed) as well as the controller's (Reboot
+        // Deferred): Pending Reboot twice, before and after the deferral.
+        let reasons: Vec<String> = world
+            .server
+            .snapshot("Event")
+            .iter()
+            .filter(|e| e.pointer("/regarding/kind") == Some(&json!("UpgradeTask")))
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+            .collect();
+        for (reason, n) in [
+            ("Pending", 1),
+            ("PendingReboot", 2),
+            ("RebootDeferred", 1),
+            ("Completed", 1),
+        ] {
+            assert_eq!(
+                reasons.iter().filter(|r| *r == reason).count(),
+                n,
+                "{reason} in {reasons:?}"
+            );
+        }
         stop.cancel();
         let _ = tokio::join!(operator, agents);
     });
