@@ -123,6 +123,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
         .default_backoff(),
     );
     metrics.count_tasks_of(tasks.clone());
+    metrics.count_hosts_of(hosts.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
         clock,
@@ -143,6 +144,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
         expectations: Default::default(),
         patch_expectations: Default::default(),
         recent: Default::default(),
+        announced: Default::default(),
         settings,
     });
 

@@ -102,6 +102,7 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
             disabled: h.spec.patch_management == PatchManagement::Disabled,
             online: agent_online(ctx, &namespace, h, now),
             held_by: h.status.as_ref().and_then(|s| s.held_by.as_deref()),
+            products: h.status.as_ref().map_or(&[], |s| s.products.as_slice()),
         })
         .collect();
     let (gate, closes_at) = window_gate(ctx, &job.spec.maintenance_windows, &namespace, now);
@@ -166,7 +167,7 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
     }
 
     // Status.
-    let status = plan::status(job, &tasks, plan.outcome.as_ref(), &gate, now);
+    let status = plan::status(job, &tasks, &hosts, plan.outcome.as_ref(), &gate, now);
     write_status(ctx, job, status).await?;
     let retry = retry.map(|at: Timestamp| {
         at + jiff::SignedDuration::try_from(ctx.settings.retry).unwrap_or_default()

@@ -31,7 +31,7 @@ use crate::engine::patch::coordinator::{
 use crate::engine::patch::lease_fresh;
 use crate::engine::patch::state::HostTask;
 
-pub use super::kit::task_writer::announce;
+pub use super::kit::task_writer::{announce, announce_seen};
 
 /// Reconciles one PatchJob task.
 pub async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Error> {
@@ -66,6 +66,7 @@ pub async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action,
         }
         return Ok(Action::await_change());
     }
+    announce_seen(ctx, task, &state).await;
     if !state.is_started() && !state.is_terminal() {
         // Before its start the task is the parent's (and its agent's).
         return Ok(Action::await_change());

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use upkeep::api::codes::PatchCode;
 use upkeep::api::host::LEASE_LABEL;
 use upkeep::api::{Host, UpgradeTask};
+use upkeep::controller::kit::metrics::Metrics;
 use upkeep::engine::patch::state::HostTask;
 use upkeep::engine::task_status::render;
 use upkeep::sim::fleet_file::Fleet;
@@ -381,6 +382,27 @@ fn the_drain_honours_a_budget_defers_then_reboots_and_uncordons() {
                 .is_none(),
             "{n:#}"
         );
+        // An Event for each code, the agent's (Completed) as well as the controller's (Reboot
+        // Deferred): Pending Reboot twice, before and after the deferral.
+        let reasons: Vec<String> = world
+            .server
+            .snapshot("Event")
+            .iter()
+            .filter(|e| e.pointer("/regarding/kind") == Some(&json!("UpgradeTask")))
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+            .collect();
+        for (reason, n) in [
+            ("Pending", 1),
+            ("PendingReboot", 2),
+            ("RebootDeferred", 1),
+            ("Completed", 1),
+        ] {
+            assert_eq!(
+                reasons.iter().filter(|r| *r == reason).count(),
+                n,
+                "{reason} in {reasons:?}"
+            );
+        }
         stop.cancel();
         let _ = tokio::join!(operator, agents);
     });
@@ -485,14 +507,35 @@ fn the_host_controller_writes_liveness_from_the_lease() {
     on_virtual_clock(|| async {
         let world = world().await;
         let stop = CancellationToken::new();
-        let operator = tokio::spawn(world.operator(stop.clone()));
+        let metrics = Metrics::new();
+        let operator = tokio::spawn(world.operator_with_metrics(stop.clone(), metrics.clone()));
         let agent_stop = CancellationToken::new();
         let agents = agents_alive(&world, &["web-1"], agent_stop.clone());
         apply(&world, host("web-1", None, false)).await;
+        apply(&world, host("web-2", None, false)).await;
         settle(30).await;
         let hosts: Api<Host> = Api::namespaced(world.server.client(), "default");
         let status = hosts.get("web-1").await.unwrap().status.unwrap();
         assert!(status.agent.online);
+        // web-2 has no agent at all; web-1 says it needs a reboot (an agent applies its facts
+        // with force: the fields the server defaulted belong to whoever wrote the status first).
+        hosts
+            .patch_status(
+                "web-1",
+                &PatchParams::apply("upkeep-agent").force(),
+                &Patch::Apply(json!({"apiVersion": "upkeep.dev/v1alpha1", "kind": "Host",
+                    "status": {"rebootRequired": "Yes"}})),
+            )
+            .await
+            .unwrap();
+        settle(5).await;
+        let text = metrics.render();
+        for sample in ["upkeep_agents_offline 1", "upkeep_hosts_pending_reboot 1"] {
+            assert!(
+                text.lines().any(|l| l == sample),
+                "{sample} missing:\n{text}"
+            );
+        }
         let online = status
             .conditions
             .iter()
@@ -512,6 +555,11 @@ fn the_host_controller_writes_liveness_from_the_lease() {
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "AgentOffline")
+        );
+        let text = metrics.render();
+        assert!(
+            text.lines().any(|l| l == "upkeep_agents_offline 2"),
+            "{text}"
         );
         stop.cancel();
         let _ = operator.await;

@@ -141,6 +141,26 @@ pub struct Recent(Mutex<HashMap<TaskKey, (String, Option<jiff::Timestamp>)>>);
 /// A task's namespace and name.
 type TaskKey = (String, String);
 
+/// The code each task was last announced with. Host tasks get most of their codes from their
+/// agent: the controller announces a code when it first sees it. After a restart of the
+/// operator, the first sight of a task announces its code again unless the task has ended (so
+/// a restart does not repeat an Event for every finished task of the namespace).
+#[derive(Debug, Default)]
+pub struct Announced(Mutex<HashMap<TaskKey, String>>);
+
+impl Announced {
+    /// Records `code` for task `namespace/name`; returns whether it is new for the task (and
+    /// so should be announced). `ended` says the task's code is terminal.
+    pub fn record(&self, namespace: &str, name: &str, code: &str, ended: bool) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = map.insert((namespace.to_string(), name.to_string()), code.to_string());
+        match previous {
+            Some(previous) => previous != code,
+            None => !ended,
+        }
+    }
+}
+
 impl Recent {
     /// Remembers the outcome of a reconcile of task `namespace/name`.
     pub fn remember(
@@ -202,6 +222,8 @@ pub struct Context {
     pub patch_expectations: Expectations<HostCode>,
     /// The task controller's own last writes.
     pub recent: Recent,
+    /// The code each task was last announced with (an Event), by whoever wrote it.
+    pub announced: Announced,
     /// Tunables.
     pub settings: Settings,
 }

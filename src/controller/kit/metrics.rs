@@ -1,5 +1,6 @@
-//! Prometheus metrics: tasks by code and result, rollouts in progress, reconciles, errors and
-//! their durations, API writes. Every name starts with `upkeep_`; the chart's Grafana dashboard
+//! Prometheus metrics: tasks by code and result (a PatchJob's tasks are its hosts by code),
+//! rollouts in progress, hosts pending a reboot and agents offline, reconciles, errors and their
+//! durations, API writes. Every name starts with `upkeep_`; the chart's Grafana dashboard
 //! queries them (a test checks that it queries nothing else).
 
 use std::collections::BTreeMap;
@@ -13,7 +14,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use kube::runtime::reflector::Store;
+
 use super::index::TaskIndex;
+use super::watched::Watched;
+use crate::api::Host;
+use crate::api::conditions::is_true;
+use crate::api::host::RebootRequired;
+use crate::engine::patch::host::AGENT_ONLINE;
 
 /// The controller a metric is about.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,6 +60,7 @@ pub struct Metrics {
     durations: Family<ControllerLabels, Histogram>,
     writes: Family<WriteLabels, Counter>,
     tasks: TaskCollector,
+    hosts: HostCollector,
 }
 
 /// Counts tasks by code, and the parents with unfinished tasks, at scrape time, from the task
@@ -108,6 +117,50 @@ impl prometheus_client::collector::Collector for TaskCollector {
     }
 }
 
+/// Counts, at scrape time, the Hosts that need a reboot (`status.rebootRequired: Yes`) and those
+/// whose agent is offline (their `AgentOnline` condition is not True, as the Host controller
+/// writes it from the Lease), from the Host caches of every running operator.
+#[derive(Debug, Clone, Default)]
+struct HostCollector(Arc<RwLock<Vec<Store<Watched<Host>>>>>);
+
+impl prometheus_client::collector::Collector for HostCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let stores = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let (mut pending_reboot, mut offline) = (0, 0);
+        for watched in stores.iter().flat_map(Store::state) {
+            let Ok(host) = &watched.0 else { continue };
+            let status = host.status.as_ref();
+            if status.is_some_and(|s| s.reboot_required == RebootRequired::Yes) {
+                pending_reboot += 1;
+            }
+            if !status.is_some_and(|s| is_true(&s.conditions, AGENT_ONLINE)) {
+                offline += 1;
+            }
+        }
+        for (name, help, value) in [
+            (
+                "upkeep_hosts_pending_reboot",
+                "Hosts whose OS says a reboot is needed",
+                pending_reboot,
+            ),
+            (
+                "upkeep_agents_offline",
+                "Hosts whose agent has not renewed its Lease",
+                offline,
+            ),
+        ] {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(value);
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
     /// Empty metrics; tasks are counted from the indexes given to [`Metrics::count_tasks_of`].
     pub fn new() -> Arc<Self> {
@@ -136,6 +189,8 @@ impl Metrics {
         );
         let tasks = TaskCollector::default();
         registry.register_collector(Box::new(tasks.clone()));
+        let hosts = HostCollector::default();
+        registry.register_collector(Box::new(hosts.clone()));
         Arc::new(Self {
             registry,
             reconciles,
@@ -143,6 +198,7 @@ impl Metrics {
             durations,
             writes,
             tasks,
+            hosts,
         })
     }
 
@@ -153,6 +209,15 @@ impl Metrics {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(index);
+    }
+
+    /// Counts the Hosts of `store` in `upkeep_hosts_pending_reboot` and `upkeep_agents_offline`.
+    pub fn count_hosts_of(&self, store: Store<Watched<Host>>) {
+        self.hosts
+            .0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(store);
     }
 
     /// Records one reconcile of `controller` that took `took`.

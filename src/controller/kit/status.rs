@@ -65,6 +65,9 @@ where
     if let Some(rv) = resource_version {
         body["metadata"] = json!({ "resourceVersion": rv });
     }
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-        .await
+    let params = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..PatchParams::default()
+    };
+    api.patch_status(name, &params, &Patch::Merge(&body)).await
 }

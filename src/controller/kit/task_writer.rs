@@ -116,8 +116,28 @@ impl TaskWriter<'_> {
     }
 }
 
+/// An Event for a code another writer (a host's agent) gave the task, the first time the
+/// controller sees it.
+pub async fn announce_seen(ctx: &Context, task: &UpgradeTask, state: &impl StoredTask) {
+    let namespace = task.namespace().unwrap_or_default();
+    let ended = state.result() != TaskResult::InProgress;
+    if ctx
+        .announced
+        .record(&namespace, &task.name_any(), state.code_name(), ended)
+    {
+        publish(ctx, task, state).await;
+    }
+}
+
 /// An Event for the task's new code, and the log line that carries an incident's details.
 pub async fn announce(ctx: &Context, task: &UpgradeTask, state: &impl StoredTask) {
+    let namespace = task.namespace().unwrap_or_default();
+    ctx.announced
+        .record(&namespace, &task.name_any(), state.code_name(), false);
+    publish(ctx, task, state).await;
+}
+
+async fn publish(ctx: &Context, task: &UpgradeTask, state: &impl StoredTask) {
     let code = state.code_name();
     let message = state.message();
     if let Some(incident) = state.incident_id() {

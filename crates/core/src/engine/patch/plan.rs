@@ -24,7 +24,9 @@ use super::state::HostTask;
 use crate::api::codes::{CatalogueCode, PatchCode, PatchReason, TaskResult};
 use crate::api::conditions::Phase;
 use crate::api::firmware_upgrade::OutsideWindow;
+use crate::api::host::ProductStatus;
 use crate::api::patch_job::{Operation, PatchJob, PatchJobStatus};
+use crate::engine::packages::consistency;
 use crate::engine::parent::{self, ChildTask, Progress};
 use crate::engine::rollout::{
     self, BlackoutRule, Decision, EndReason, Policy, Queued, RolloutCode,
@@ -58,6 +60,8 @@ pub struct HostInfo<'a> {
     pub online: bool,
     /// The other job that holds it now (`PatchJob/<namespace>/<name>`), if any.
     pub held_by: Option<&'a str>,
+    /// The products its agent reports (`status.products`), for the job's consistency.
+    pub products: &'a [ProductStatus],
 }
 
 /// A task of the PatchJob, as the plan sees it.
@@ -389,10 +393,13 @@ fn policy(job: &PatchJob, total: usize) -> Result<Policy, JobOutcome> {
     })
 }
 
-/// The PatchJob's status with its tasks as they stand and the round's `outcome`.
+/// The PatchJob's status with its tasks as they stand and the round's `outcome`. An Install or
+/// Uninstall job also reports, for every product its packages name, the level each of its
+/// targets is at (`consistency`) and the `Consistent` condition.
 pub fn status(
     job: &PatchJob,
     tasks: &[Child<'_>],
+    hosts: &[HostInfo<'_>],
     outcome: Option<&JobOutcome>,
     gate: &Gate,
     now: Timestamp,
@@ -412,7 +419,7 @@ pub fn status(
         observed_generation: generation,
         summary: parent::summarize(&children),
         first_failures: parent::first_failures(&children),
-        consistency: previous.consistency.clone(),
+        consistency: Vec::new(),
         code: None,
         message: None,
         conditions: previous.conditions,
@@ -433,6 +440,28 @@ pub fn status(
         generation,
         now,
     );
+    if job.spec.operation != Operation::Patch {
+        let mut products: Vec<&str> = Vec::new();
+        for package in &job.spec.packages {
+            if !products.contains(&package.product.as_str()) {
+                products.push(&package.product);
+            }
+        }
+        let targets: BTreeSet<&str> = tasks.iter().map(|t| t.target).collect();
+        status.consistency = consistency::consistency(
+            &products,
+            hosts
+                .iter()
+                .filter(|h| targets.contains(h.name))
+                .map(|h| (h.name, h.products)),
+        );
+        crate::api::conditions::set(
+            &mut status.conditions,
+            consistency::consistent_condition(&status.consistency),
+            generation,
+            now,
+        );
+    }
     status
 }
 

@@ -77,6 +77,7 @@ impl Fleet {
                 disabled: false,
                 online: true,
                 held_by: None,
+                products: &[],
             })
             .collect()
     }
@@ -354,7 +355,7 @@ fn the_status_counts_hosts_and_stalls_on_failures() {
         with(pending("web-3"), PatchCode::PendingReboot, true),
         pending("web-4"),
     ];
-    let s = status(&j, &tasks, None, &gate(true, false), at(10));
+    let s = status(&j, &tasks, &[], None, &gate(true, false), at(10));
     assert_eq!(
         (
             s.summary.total,
@@ -372,6 +373,78 @@ fn the_status_counts_hosts_and_stalls_on_failures() {
         with(pending("web-1"), PatchCode::Completed, true),
         with(pending("web-2"), PatchCode::JobFailed, true),
     ];
-    let s = status(&j, &done, None, &gate(true, false), at(10));
+    let s = status(&j, &done, &[], None, &gate(true, false), at(10));
     assert_eq!(get(&s.conditions, STALLED).unwrap().reason, "TargetsFailed");
+}
+
+fn product(version: &str, fixes: &[&str]) -> Vec<ProductStatus> {
+    vec![ProductStatus {
+        id: "was".into(),
+        version: version.into(),
+        location: "/opt/was".into(),
+        packages: fixes
+            .iter()
+            .map(|id| crate::api::host::InstalledPackage {
+                id: id.to_string(),
+                type_: crate::api::patch_job::PackageType::InterimFix,
+                installed_at: None,
+                backup: true,
+                fixes: Vec::new(),
+                previous_version: None,
+            })
+            .collect(),
+        ..Default::default()
+    }]
+}
+
+#[test]
+fn an_install_job_reports_the_levels_of_its_targets_and_whether_they_are_one() {
+    use crate::api::patch_job::{MaintenancePackage, PackageType};
+    use crate::engine::packages::consistency::CONSISTENT;
+    let mut j = job(1);
+    j.spec.operation = Operation::Install;
+    j.spec.packages = vec![MaintenancePackage {
+        id: "9.0.5-WS-WAS-IFPH12345".into(),
+        type_: PackageType::InterimFix,
+        product: "was".into(),
+        source: None,
+    }];
+    let fixed = product("9.0.5.23", &["9.0.5-WS-WAS-IFPH12345"]);
+    let plain = product("9.0.5.23", &[]);
+    let fleet = Fleet::new(&[("web-1", "web"), ("web-2", "web"), ("db-1", "db")]);
+    let mut hosts = fleet.infos();
+    hosts[0].products = &fixed;
+    hosts[1].products = &plain;
+    // db-1 is no target of this job: its level is not the job's business.
+    hosts[2].products = &fixed;
+    let tasks = [
+        with(pending("web-1"), PatchCode::Completed, true),
+        pending("web-2"),
+    ];
+    let s = status(&j, &tasks, &hosts, None, &gate(true, false), at(10));
+    assert_eq!(s.consistency.len(), 1);
+    assert_eq!(s.consistency[0].product, "was");
+    assert_eq!(
+        s.consistency[0].levels,
+        BTreeMap::from([
+            ("9.0.5.23".to_string(), vec!["web-2".to_string()]),
+            ("9.0.5.23+PH12345".to_string(), vec!["web-1".to_string()]),
+        ])
+    );
+    let c = get(&s.conditions, CONSISTENT).unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "MixedLevels")
+    );
+
+    hosts[1].products = &fixed;
+    let s = status(&j, &tasks, &hosts, None, &gate(true, false), at(10));
+    let c = get(&s.conditions, CONSISTENT).unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "OneLevel"));
+    assert_eq!(c.message, "was at 9.0.5.23+PH12345");
+
+    // A Patch job has no consistency and no such condition.
+    j.spec.operation = Operation::Patch;
+    let s = status(&j, &tasks, &hosts, None, &gate(true, false), at(10));
+    assert!(s.consistency.is_empty() && get(&s.conditions, CONSISTENT).is_none());
 }
