@@ -9,9 +9,11 @@
 //!
 //! A restarted driver finds the operation in the journal and asks how it stands: a result
 //! recorded is reported as is; no `started` record means it never began, and it is run now (the
-//! only run it gets); a `started` record without a result means it was interrupted, which the
-//! engine turns into the task's failure — except for the reboot, which is judged by the boot id.
-//! So no install, action or reboot runs twice for one task.
+//! only run it gets); a `started` record without a result means it was interrupted: a download
+//! or an install of exact pins is asked for again (the backend skips pins already in place, so
+//! nothing is installed twice), an action is reported lost (the engine fails the task: it is
+//! not run twice), and the reboot is judged by the boot id. So no install, action or reboot
+//! runs twice for one task.
 
 use std::sync::{Arc, Mutex};
 
@@ -299,25 +301,47 @@ impl Driver {
         pins: &[Pin],
     ) -> Result<Option<Observation>, DriveError> {
         let status = match self.state.op(task, key)? {
-            OpRecord::Ended(recorded) => recorded.status(),
-            // The reboot is judged by the boot id; anything else was interrupted.
-            OpRecord::Started => OpStatus::Unknown,
+            OpRecord::Ended(recorded) => Some(recorded.status()),
+            // A download or an install of exact pins is run again: the backend skips the pins
+            // already in place, so a rerun after it finished changes nothing, and one after it
+            // was cut off completes it (a package manager still running holds its lock: 2057,
+            // tried again). An action was interrupted, and the reboot is judged by the boot id.
+            OpRecord::Started if matches!(op, Op::Download | Op::Install) => {
+                self.finish_op(task, spec, &op, key, pins).await?
+            }
+            OpRecord::Started => Some(OpStatus::Unknown),
             OpRecord::NotStarted => {
                 self.state.mark_started(task, key)?;
                 if self.halt(Checkpoint::OpStarted(op.clone())) {
                     return Ok(None);
                 }
-                let status = self.run_op(spec, &op, pins).await;
-                if let Some(recorded) = Recorded::of(&status) {
-                    self.state.record_result(task, key, &recorded)?;
-                    if self.halt(Checkpoint::OpEnded(op.clone())) {
-                        return Ok(None);
-                    }
-                }
-                status
+                self.finish_op(task, spec, &op, key, pins).await?
             }
         };
-        Ok(Some(Observation::Op(op, status)))
+        Ok(match status {
+            // A hook stopped the driver after the result was recorded.
+            None => None,
+            Some(status) => Some(Observation::Op(op, status)),
+        })
+    }
+
+    /// Runs `op` and records how it ended; `None` when a hook stopped the driver after that.
+    async fn finish_op(
+        &self,
+        task: &str,
+        spec: &PatchJobSpec,
+        op: &Op,
+        key: &str,
+        pins: &[Pin],
+    ) -> Result<Option<OpStatus>, DriveError> {
+        let status = self.run_op(spec, op, pins).await;
+        if let Some(recorded) = Recorded::of(&status) {
+            self.state.record_result(task, key, &recorded)?;
+            if self.halt(Checkpoint::OpEnded(op.clone())) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(status))
     }
 
     /// Runs one operation on the machine.
