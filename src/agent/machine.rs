@@ -150,7 +150,13 @@ impl FactsSource for RootFacts {
     }
 
     fn boot_id(&self) -> Result<String, String> {
-        reboot::boot_id(self.root.as_deref()).map_err(|e| format!("reading the boot id: {e}"))
+        // A root without its own boot id (an image, a chroot) boots with the running system.
+        reboot::boot_id(self.root.as_deref())
+            .or_else(|e| match (&self.root, e.kind()) {
+                (Some(_), std::io::ErrorKind::NotFound) => reboot::boot_id(None),
+                _ => Err(e),
+            })
+            .map_err(|e| format!("reading the boot id: {e}"))
     }
 
     fn products(&self, products: &[HostProduct]) -> Vec<ProductStatus> {

@@ -43,6 +43,10 @@ use crate::engine::task_status::render;
 /// The field manager of everything the agent writes.
 pub const FIELD_MANAGER: &str = "upkeep-agent";
 
+/// How soon a scan that failed (the package manager's lock held, a repository unreachable) is
+/// tried again.
+const FACTS_RETRY: Duration = Duration::from_secs(60);
+
 /// How the agent runs.
 #[derive(Clone)]
 pub struct AgentConfig {
@@ -249,8 +253,12 @@ impl Agent {
         let mut facts_due = self.clock.now();
         loop {
             if self.clock.now() >= facts_due {
-                self.refresh_facts().await;
-                facts_due = self.clock.now() + signed(self.config.facts_every);
+                let again = if self.refresh_facts().await {
+                    self.config.facts_every
+                } else {
+                    FACTS_RETRY
+                };
+                facts_due = self.clock.now() + signed(again);
             }
             let Some(wake) = self.pass(&store).await else {
                 // A hook stopped the agent as a kill would: nothing more happens.
@@ -297,7 +305,8 @@ impl Agent {
                 Ok(Driven::WakeAt(at)) => Some(at),
                 Ok(Driven::Halted) => return None,
                 Ok(Driven::Terminal) => {
-                    // The updates and the reboot signal changed: read them again.
+                    // The updates and the reboot signal changed: read them again (a failed
+                    // scan is tried again with the next resync).
                     self.refresh_facts().await;
                     None
                 }
@@ -333,21 +342,25 @@ impl Agent {
         self.driver.drive(key, &job.spec, &mut store).await
     }
 
-    /// Scans the package manager and reads the reboot signal again.
-    async fn refresh_facts(&self) {
+    /// Scans the package manager and reads the reboot signal again; whether the scan worked.
+    async fn refresh_facts(&self) -> bool {
         let Some(pm) = &self.driver.machine.packages else {
-            return;
+            return true;
         };
         let updates = pm.refresh_and_scan().await;
         let reboot = pm.reboot_required().await;
         let now = self.clock.now();
+        let scanned = updates.is_ok();
         if let Ok(mut learnt) = self.driver.learnt.lock() {
             match updates {
                 Ok(updates) => learnt.updates = Some((updates, now)),
-                Err(error) => tracing::warn!(%error, "listing the updates failed"),
+                Err(error) => {
+                    tracing::warn!(%error, "listing the updates failed; trying again in a minute");
+                }
             }
             learnt.reboot = Some(reboot);
         }
+        scanned
     }
 }
 

@@ -74,6 +74,10 @@ fn task(world: &World) -> Option<Value> {
         .find(|t| t.pointer("/spec/target") == Some(&json!(HOST)))
 }
 
+fn terminal(world: &World) -> bool {
+    task(world).and_then(|t| t.pointer("/status/terminal").cloned()) == Some(json!(true))
+}
+
 fn status_code(world: &World) -> Option<u64> {
     task(world)?.pointer("/status/statusCode")?.as_u64()
 }
@@ -99,9 +103,11 @@ fn kill_once_at(at: Checkpoint) -> (Hook, Arc<AtomicBool>) {
 
 /// Runs the agent of `HOST` on `machine`, restarting it when it stops (a hook killed it), when
 /// the boot counter changes (the host rebooted), and at each instant of `kill_after` (measured
-/// from the last start), until the task is terminal or `limit` passes. The number of starts.
+/// from the last start), until `done` (the task is terminal, and whatever else the test waits
+/// for) or `limit` passes. The number of starts.
 async fn supervise(
     world: &World,
+    done: &dyn Fn(&World) -> bool,
     machine: &Machine,
     state_dir: &Path,
     hook: Option<Hook>,
@@ -149,8 +155,7 @@ async fn supervise(
                     break;
                 }
                 () = tokio::time::sleep(Duration::from_secs(5)) => {
-                    let terminal = task(world).and_then(|t| t.pointer("/status/terminal").cloned());
-                    if terminal == Some(json!(true)) || tokio::time::Instant::now() >= deadline {
+                    if done(world) || tokio::time::Instant::now() >= deadline {
                         stop.cancel();
                         let _ = agent.await;
                         return starts;
@@ -236,14 +241,28 @@ fn the_agent_patches_a_real_apt_sandbox_from_pending_to_completed_with_a_reboot(
         let operator = tokio::spawn(world.operator(stop.clone()));
         apply_job(&world, json!({"hosts": {"names": [HOST]}})).await;
         let state = tempfile::tempdir().unwrap();
+        // Done when the task ended and the Host reports the new boot without a reboot flag, and
+        // the updates scanned after it (the first scan may find the lock held by an apt-get
+        // the agent's previous run left running: it is tried again a minute later).
+        let settled = |world: &World| {
+            let host = world.server.snapshot("Host").into_iter().next();
+            terminal(world)
+                && host.is_some_and(|h| {
+                    h.pointer("/status/agent/bootId") == Some(&json!("sandbox-boot-2"))
+                        && h.pointer("/status/rebootRequired") == Some(&json!("No"))
+                        && h.pointer("/status/updates/checkedAt").is_some()
+                })
+        };
         let starts = supervise(
             &world,
+            &settled,
             &machine,
             state.path(),
             None,
             watch,
             Vec::new(),
-            Duration::from_secs(3600),
+            // Virtual time runs on while apt works in real time.
+            Duration::from_secs(48 * 3600),
         )
         .await;
         let t = task(&world).unwrap();
@@ -314,6 +333,7 @@ async fn simulated_run(
     let state = tempfile::tempdir().unwrap();
     let starts = supervise(
         &world,
+        &terminal,
         &host.machine(),
         state.path(),
         hook,
