@@ -318,11 +318,8 @@ impl Driver {
                 self.finish_op(task, spec, &op, key, pins).await?
             }
         };
-        Ok(match status {
-            // A hook stopped the driver after the result was recorded.
-            None => None,
-            Some(status) => Some(Observation::Op(op, status)),
-        })
+        // `None`: a hook stopped the driver after the result was recorded.
+        Ok(status.map(|status| Observation::Op(op, status)))
     }
 
     /// Runs `op` and records how it ended; `None` when a hook stopped the driver after that.

@@ -101,6 +101,13 @@ fn kill_once_at(at: Checkpoint) -> (Hook, Arc<AtomicBool>) {
     (hook, fired)
 }
 
+/// How the test kills the agent: at a checkpoint (the hook), and at instants after a start.
+#[derive(Default)]
+struct Kills {
+    hook: Option<Hook>,
+    after: Vec<Duration>,
+}
+
 /// Runs the agent of `HOST` on `machine`, restarting it when it stops (a hook killed it), when
 /// the boot counter changes (the host rebooted), and at each instant of `kill_after` (measured
 /// from the last start), until `done` (the task is terminal, and whatever else the test waits
@@ -110,13 +117,16 @@ async fn supervise(
     done: &dyn Fn(&World) -> bool,
     machine: &Machine,
     state_dir: &Path,
-    hook: Option<Hook>,
     mut boots: tokio::sync::watch::Receiver<u64>,
-    mut kill_after: Vec<Duration>,
+    kills: Kills,
     limit: Duration,
 ) -> usize {
     let deadline = tokio::time::Instant::now() + limit;
     let mut starts = 0;
+    let Kills {
+        hook,
+        after: mut kill_after,
+    } = kills;
     kill_after.reverse();
     while tokio::time::Instant::now() < deadline {
         starts += 1;
@@ -258,9 +268,8 @@ fn the_agent_patches_a_real_apt_sandbox_from_pending_to_completed_with_a_reboot(
             &settled,
             &machine,
             state.path(),
-            None,
             watch,
-            Vec::new(),
+            Kills::default(),
             // Virtual time runs on while apt works in real time.
             Duration::from_secs(48 * 3600),
         )
@@ -336,9 +345,11 @@ async fn simulated_run(
         &terminal,
         &host.machine(),
         state.path(),
-        hook,
         host.boots(),
-        kill_after,
+        Kills {
+            hook,
+            after: kill_after,
+        },
         Duration::from_secs(4 * 3600),
     )
     .await;
