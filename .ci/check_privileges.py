@@ -310,7 +310,8 @@ def pod_problems(objects, method, service_account):
     expect(args[args.index("--host") + 1] == "$(NODE_NAME)", "--host must be the pod's node")
     expect(env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", "NODE_NAME must come from spec.nodeName")
     expect(env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace", "POD_NAMESPACE must come from metadata.namespace")
-    expect(env["UPKEEP_REBOOT_METHOD"]["value"] == method, f"UPKEEP_REBOOT_METHOD must be {method}")
+    agent_method = {"logind": "logind", "systemctl": "nsenter"}[method]
+    expect(env["UPKEEP_REBOOT_METHOD"]["value"] == agent_method, f"UPKEEP_REBOOT_METHOD must be {agent_method}")
     state = args[args.index("--state-dir") + 1]
     expect(paths.get(state) == state, "the state directory must be a hostPath at the same path")
     expect(security["readOnlyRootFilesystem"] is True, "the image's file system must be read-only")

@@ -16,12 +16,22 @@
 //! - [`installers`]: maintenance packages applied to a product location (the builtin `.pak`
 //!   installer with its backups, or a vendor tool); [`products`]: what a location holds.
 //!
+//! - [`machine`]: the bundle of those parts the agent acts through ([`machine::Machine`]), real
+//!   or simulated ([`backends::simulated`]).
+//! - [`driver`]: one host task driven through `engine::patch::agent` on a machine, its journal
+//!   and operation records in the state directory ([`state_dir`]).
+//! - [`run`]: the agent loop against the Kubernetes API (Host, Lease, tasks).
+//!
 //! Invariant: nothing here decides; a package manager is never killed mid-operation, and no
 //! command output reaches a caller unredacted.
 
 pub mod actions;
 pub mod backends;
+pub mod driver;
 pub mod facts;
 pub mod installers;
+pub mod machine;
 pub mod products;
 pub mod reboot;
+pub mod run;
+pub mod state_dir;

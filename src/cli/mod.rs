@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand; `main` only parses and dispatches.
 
+pub mod agent;
 pub mod check;
 pub mod codes;
 pub mod crds;
@@ -49,6 +50,9 @@ pub enum Command {
     /// What the host agent does, in the foreground on this machine, without a cluster: its
     /// facts, and maintenance packages installed or uninstalled.
     Host(host::Args),
+    /// The host agent: registers this machine's Host, renews its Lease and runs its PatchJob
+    /// tasks (a DaemonSet on nodes, a systemd service elsewhere).
+    Agent(agent::Args),
     /// Build maintenance packages (.pak) and print the schema of package.yaml.
     Package(package::Args),
     /// Version and history reports of products and their maintenance packages.
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Device(args) => device::run(&args),
         Command::Devicesim(args) => devicesim::run(&args),
         Command::Host(args) => host::run(&args),
+        Command::Agent(args) => agent::run(&args),
         Command::Package(args) => package::run(&args),
         Command::Report(args) => report::run(&args),
     }

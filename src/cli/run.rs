@@ -116,7 +116,8 @@ async fn operate(args: &Args) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or Ctrl-C.
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -13,6 +13,7 @@
 
 pub mod apt;
 pub mod dnf;
+pub mod simulated;
 mod tool;
 mod xml;
 pub mod zypper;

@@ -1,9 +1,10 @@
 //! `upkeep host …`: what the host agent does, in the foreground on this machine (or on a root
-//! file system given with `--root`), with no cluster: its facts, and maintenance packages
+//! file system given with `--root`), with no cluster: its facts, a Patch operation, and maintenance packages
 //! installed or uninstalled with the builtin installer.
 
 pub mod facts;
 pub mod packages;
+pub mod patch;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,9 @@ pub enum HostCommand {
     /// whether a reboot is required, the products given. Refreshes the package manager's
     /// metadata.
     Facts(facts::FactsArgs),
+    /// Run a Patch operation's host steps in the foreground (scan, select, download, install,
+    /// the reboot signal), printing each code; never reboots.
+    Patch(patch::PatchArgs),
     /// Install maintenance packages (.pak) into a product location with the builtin installer.
     Install(packages::InstallArgs),
     /// Uninstall maintenance packages (by id, or by package file) from a product location.
@@ -34,6 +38,7 @@ pub enum HostCommand {
 pub fn run(args: &Args) -> Result<ExitCode, Error> {
     match &args.command {
         HostCommand::Facts(a) => facts::run(a),
+        HostCommand::Patch(a) => patch::run(a),
         HostCommand::Install(a) => packages::install(a),
         HostCommand::Uninstall(a) => packages::uninstall(a),
     }

@@ -516,6 +516,21 @@ fn operation(
 ) -> Step {
     match status {
         OpStatus::Running => Step::wait(now + POLL_INTERVAL),
+        OpStatus::Unknown
+            if op == Op::Reboot
+                && !matches!(
+                    task.code,
+                    PatchCode::PendingReboot | PatchCode::RebootDeferred
+                ) =>
+        {
+            // The task already resumed after the boot (the agent stopped before its journal
+            // said so): the reboot is done, and it is not reported again.
+            journal.running = None;
+            if !journal.is_done(&Op::Reboot) {
+                journal.done.push(Op::Reboot.name());
+            }
+            Step::wait(now)
+        }
         OpStatus::Unknown if op == Op::Reboot => {
             // The reboot is judged by the boot id; an unknown answer changes nothing.
             after_reboot_due(ctx, task, journal, now)

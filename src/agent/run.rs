@@ -1,0 +1,529 @@
+//! The agent loop (`upkeep agent`): registers the machine's Host (creating it when absent),
+//! renews its Lease `upkeep-host-<name>`, watches its own tasks (UpgradeTasks labelled
+//! `upkeep.dev/target=<host>` of parent kind PatchJob) and drives each through the engine on the
+//! [`Machine`] ([`Driver`]), and keeps the Host's status current: agent version and boot id, OS,
+//! reboot signal, updates, products and their bounded history.
+//!
+//! What it writes, each with the field manager `upkeep-agent` by server-side apply: its tasks'
+//! status (with compare-and-swap on the task: a write that loses is decided again from the task
+//! as stored), the Host's status fields the agent owns (never `agent.online`, `conditions` or
+//! `heldBy`, which the operator writes), and its Lease. Liveness is the Lease, renewed every
+//! `renew_every`; the Host's status is written only when what it reports changed.
+//!
+//! Invariants: a kill at any moment (the future dropped, the process killed, the host rebooted)
+//! loses nothing — the journal in the state directory resumes every task, and no install,
+//! action or reboot runs twice for one task (see [`super::driver`]); a failure to reach the API
+//! is retried, never fatal once the loop runs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, ResourceExt as _};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::driver::{DriveError, Driven, Driver, Hook, Saved, TaskStore};
+use super::machine::Machine;
+use super::state_dir::{StateDir, StateError};
+use crate::api::host::{HostSpec, LEASE_LABEL, LEASE_PREFIX, UpdatesStatus};
+use crate::api::upgrade_task::{LABEL_PARENT_KIND, LABEL_TARGET, ParentKind, UpgradeTaskStatus};
+use crate::api::{Host, PatchJob, UpgradeTask};
+use crate::clock::Clock;
+use crate::controller::kit::naming::label_value;
+use crate::engine::patch::state::HostTask;
+use crate::engine::task_status::render;
+
+/// The field manager of everything the agent writes.
+pub const FIELD_MANAGER: &str = "upkeep-agent";
+
+/// How soon a scan that failed (the package manager's lock held, a repository unreachable) is
+/// tried again.
+const FACTS_RETRY: Duration = Duration::from_secs(60);
+
+/// How the agent runs.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The Host's name.
+    pub host: String,
+    /// The Host's namespace (where its tasks and Lease are).
+    pub namespace: String,
+    /// The Kubernetes Node this machine is, written into a Host the agent creates.
+    pub node_name: Option<String>,
+    /// The state directory (journals of tasks under way).
+    pub state_dir: PathBuf,
+    /// The version the agent reports.
+    pub version: String,
+    /// The Lease's `leaseDurationSeconds`.
+    pub lease_duration: Duration,
+    /// How often the Lease is renewed.
+    pub renew_every: Duration,
+    /// How often the facts (updates, reboot signal, products) are read again when no task runs.
+    pub facts_every: Duration,
+    /// How often the tasks are looked at again when nothing happens.
+    pub resync_every: Duration,
+    /// A hook that may stop the agent at a checkpoint (tests, simulation).
+    pub hook: Option<Hook>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("host", &self.host)
+            .field("namespace", &self.namespace)
+            .field("node_name", &self.node_name)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentConfig {
+    /// The agent of Host `host` in `namespace`, keeping its journals in `state_dir`, with the
+    /// default intervals: a 40 s Lease renewed every 10 s, facts every 30 min, a resync every
+    /// minute.
+    pub fn new(
+        host: impl Into<String>,
+        namespace: impl Into<String>,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            namespace: namespace.into(),
+            node_name: None,
+            state_dir: state_dir.into(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            lease_duration: Duration::from_secs(40),
+            renew_every: Duration::from_secs(10),
+            facts_every: Duration::from_secs(30 * 60),
+            resync_every: Duration::from_secs(60),
+            hook: None,
+        }
+    }
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The state directory cannot be used.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The Host could not be registered.
+    #[error(
+        "registering Host {namespace}/{host}: {source}; check the agent's credentials (it must create and read its Host)"
+    )]
+    Register {
+        /// The Host's namespace.
+        namespace: String,
+        /// The Host.
+        host: String,
+        /// The API error.
+        source: kube::Error,
+    },
+}
+
+/// Runs the agent of `config.host` on `machine` until `stop` is cancelled (or a hook stops it,
+/// as a kill would).
+#[tracing::instrument(skip_all, fields(host = %config.host))]
+pub async fn run(
+    client: Client,
+    config: AgentConfig,
+    machine: Machine,
+    clock: Clock,
+    stop: CancellationToken,
+) -> Result<(), AgentError> {
+    let state = StateDir::open(&config.state_dir)?;
+    let mut driver = Driver::new(machine, state, clock);
+    driver.hook = config.hook.clone();
+    let agent = Agent {
+        client,
+        config,
+        driver,
+        clock,
+    };
+    agent.register().await?;
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = agent.renew_lease_forever() => {}
+        () = agent.tasks_forever() => {}
+    }
+    Ok(())
+}
+
+struct Agent {
+    client: Client,
+    config: AgentConfig,
+    driver: Driver,
+    clock: Clock,
+}
+
+impl Agent {
+    fn hosts(&self) -> Api<Host> {
+        Api::namespaced(self.client.clone(), &self.config.namespace)
+    }
+
+    /// Creates the Host when it does not exist.
+    async fn register(&self) -> Result<(), AgentError> {
+        let error = |source| AgentError::Register {
+            namespace: self.config.namespace.clone(),
+            host: self.config.host.clone(),
+            source,
+        };
+        let hosts = self.hosts();
+        if hosts
+            .get_opt(&self.config.host)
+            .await
+            .map_err(error)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let host = Host {
+            metadata: ObjectMeta {
+                name: Some(self.config.host.clone()),
+                ..Default::default()
+            },
+            spec: HostSpec {
+                node_name: self.config.node_name.clone(),
+                ..Default::default()
+            },
+            status: None,
+        };
+        match hosts.create(&PostParams::default(), &host).await {
+            Ok(_) => {
+                tracing::info!("created the Host");
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(error(e)),
+        }
+    }
+
+    async fn renew_lease_forever(&self) {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let name = format!("{LEASE_PREFIX}{}", self.config.host);
+        let seconds = i32::try_from(self.config.lease_duration.as_secs()).unwrap_or(i32::MAX);
+        loop {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    labels: Some([(LEASE_LABEL.to_string(), self.config.host.clone())].into()),
+                    ..Default::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(self.config.host.clone()),
+                    lease_duration_seconds: Some(seconds),
+                    renew_time: Some(MicroTime(self.clock.now())),
+                    ..Default::default()
+                }),
+            };
+            if let Err(error) = leases
+                .patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&lease),
+                )
+                .await
+            {
+                tracing::warn!(%error, "renewing the Lease failed; trying again");
+            }
+            tokio::time::sleep(self.config.renew_every).await;
+        }
+    }
+
+    async fn tasks_forever(&self) {
+        let tasks: Api<UpgradeTask> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let selector = format!(
+            "{LABEL_TARGET}={},{LABEL_PARENT_KIND}={}",
+            label_value(&self.config.host),
+            ParentKind::PatchJob.as_str()
+        );
+        let (store, writer) = reflector::store();
+        let mut feed = reflector::reflector(
+            writer,
+            watcher(tasks, watcher::Config::default().labels(&selector)).default_backoff(),
+        )
+        .boxed();
+        let mut reporter = Reporter::default();
+        let mut facts_due = self.clock.now();
+        loop {
+            if self.clock.now() >= facts_due {
+                let again = if self.refresh_facts().await {
+                    self.config.facts_every
+                } else {
+                    FACTS_RETRY
+                };
+                facts_due = self.clock.now() + signed(again);
+            }
+            let Some(wake) = self.pass(&store).await else {
+                // A hook stopped the agent as a kill would: nothing more happens.
+                return;
+            };
+            reporter.report(self).await;
+            let wake = wake
+                .unwrap_or(self.clock.now() + signed(self.config.resync_every))
+                .min(facts_due);
+            let sleep = tokio::time::sleep(self.clock.until(wake));
+            tokio::pin!(sleep);
+            tokio::select! {
+                () = &mut sleep => {}
+                event = feed.next() => {
+                    if let Some(Err(error)) = event {
+                        tracing::warn!(%error, "watching the tasks failed; retrying");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drives every task of the host once: the earliest instant one wants to be stepped again
+    /// (inner `None`: none does), or `None` when a hook stopped the agent.
+    async fn pass(&self, store: &Store<UpgradeTask>) -> Option<Option<Timestamp>> {
+        let mut tasks = store.state();
+        tasks.sort_by_key(|t| t.name_any());
+        let mut wake: Option<Timestamp> = None;
+        for task in tasks.iter().filter(|t| t.spec.target == self.config.host) {
+            let key = format!(
+                "{}/{}/{}",
+                task.namespace().unwrap_or_default(),
+                task.name_any(),
+                task.uid().unwrap_or_default()
+            );
+            let ended = task.status.as_ref().is_some_and(|s| s.terminal);
+            if ended {
+                if let Err(error) = self.driver.state.forget(&key) {
+                    tracing::warn!(%error, "removing an ended task's journal failed");
+                }
+                continue;
+            }
+            let next = match self.drive(task, &key).await {
+                Ok(Driven::WakeAt(at)) => Some(at),
+                Ok(Driven::Halted) => return None,
+                Ok(Driven::Terminal) => {
+                    // The updates and the reboot signal changed: read them again (a failed
+                    // scan is tried again with the next resync).
+                    self.refresh_facts().await;
+                    None
+                }
+                Ok(Driven::Idle | Driven::Gone) => None,
+                Err(error) => {
+                    tracing::warn!(task = %task.name_any(), %error, "driving the task failed; trying again");
+                    Some(self.clock.now() + signed(Duration::from_secs(30)))
+                }
+            };
+            wake = match (wake, next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Some(wake)
+    }
+
+    async fn drive(&self, task: &UpgradeTask, key: &str) -> Result<Driven, DriveError> {
+        let namespace = task.namespace().unwrap_or_default();
+        let jobs: Api<PatchJob> = Api::namespaced(self.client.clone(), &namespace);
+        let Some(job) = jobs.get_opt(&task.spec.parent).await.map_err(|e| {
+            DriveError::Store(format!("reading PatchJob {}: {e}", task.spec.parent))
+        })?
+        else {
+            return Ok(Driven::Gone);
+        };
+        let mut store = KubeTaskStore {
+            api: Api::namespaced(self.client.clone(), &namespace),
+            name: task.name_any(),
+            current: None,
+            clock: self.clock,
+        };
+        self.driver.drive(key, &job.spec, &mut store).await
+    }
+
+    /// Scans the package manager and reads the reboot signal again; whether the scan worked.
+    async fn refresh_facts(&self) -> bool {
+        let Some(pm) = &self.driver.machine.packages else {
+            return true;
+        };
+        let updates = pm.refresh_and_scan().await;
+        let reboot = pm.reboot_required().await;
+        let now = self.clock.now();
+        let scanned = updates.is_ok();
+        if let Ok(mut learnt) = self.driver.learnt.lock() {
+            match updates {
+                Ok(updates) => learnt.updates = Some((updates, now)),
+                Err(error) => {
+                    tracing::warn!(%error, "listing the updates failed; trying again in a minute");
+                }
+            }
+            learnt.reboot = Some(reboot);
+        }
+        scanned
+    }
+}
+
+fn signed(d: Duration) -> jiff::SignedDuration {
+    jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
+}
+
+/// Writes the Host's status when what it reports changed.
+#[derive(Default)]
+struct Reporter {
+    last: Option<serde_json::Value>,
+}
+
+impl Reporter {
+    async fn report(&mut self, agent: &Agent) {
+        let hosts = agent.hosts();
+        let host = match hosts.get_opt(&agent.config.host).await {
+            Ok(Some(host)) => host,
+            Ok(None) => {
+                // Deleted while the agent runs: register it again.
+                if let Err(error) = agent.register().await {
+                    tracing::warn!(%error, "registering the Host again failed");
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading the Host failed");
+                return;
+            }
+        };
+        let machine = &agent.driver.machine;
+        let os = match machine.facts.os() {
+            Ok(os) => os,
+            Err(error) => {
+                tracing::warn!(%error, "the OS cannot be read");
+                Default::default()
+            }
+        };
+        let boot_id = machine.facts.boot_id().unwrap_or_default();
+        let learnt = agent
+            .driver
+            .learnt
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
+        let (reboot, by) = super::driver::reboot_of(&learnt);
+        let updates = learnt.updates.as_ref().map(|(list, at)| UpdatesStatus {
+            available: u32::try_from(list.len()).unwrap_or(u32::MAX),
+            security: u32::try_from(list.iter().filter(|u| u.security).count()).unwrap_or(u32::MAX),
+            checked_at: Some(Time(*at)),
+        });
+        let products = machine.facts.products(&host.spec.products);
+        let history = machine.facts.history(&host.spec.products);
+        let mut status = json!({
+            "agent": {"version": agent.config.version, "bootId": boot_id},
+            "os": os,
+            "rebootRequired": reboot,
+            "rebootRequiredBy": by,
+            "products": products,
+            "history": history,
+        });
+        if let Some(updates) = updates {
+            status["updates"] = json!(updates);
+        }
+        if let Some(generation) = host.metadata.generation {
+            status["observedGeneration"] = json!(generation);
+        }
+        if self.last.as_ref() == Some(&status) {
+            return;
+        }
+        let body = json!({
+            "apiVersion": "upkeep.dev/v1alpha1",
+            "kind": "Host",
+            "metadata": {"name": agent.config.host},
+            "status": status,
+        });
+        match hosts
+            .patch_status(
+                &agent.config.host,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => self.last = Some(status),
+            Err(error) => tracing::warn!(%error, "writing the Host's status failed"),
+        }
+    }
+}
+
+/// A task kept in its UpgradeTask's status.
+struct KubeTaskStore {
+    api: Api<UpgradeTask>,
+    name: String,
+    current: Option<UpgradeTask>,
+    clock: Clock,
+}
+
+impl TaskStore for KubeTaskStore {
+    fn load(&mut self) -> futures::future::BoxFuture<'_, Result<Option<HostTask>, DriveError>> {
+        Box::pin(async move {
+            let task = self.api.get_opt(&self.name).await.map_err(|e| {
+                DriveError::Store(format!("reading UpgradeTask {}: {e}", self.name))
+            })?;
+            let Some(task) = task else {
+                self.current = None;
+                return Ok(None);
+            };
+            // A task the controller has not written yet is not the agent's to start.
+            let state = match task.status.as_ref().filter(|s| s.code.is_some()) {
+                None => None,
+                Some(status) => Some(HostTask::from_status(status).map_err(|e| {
+                    DriveError::Store(format!(
+                        "the status of UpgradeTask {} cannot be read: {e}",
+                        self.name
+                    ))
+                })?),
+            };
+            self.current = Some(task);
+            Ok(state)
+        })
+    }
+
+    fn save<'a>(
+        &'a mut self,
+        task: &'a HostTask,
+    ) -> futures::future::BoxFuture<'a, Result<Saved, DriveError>> {
+        Box::pin(async move {
+            let Some(current) = &self.current else {
+                return Ok(Saved::Lost);
+            };
+            let status: UpgradeTaskStatus = render(
+                task,
+                current.status.as_ref(),
+                current.metadata.generation,
+                self.clock.now(),
+            );
+            let body = json!({
+                "apiVersion": "upkeep.dev/v1alpha1",
+                "kind": "UpgradeTask",
+                "metadata": {"name": self.name, "resourceVersion": current.resource_version()},
+                "status": status,
+            });
+            match self
+                .api
+                .patch_status(
+                    &self.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+            {
+                Ok(updated) => {
+                    tracing::info!(code = %task.code, message = %task.message, "task status written");
+                    self.current = Some(updated);
+                    Ok(Saved::Done)
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(Saved::Lost),
+                Err(e) => Err(DriveError::Store(format!(
+                    "writing the status of UpgradeTask {}: {e}",
+                    self.name
+                ))),
+            }
+        })
+    }
+}

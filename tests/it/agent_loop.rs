@@ -1,0 +1,515 @@
+//! The real agent loop (`upkeep::agent::run`) against the in-memory API with the real operator,
+//! on the virtual clock: it registers its Host, renews its Lease and drives its PatchJob task
+//! from `2032 Pending` to `2036 Completed` — through a real apt sandbox (dpkg's database of the
+//! sandbox changed, the machine's own untouched), and on the simulated host; the reboot is
+//! done by a rebooter that gives the host a new boot id, after which the test restarts the agent
+//! as the host's init system would. The agent is also stopped dead at checkpoints (right after a
+//! journal naming a Start was written, after an operation's result was recorded, after a status
+//! write) and at arbitrary instants, restarted, and the task ends the same with no install and no
+//! reboot run twice. And `upkeep host patch --root` on an apt sandbox.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use jiff::SignedDuration;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use upkeep::agent::backends::simulated::{Fault, SimulatedHost};
+use upkeep::agent::driver::{Checkpoint, Hook};
+use upkeep::agent::machine::{Machine, RebootMethod};
+use upkeep::agent::reboot::{RebootError, Rebooter};
+use upkeep::agent::run::{AgentConfig, run};
+use upkeep::api::Host;
+use upkeep::api::host::RebootRequired;
+use upkeep::engine::patch::agent::Op;
+use upkeep::engine::updates::Pin;
+use upkeep::sim::fleet_file::Fleet;
+use upkeep::sim::runner::{Scenario, World};
+
+use crate::common::on_virtual_clock;
+use crate::host_sandbox::apt::{self as apt_sandbox, AptSandbox};
+use crate::host_sandbox::{assert_unchanged, require, snapshot};
+
+const START: &str = "2026-11-23T09:00:00Z";
+const HOST: &str = "web-1";
+
+/// The machine's own apt and dpkg state: none of it may change.
+const MACHINE_DPKG: &[&str] = &["/var/lib/dpkg/status", "/etc/apt/sources.list"];
+
+async fn world() -> World {
+    let fleet = Fleet::from_yaml("apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\n").unwrap();
+    World::new(&Scenario {
+        fleet,
+        manifests: Vec::new(),
+        start: START.parse().unwrap(),
+        horizon: SignedDuration::from_hours(48),
+    })
+    .await
+    .unwrap()
+}
+
+async fn apply_job(world: &World, spec: Value) {
+    let job: upkeep::api::PatchJob = serde_json::from_value(json!({
+        "apiVersion": "upkeep.dev/v1alpha1", "kind": "PatchJob",
+        "metadata": {"name": "patch", "namespace": "default"}, "spec": spec}))
+    .unwrap();
+    Api::<upkeep::api::PatchJob>::namespaced(world.server.client(), "default")
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap();
+}
+
+fn task(world: &World) -> Option<Value> {
+    world
+        .server
+        .snapshot("UpgradeTask")
+        .into_iter()
+        .find(|t| t.pointer("/spec/target") == Some(&json!(HOST)))
+}
+
+fn terminal(world: &World) -> bool {
+    task(world).and_then(|t| t.pointer("/status/terminal").cloned()) == Some(json!(true))
+}
+
+fn status_code(world: &World) -> Option<u64> {
+    task(world)?.pointer("/status/statusCode")?.as_u64()
+}
+
+/// The numbers of the codes the task passed, oldest first.
+fn history(world: &World) -> Vec<u64> {
+    task(world)
+        .and_then(|t| t.pointer("/status/history").cloned())
+        .and_then(|h| {
+            h.as_array()
+                .map(|a| a.iter().filter_map(|e| e["statusCode"].as_u64()).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// A hook that stops the agent once, at `at`.
+fn kill_once_at(at: Checkpoint) -> (Hook, Arc<AtomicBool>) {
+    let fired = Arc::new(AtomicBool::new(false));
+    let seen = fired.clone();
+    let hook: Hook = Arc::new(move |c: &Checkpoint| *c == at && !seen.swap(true, Ordering::SeqCst));
+    (hook, fired)
+}
+
+/// How the test kills the agent: at a checkpoint (the hook), and at instants after a start.
+#[derive(Default)]
+struct Kills {
+    hook: Option<Hook>,
+    after: Vec<Duration>,
+}
+
+/// Runs the agent of `HOST` on `machine`, restarting it when it stops (a hook killed it), when
+/// the boot counter changes (the host rebooted), and at each instant of `kill_after` (measured
+/// from the last start), until `done` (the task is terminal, and whatever else the test waits
+/// for) or `limit` passes. The number of starts.
+async fn supervise(
+    world: &World,
+    done: &dyn Fn(&World) -> bool,
+    machine: &Machine,
+    state_dir: &Path,
+    mut boots: tokio::sync::watch::Receiver<u64>,
+    kills: Kills,
+    limit: Duration,
+) -> usize {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut starts = 0;
+    let Kills {
+        hook,
+        after: mut kill_after,
+    } = kills;
+    kill_after.reverse();
+    while tokio::time::Instant::now() < deadline {
+        starts += 1;
+        let mut config = AgentConfig::new(HOST, "default", state_dir);
+        config.hook = hook.clone();
+        let stop = CancellationToken::new();
+        let mut agent = tokio::spawn(run(
+            world.server.client(),
+            config,
+            machine.clone(),
+            world.clock,
+            stop.clone(),
+        ));
+        let kill = kill_after.pop();
+        let killed = async {
+            match kill {
+                Some(after) => tokio::time::sleep(after).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(killed);
+        loop {
+            tokio::select! {
+                result = &mut agent => {
+                    result.unwrap().unwrap();
+                    break;
+                }
+                _ = boots.changed() => {
+                    agent.abort();
+                    let _ = agent.await;
+                    break;
+                }
+                () = &mut killed => {
+                    agent.abort();
+                    let _ = agent.await;
+                    break;
+                }
+                () = tokio::time::sleep(Duration::from_secs(5)) => {
+                    if done(world) || tokio::time::Instant::now() >= deadline {
+                        stop.cancel();
+                        let _ = agent.await;
+                        return starts;
+                    }
+                }
+            }
+        }
+    }
+    starts
+}
+
+/// A rebooter for a sandbox root: the "reboot" gives the root a new boot id, clears the
+/// runtime reboot flag as a boot clears /run, and bumps the boot counter the test watches.
+struct SandboxRebooter {
+    root: PathBuf,
+    boots: tokio::sync::watch::Sender<u64>,
+}
+
+impl SandboxRebooter {
+    fn write_boot_id(root: &Path, boot: u64) {
+        let path = root.join("proc/sys/kernel/random/boot_id");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("sandbox-boot-{boot}\n")).unwrap();
+    }
+}
+
+impl Rebooter for SandboxRebooter {
+    fn reboot(&self) -> BoxFuture<'_, Result<(), RebootError>> {
+        async move {
+            let boot = *self.boots.borrow() + 1;
+            Self::write_boot_id(&self.root, boot);
+            for flag in ["var/run/reboot-required", "var/run/reboot-required.pkgs"] {
+                let _ = std::fs::remove_file(self.root.join(flag));
+            }
+            self.boots.send_replace(boot);
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+fn pin(name: &str, version: &str) -> Pin {
+    Pin {
+        name: name.into(),
+        version: version.into(),
+    }
+}
+
+#[test]
+fn the_agent_patches_a_real_apt_sandbox_from_pending_to_completed_with_a_reboot() {
+    if !require("agent on apt", apt_sandbox::TOOLS) {
+        return;
+    }
+    on_virtual_clock(|| async {
+        let machine_state = snapshot(MACHINE_DPKG);
+        let sandbox = AptSandbox::new(&apt_sandbox::standard_suites()).await;
+        SandboxRebooter::write_boot_id(&sandbox.root, 1);
+        let (boots, watch) = tokio::sync::watch::channel(1);
+        let mut machine = Machine::real(
+            Some(&sandbox.root),
+            RebootMethod::Systemctl,
+            Arc::new(jiff::Timestamp::now),
+        )
+        .unwrap();
+        machine.rebooter = Arc::new(SandboxRebooter {
+            root: sandbox.root.clone(),
+            boots,
+        });
+        // The installed base, older than what the security suites offer.
+        let pm = machine.packages.clone().unwrap();
+        pm.refresh_and_scan().await.unwrap();
+        pm.install(&[
+            pin("kernel-x", "1.0"),
+            pin("libfoo", "1.0"),
+            pin("tool", "1.0"),
+        ])
+        .await
+        .unwrap();
+        let before = String::from_utf8_lossy(&sandbox.status()).into_owned();
+
+        let world = world().await;
+        let stop = CancellationToken::new();
+        let operator = tokio::spawn(world.operator(stop.clone()));
+        apply_job(&world, json!({"hosts": {"names": [HOST]}})).await;
+        let state = tempfile::tempdir().unwrap();
+        // Done when the task ended and the Host reports the new boot without a reboot flag, and
+        // the updates scanned after it (the first scan may find the lock held by an apt-get
+        // the agent's previous run left running: it is tried again a minute later).
+        let settled = |world: &World| {
+            let host = world.server.snapshot("Host").into_iter().next();
+            terminal(world)
+                && host.is_some_and(|h| {
+                    h.pointer("/status/agent/bootId") == Some(&json!("sandbox-boot-2"))
+                        && h.pointer("/status/rebootRequired") == Some(&json!("No"))
+                        && h.pointer("/status/updates/checkedAt").is_some()
+                })
+        };
+        let starts = supervise(
+            &world,
+            &settled,
+            &machine,
+            state.path(),
+            watch,
+            Kills::default(),
+            // Virtual time runs on while apt works in real time.
+            Duration::from_secs(48 * 3600),
+        )
+        .await;
+        let t = task(&world).unwrap();
+        assert_eq!(status_code(&world), Some(2036), "{t:#}");
+        assert_eq!(
+            history(&world),
+            [2032, 2055, 2044, 2031, 2033, 2034, 2035, 2045, 2036],
+            "{t:#}"
+        );
+        assert_eq!(starts, 2, "one restart, after the reboot");
+        // The security updates were installed, the plain one was not.
+        let after = String::from_utf8_lossy(&sandbox.status()).into_owned();
+        assert_ne!(before, after);
+        for (package, version) in [("kernel-x", "1.1"), ("libfoo", "1.1"), ("tool", "1.0")] {
+            let entry = after
+                .split("\n\n")
+                .find(|e| e.contains(&format!("Package: {package}\n")))
+                .unwrap();
+            assert!(entry.contains(&format!("Version: {version}\n")), "{entry}");
+        }
+        // The Host the agent created reports what it found.
+        let host = Api::<Host>::namespaced(world.server.client(), "default")
+            .get(HOST)
+            .await
+            .unwrap();
+        let status = host.status.unwrap();
+        assert_eq!(status.os.id, "debian");
+        assert_eq!(status.agent.boot_id, "sandbox-boot-2");
+        assert!(!status.agent.version.is_empty());
+        assert_eq!(status.reboot_required, RebootRequired::No);
+        assert_eq!(status.updates.available, 1, "tool 2.0 is still offered");
+        assert_eq!(status.updates.security, 0);
+        assert!(status.agent.online, "the operator sees the Lease");
+        stop.cancel();
+        let _ = operator.await;
+        assert_unchanged(&machine_state, &snapshot(MACHINE_DPKG));
+    });
+}
+
+/// One run of the simulated scenario: a security update that needs a reboot, and a plain one.
+struct SimRun {
+    codes: Vec<u64>,
+    host: SimulatedHost,
+    starts: usize,
+}
+
+async fn simulated_run(
+    hook: Option<Hook>,
+    kill_after: Vec<Duration>,
+    fault: Option<Fault>,
+) -> SimRun {
+    let host = SimulatedHost::new(HOST);
+    host.install_package("kernel", "1.0")
+        .install_package("tool", "1.0")
+        .offer("kernel", "1.1", true, true)
+        .offer("tool", "2.0", false, false);
+    if let Some(fault) = fault {
+        host.set_fault(fault, Some("E: simulated"));
+    }
+    let world = world().await;
+    let stop = CancellationToken::new();
+    let operator = tokio::spawn(world.operator(stop.clone()));
+    apply_job(
+        &world,
+        json!({"hosts": {"names": [HOST]}, "actions": {"post": [{"name": "smoke", "command": "true"}]}}),
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let starts = supervise(
+        &world,
+        &terminal,
+        &host.machine(),
+        state.path(),
+        host.boots(),
+        Kills {
+            hook,
+            after: kill_after,
+        },
+        Duration::from_secs(4 * 3600),
+    )
+    .await;
+    let codes = history(&world);
+    stop.cancel();
+    let _ = operator.await;
+    SimRun {
+        codes,
+        host,
+        starts,
+    }
+}
+
+const COMPLETED: [u64; 9] = [2032, 2055, 2044, 2031, 2033, 2034, 2035, 2045, 2036];
+
+#[test]
+fn the_agent_on_a_simulated_host_completes_and_reboots_once() {
+    on_virtual_clock(|| async {
+        let run = simulated_run(None, Vec::new(), None).await;
+        assert_eq!(run.codes, COMPLETED);
+        assert_eq!((run.host.installs(), run.host.reboots()), (1, 1));
+        assert_eq!(run.host.installed_version("kernel").as_deref(), Some("1.1"));
+        assert_eq!(run.host.installed_version("tool").as_deref(), Some("1.0"));
+        assert_eq!(run.starts, 2);
+    });
+}
+
+#[test]
+fn faults_end_the_task_in_their_codes() {
+    on_virtual_clock(|| async {
+        let run = simulated_run(None, Vec::new(), Some(Fault::Download)).await;
+        assert_eq!(run.codes.last(), Some(&2031), "{:?}", run.codes);
+        assert_eq!(run.host.installs(), 0);
+        let run = simulated_run(None, Vec::new(), Some(Fault::Install)).await;
+        assert_eq!(run.codes.last(), Some(&2046), "{:?}", run.codes);
+        let run = simulated_run(None, Vec::new(), Some(Fault::Reboot)).await;
+        assert_eq!(run.codes.last(), Some(&2046), "{:?}", run.codes);
+        assert_eq!(run.host.reboots(), 0);
+    });
+}
+
+#[test]
+fn a_killed_agent_resumes_and_nothing_runs_twice() {
+    on_virtual_clock(|| async {
+        let points = [
+            Checkpoint::JournalPersisted(Op::Download),
+            Checkpoint::OpEnded(Op::Download),
+            Checkpoint::JournalPersisted(Op::Install),
+            Checkpoint::OpStarted(Op::Install),
+            Checkpoint::OpEnded(Op::Install),
+            Checkpoint::StatusWritten(2034),
+            Checkpoint::JournalPersisted(Op::Reboot),
+            Checkpoint::StatusWritten(2045),
+            Checkpoint::JournalPersisted(Op::PostAction(0)),
+        ];
+        for point in points {
+            let (hook, fired) = kill_once_at(point.clone());
+            let run = simulated_run(Some(hook), Vec::new(), None).await;
+            assert!(fired.load(Ordering::SeqCst), "{point:?} was reached");
+            assert_eq!(run.codes, COMPLETED, "killed at {point:?}");
+            assert_eq!(
+                (run.host.installs(), run.host.reboots()),
+                (1, 1),
+                "killed at {point:?}: {:?}",
+                run.host.events()
+            );
+            assert_eq!(
+                run.starts, 3,
+                "killed at {point:?}: the kill and the reboot"
+            );
+        }
+        // Killed at arbitrary instants: during the download, during the install, while
+        // waiting for the reboot grant.
+        for after in [10, 45, 100, 200] {
+            let run = simulated_run(None, vec![Duration::from_secs(after)], None).await;
+            assert_eq!(run.codes, COMPLETED, "killed after {after}s");
+            assert_eq!(
+                (run.host.installs(), run.host.reboots()),
+                (1, 1),
+                "killed after {after}s: {:?}",
+                run.host.events()
+            );
+        }
+    });
+}
+
+#[test]
+fn upkeep_host_patch_on_an_apt_sandbox_stops_at_pending_reboot() {
+    if !require("upkeep host patch", apt_sandbox::TOOLS) {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = runtime.block_on(async {
+        let sandbox = AptSandbox::new(&apt_sandbox::standard_suites()).await;
+        let machine = Machine::real(
+            Some(&sandbox.root),
+            RebootMethod::Systemctl,
+            Arc::new(jiff::Timestamp::now),
+        )
+        .unwrap();
+        let pm = machine.packages.clone().unwrap();
+        pm.refresh_and_scan().await.unwrap();
+        pm.install(&[pin("kernel-x", "1.0"), pin("libfoo", "1.0")])
+            .await
+            .unwrap();
+        sandbox
+    });
+    let machine_state = snapshot(MACHINE_DPKG);
+    let upkeep = env!("CARGO_BIN_EXE_upkeep");
+    // The repository is served by the runtime above, which keeps running.
+    let dry = Command::new(upkeep)
+        .args(["host", "patch", "--dry-run", "-o", "json", "--root"])
+        .arg(&sandbox.root)
+        .output()
+        .unwrap();
+    assert!(dry.status.success(), "{dry:?}");
+    let doc: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(
+        doc["selected"],
+        json!([{"name": "kernel-x", "version": "1.1"}, {"name": "libfoo", "version": "1.1"}]),
+        "{doc:#}"
+    );
+    let status_before = sandbox.status();
+    let out = Command::new(upkeep)
+        .args(["host", "patch", "--root"])
+        .arg(&sandbox.root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for line in [
+        "2044 Job Started",
+        "2031 Downloaded",
+        "2033 Patching",
+        "2034 Pending Reboot",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    assert_ne!(
+        sandbox.status(),
+        status_before,
+        "the root's dpkg database changed"
+    );
+    // Again: nothing left to install.
+    let again = Command::new(upkeep)
+        .args([
+            "host",
+            "patch",
+            "-o",
+            "json",
+            "--classification",
+            "Security",
+            "--root",
+        ])
+        .arg(&sandbox.root)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(doc["statusCode"], json!(2059), "{doc:#}");
+    assert!(again.status.success());
+    assert_unchanged(&machine_state, &snapshot(MACHINE_DPKG));
+    drop(runtime);
+}
