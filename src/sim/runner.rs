@@ -170,7 +170,7 @@ impl World {
         super::jobs::run(self.server.client(), self.model.clone(), self.clock).boxed()
     }
 
-    /// Whether every FirmwareUpgrade settled and every task ended.
+    /// Whether every FirmwareUpgrade and DevicePatch settled and every task ended.
     pub fn finished(&self) -> bool {
         finished(&self.server)
     }
@@ -183,6 +183,9 @@ impl World {
         let mut resources = Vec::new();
         self.server.each("FirmwareUpgrade", |u| {
             resources.extend(ResourceReport::of(u))
+        });
+        self.server.each("DevicePatch", |p| {
+            resources.extend(ResourceReport::of_device_patch(p))
         });
         let end = if self.finished() {
             tasks
@@ -280,11 +283,12 @@ impl World {
     }
 }
 
-/// Whether every FirmwareUpgrade has settled: its status is current and either it has a
-/// whole-resource code or all its tasks ended; and every task ended.
+/// Whether every FirmwareUpgrade and DevicePatch has settled: its status is current and either
+/// it has a whole-resource code or all its tasks ended; and every task ended.
 fn finished(server: &ApiServer) -> bool {
-    let upgrades = server.snapshot("FirmwareUpgrade");
-    let settled = upgrades.iter().all(|u| {
+    let mut parents = server.snapshot("FirmwareUpgrade");
+    parents.extend(server.snapshot("DevicePatch"));
+    let settled = parents.iter().all(|u| {
         let current = u.pointer("/status/observedGeneration") == u.pointer("/metadata/generation");
         let code = u.pointer("/status/code").is_some_and(|c| !c.is_null());
         let summary = |field: &str| {
