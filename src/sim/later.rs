@@ -40,7 +40,9 @@ pub fn apply_at(manifest: &Value, start: Timestamp) -> Result<Option<Timestamp>,
                 .and_then(Value::as_str)
                 .unwrap_or("?")
         ),
-        value: value.as_str().map_or_else(|| value.to_string(), str::to_string),
+        value: value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string),
     };
     let delay: GoDuration = value.as_str().ok_or_else(bad)?.parse().map_err(|_| bad())?;
     let delay = SignedDuration::try_from(delay.get()).map_err(|_| bad())?;

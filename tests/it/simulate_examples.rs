@@ -371,7 +371,10 @@ const FIELD_FLEET: &str = "examples/scenarios/field-case/fleet.yaml";
 
 #[test]
 fn the_field_case_a_patch_left_to_the_elements_delay_makes_the_firmware_upgrade_refuse() {
-    let (report, _) = simulate(FIELD_FLEET, &["examples/scenarios/field-case/own-delay.yaml"]);
+    let (report, _) = simulate(
+        FIELD_FLEET,
+        &["examples/scenarios/field-case/own-delay.yaml"],
+    );
     expect(
         &report,
         &[
@@ -404,8 +407,14 @@ fn the_field_case_a_patch_left_to_the_elements_delay_makes_the_firmware_upgrade_
     assert_eq!(
         firmware,
         [
-            ("WAITING_FOR_PRE_VALIDATION".into(), "2026-11-23T10:00:00Z".into()),
-            ("ERROR_DEVICE_PATCH_NOT_RUNNING".into(), "2026-11-23T10:00:00Z".into()),
+            (
+                "WAITING_FOR_PRE_VALIDATION".into(),
+                "2026-11-23T10:00:00Z".into()
+            ),
+            (
+                "ERROR_DEVICE_PATCH_NOT_RUNNING".into(),
+                "2026-11-23T10:00:00Z".into()
+            ),
         ]
     );
     let dp = resource(&report, "DevicePatch");
@@ -417,7 +426,10 @@ fn the_field_case_a_patch_left_to_the_elements_delay_makes_the_firmware_upgrade_
 
 #[test]
 fn the_field_case_with_activation_delay_0s_patches_at_once_and_the_firmware_upgrade_succeeds() {
-    let (report, first) = simulate(FIELD_FLEET, &["examples/scenarios/field-case/no-delay.yaml"]);
+    let (report, first) = simulate(
+        FIELD_FLEET,
+        &["examples/scenarios/field-case/no-delay.yaml"],
+    );
     expect(
         &report,
         &[
@@ -427,13 +439,19 @@ fn the_field_case_with_activation_delay_0s_patches_at_once_and_the_firmware_upgr
     );
     let patch = history(&report, "DevicePatch/default/sph106");
     let activating = patch.iter().find(|(c, _)| c == "PATCH_ACTIVATING").unwrap();
-    assert_eq!(activating.1, "2026-11-23T09:01:03Z", "no delay after the load");
+    assert_eq!(
+        activating.1, "2026-11-23T09:01:03Z",
+        "no delay after the load"
+    );
     assert_eq!(patch.last().unwrap().1, "2026-11-23T09:03:33Z");
     assert_eq!(
         task(&report, "osn-west-1")["parent"],
         "DevicePatch/default/sph106",
         "tasks in parent order"
     );
-    let (_, again) = simulate(FIELD_FLEET, &["examples/scenarios/field-case/no-delay.yaml"]);
+    let (_, again) = simulate(
+        FIELD_FLEET,
+        &["examples/scenarios/field-case/no-delay.yaml"],
+    );
     assert_eq!(first, again, "deterministic");
 }
