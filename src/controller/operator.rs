@@ -5,7 +5,8 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use futures::{Future, StreamExt as _};
+use futures::future::BoxFuture;
+use futures::{Future, FutureExt as _, StreamExt as _};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
@@ -103,6 +104,45 @@ where
     }
 }
 
+/// The loop of a rollout parent kind (FirmwareUpgrade, DevicePatch): it owns its tasks and looks
+/// again at every parent of a namespace whose MaintenanceWindows change. Built in a function of
+/// its own and boxed, so that the operator's future stays small.
+fn rollout_loop<K, R, F, E>(
+    client: &Client,
+    ns: Option<&str>,
+    ctx: Arc<Context>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    reconcile: R,
+) -> BoxFuture<'static, ()>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    R: FnMut(Arc<Watched<K>>, Arc<Context>) -> F + Send + 'static,
+    F: Future<Output = Result<Action, E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    let cfg = watcher::Config::default;
+    let controller = Controller::new(api::<Watched<K>>(client, ns), cfg());
+    let of_window_namespace = of_namespace(controller.store());
+    controller
+        // Only the owner reference matters here: read tasks' metadata, not their status.
+        .owns(api::<PartialObjectMeta<UpgradeTask>>(client, ns), cfg())
+        .watches(
+            api::<Watched<MaintenanceWindow>>(client, ns),
+            cfg(),
+            move |w| of_window_namespace(w.meta().namespace.clone()),
+        )
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .boxed()
+}
+
 fn error_policy<K, E: std::fmt::Display>(_: Arc<K>, error: &E, ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "reconcile failed; retrying");
     Action::requeue(ctx.settings.retry)
@@ -195,33 +235,15 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                 leases.wait_until_ready()
             );
             let cfg = watcher::Config::default;
-            let upgrade_controller =
-                Controller::new(api::<Watched<FirmwareUpgrade>>(&client, ns), cfg());
-            let upgrades_of_namespace = of_namespace(upgrade_controller.store());
-            let upgrade_loop = upgrade_controller
-                // Only the owner reference matters here: read tasks' metadata, not their status.
-                .owns(api::<PartialObjectMeta<UpgradeTask>>(&client, ns), cfg())
-                .watches(
-                    api::<Watched<MaintenanceWindow>>(&client, ns),
-                    cfg(),
-                    move |w| upgrades_of_namespace(w.meta().namespace.clone()),
-                )
-                .graceful_shutdown_on(stop())
-                .run(firmware_upgrade::reconcile, error_policy, ctx.clone())
-                .for_each(|_| futures::future::ready(()));
-            let dpatch_controller =
-                Controller::new(api::<Watched<DevicePatch>>(&client, ns), cfg());
-            let dpatches_of_namespace = of_namespace(dpatch_controller.store());
-            let dpatch_loop = dpatch_controller
-                .owns(api::<PartialObjectMeta<UpgradeTask>>(&client, ns), cfg())
-                .watches(
-                    api::<Watched<MaintenanceWindow>>(&client, ns),
-                    cfg(),
-                    move |w| dpatches_of_namespace(w.meta().namespace.clone()),
-                )
-                .graceful_shutdown_on(stop())
-                .run(device_patch::reconcile, error_policy, ctx.clone())
-                .for_each(|_| futures::future::ready(()));
+            let upgrade_loop = rollout_loop(
+                &client,
+                ns,
+                ctx.clone(),
+                stop(),
+                firmware_upgrade::reconcile,
+            );
+            let dpatch_loop =
+                rollout_loop(&client, ns, ctx.clone(), stop(), device_patch::reconcile);
             let task_loop = Controller::new(api::<Watched<UpgradeTask>>(&client, ns), cfg())
                 .owns(api::<k8s_openapi::api::batch::v1::Job>(&client, ns), cfg())
                 .graceful_shutdown_on(stop())

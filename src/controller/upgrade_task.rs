@@ -38,14 +38,18 @@ pub async fn reconcile(
     .await
 }
 
+/// Each kind's half, boxed: a reconcile's future holds only the one that runs.
 async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Error> {
     match task.spec.parent_kind {
-        ParentKind::FirmwareUpgrade => {}
-        ParentKind::PatchJob => return super::patch_task::reconcile_task(task, ctx).await,
+        ParentKind::FirmwareUpgrade => Box::pin(reconcile_firmware_task(task, ctx)).await,
+        ParentKind::PatchJob => Box::pin(super::patch_task::reconcile_task(task, ctx)).await,
         ParentKind::DevicePatch => {
-            return super::device_patch_task::reconcile_task(task, ctx).await;
+            Box::pin(super::device_patch_task::reconcile_task(task, ctx)).await
         }
     }
+}
+
+async fn reconcile_firmware_task(task: &UpgradeTask, ctx: &Context) -> Result<Action, Error> {
     let namespace = task.namespace().unwrap_or_default();
     let name = task.name_any();
     let mut writer = TaskWriter::new(ctx, task);

@@ -94,12 +94,24 @@ impl Connections for FleetConnections {
 }
 
 /// Runs the scenario to its end on a fresh virtual-clock runtime.
+/// It runs on a thread of its own with an 8 MiB stack, as a main thread has: the operator's
+/// future is deep, and a caller's thread (a test's has 2 MiB) may be too small for it.
 pub fn simulate(scenario: Scenario, options: Options) -> Result<Report, SimulateError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()?;
-    runtime.block_on(run(scenario, options))
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("upkeep-simulate".into())
+            .stack_size(8 << 20)
+            .spawn_scoped(scope, move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .start_paused(true)
+                    .build()?;
+                runtime.block_on(run(scenario, options))
+            })?;
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// A seeded simulation: the in-memory API holding the fleet's Devices and the manifests, the
