@@ -4,6 +4,8 @@
 
 pub mod connections;
 pub mod device;
+pub mod device_patch;
+pub mod device_patch_task;
 pub mod endpoints;
 pub mod firmware_upgrade;
 pub mod hooks;

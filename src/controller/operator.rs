@@ -5,7 +5,8 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use futures::{Future, StreamExt as _};
+use futures::future::BoxFuture;
+use futures::{Future, FutureExt as _, StreamExt as _};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
@@ -21,11 +22,15 @@ use super::kit::events::Events;
 use super::kit::index::TaskIndex;
 use super::kit::metrics::Metrics;
 use super::kit::watched::Watched;
-use super::{device, firmware_upgrade, host, maintenance_window, patch_job, upgrade_task};
+use super::{
+    device, device_patch, firmware_upgrade, host, maintenance_window, patch_job, upgrade_task,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 
 use crate::api::host::LEASE_LABEL;
-use crate::api::{Device, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob, UpgradeTask};
+use crate::api::{
+    Device, DevicePatch, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob, UpgradeTask,
+};
 use crate::clock::Clock;
 use crate::images::repository::ImageRepository;
 
@@ -81,6 +86,63 @@ where
     (store, feed)
 }
 
+/// The objects of `store` in a namespace, for a watch that maps a change there (a window, a
+/// Host) onto every parent of that namespace.
+fn of_namespace<K>(
+    store: Store<Watched<K>>,
+) -> impl Fn(Option<String>) -> Vec<reflector::ObjectRef<Watched<K>>> + Clone
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    move |namespace| {
+        store
+            .state()
+            .into_iter()
+            .filter(|o| o.0.as_ref().is_ok_and(|o| o.meta().namespace == namespace))
+            .map(|o| reflector::ObjectRef::from_obj(o.as_ref()))
+            .collect()
+    }
+}
+
+/// The loop of a rollout parent kind (FirmwareUpgrade, DevicePatch): it owns its tasks and looks
+/// again at every parent of a namespace whose MaintenanceWindows change. Built in a function of
+/// its own and boxed, so that the operator's future stays small.
+fn rollout_loop<K, R, F, E>(
+    client: &Client,
+    ns: Option<&str>,
+    ctx: Arc<Context>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    reconcile: R,
+) -> BoxFuture<'static, ()>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    R: FnMut(Arc<Watched<K>>, Arc<Context>) -> F + Send + 'static,
+    F: Future<Output = Result<Action, E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    let cfg = watcher::Config::default;
+    let controller = Controller::new(api::<Watched<K>>(client, ns), cfg());
+    let of_window_namespace = of_namespace(controller.store());
+    controller
+        // Only the owner reference matters here: read tasks' metadata, not their status.
+        .owns(api::<PartialObjectMeta<UpgradeTask>>(client, ns), cfg())
+        .watches(
+            api::<Watched<MaintenanceWindow>>(client, ns),
+            cfg(),
+            move |w| of_window_namespace(w.meta().namespace.clone()),
+        )
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .boxed()
+}
+
 fn error_policy<K, E: std::fmt::Display>(_: Arc<K>, error: &E, ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "reconcile failed; retrying");
     Action::requeue(ctx.settings.retry)
@@ -108,6 +170,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
     let devices = device_controller.store();
     let (windows, windows_feed) = cache::<MaintenanceWindow>(api(&client, ns));
     let (patch_jobs, patch_jobs_feed) = cache::<PatchJob>(api(&client, ns));
+    let (device_patches, device_patches_feed) = cache::<DevicePatch>(api(&client, ns));
     let (hosts, hosts_feed) = cache::<Host>(api(&client, ns));
     // Only the agents' Leases (labelled with their Host), not every Lease of the cluster.
     let (leases, leases_feed) = cache_with::<Lease>(
@@ -136,12 +199,14 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             upgrades: upgrades.clone(),
             devices: devices.clone(),
             windows: windows.clone(),
+            device_patches: device_patches.clone(),
             patch_jobs: patch_jobs.clone(),
             hosts: hosts.clone(),
             leases: leases.clone(),
             tasks: tasks.clone(),
         },
         expectations: Default::default(),
+        device_patch_expectations: Default::default(),
         patch_expectations: Default::default(),
         recent: Default::default(),
         announced: Default::default(),
@@ -167,53 +232,27 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             );
             let _ = tokio::join!(
                 patch_jobs.wait_until_ready(),
+                device_patches.wait_until_ready(),
                 hosts.wait_until_ready(),
                 leases.wait_until_ready()
             );
             let cfg = watcher::Config::default;
-            let upgrade_controller =
-                Controller::new(api::<Watched<FirmwareUpgrade>>(&client, ns), cfg());
-            let upgrade_store = upgrade_controller.store();
-            let upgrades_of_namespace = move |namespace: Option<String>| {
-                upgrade_store
-                    .state()
-                    .into_iter()
-                    .filter(|u| {
-                        u.0.as_ref()
-                            .is_ok_and(|u| u.metadata.namespace == namespace)
-                    })
-                    .map(|u| reflector::ObjectRef::from_obj(u.as_ref()))
-                    .collect::<Vec<_>>()
-            };
-            let upgrade_loop = upgrade_controller
-                // Only the owner reference matters here: read tasks' metadata, not their status.
-                .owns(api::<PartialObjectMeta<UpgradeTask>>(&client, ns), cfg())
-                .watches(
-                    api::<Watched<MaintenanceWindow>>(&client, ns),
-                    cfg(),
-                    move |w| upgrades_of_namespace(w.meta().namespace.clone()),
-                )
-                .graceful_shutdown_on(stop())
-                .run(firmware_upgrade::reconcile, error_policy, ctx.clone())
-                .for_each(|_| futures::future::ready(()));
+            let upgrade_loop = rollout_loop(
+                &client,
+                ns,
+                ctx.clone(),
+                stop(),
+                firmware_upgrade::reconcile,
+            );
+            let dpatch_loop =
+                rollout_loop(&client, ns, ctx.clone(), stop(), device_patch::reconcile);
             let task_loop = Controller::new(api::<Watched<UpgradeTask>>(&client, ns), cfg())
                 .owns(api::<k8s_openapi::api::batch::v1::Job>(&client, ns), cfg())
                 .graceful_shutdown_on(stop())
                 .run(upgrade_task::reconcile, error_policy, ctx.clone())
                 .for_each(|_| futures::future::ready(()));
             let job_controller = Controller::new(api::<Watched<PatchJob>>(&client, ns), cfg());
-            let job_store = job_controller.store();
-            let jobs_of_namespace = move |namespace: Option<String>| {
-                job_store
-                    .state()
-                    .into_iter()
-                    .filter(|j| {
-                        j.0.as_ref()
-                            .is_ok_and(|j| j.metadata.namespace == namespace)
-                    })
-                    .map(|j| reflector::ObjectRef::from_obj(j.as_ref()))
-                    .collect::<Vec<_>>()
-            };
+            let jobs_of_namespace = of_namespace(job_controller.store());
             let jobs_of_window = jobs_of_namespace.clone();
             let job_loop = job_controller
                 .owns(api::<PartialObjectMeta<UpgradeTask>>(&client, ns), cfg())
@@ -241,6 +280,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             // Boxed: each loop is a deep future, and polling them all inline needs a large stack.
             tokio::join!(
                 Box::pin(upgrade_loop),
+                Box::pin(dpatch_loop),
                 Box::pin(task_loop),
                 Box::pin(window_loop),
                 Box::pin(job_loop),
@@ -257,6 +297,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             Box::pin(windows_feed),
             Box::pin(tasks_feed),
             Box::pin(patch_jobs_feed),
+            Box::pin(device_patches_feed),
             Box::pin(hosts_feed),
             Box::pin(leases_feed)
         );

@@ -7,6 +7,7 @@ pub mod driver;
 pub mod fleet;
 pub mod fleet_file;
 pub mod jobs;
+pub mod later;
 pub mod report;
 pub mod runner;
 

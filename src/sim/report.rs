@@ -8,14 +8,16 @@ mod html;
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::common::Summary;
 use crate::api::maintenance_window::WindowType;
 use crate::api::upgrade_task::HistoryEntry;
-use crate::api::{FirmwareUpgrade, MaintenanceWindow, UpgradeTask};
+use crate::api::{
+    DevicePatch, FirmwareUpgrade, FirmwareUpgradeStatus, MaintenanceWindow, UpgradeTask,
+};
 use crate::schedule::window::{Occurrence, Window};
 
 /// The most occurrences of one window the report keeps.
@@ -106,16 +108,43 @@ impl ResourceReport {
     /// The report of a stored FirmwareUpgrade (as JSON); None if it does not deserialize.
     pub fn of(object: Value) -> Option<Self> {
         let upgrade = serde_json::from_value::<FirmwareUpgrade>(object).ok()?;
-        let status = upgrade.status.unwrap_or_default();
-        Some(Self {
-            kind: "FirmwareUpgrade".into(),
-            namespace: upgrade.metadata.namespace.unwrap_or_default(),
-            name: upgrade.metadata.name.unwrap_or_default(),
+        Some(Self::rollout(
+            "FirmwareUpgrade",
+            upgrade.metadata,
+            upgrade.status,
+            upgrade.spec.maintenance_windows,
+        ))
+    }
+
+    /// The report of a stored DevicePatch (as JSON); None if it does not deserialize.
+    pub fn of_device_patch(object: Value) -> Option<Self> {
+        let patch = serde_json::from_value::<DevicePatch>(object).ok()?;
+        Some(Self::rollout(
+            "DevicePatch",
+            patch.metadata,
+            patch.status,
+            patch.spec.maintenance_windows,
+        ))
+    }
+
+    /// A rollout parent's report from its parts (FirmwareUpgrade and DevicePatch share the
+    /// status).
+    fn rollout(
+        kind: &str,
+        metadata: ObjectMeta,
+        status: Option<FirmwareUpgradeStatus>,
+        maintenance_windows: Vec<String>,
+    ) -> Self {
+        let status = status.unwrap_or_default();
+        Self {
+            kind: kind.into(),
+            namespace: metadata.namespace.unwrap_or_default(),
+            name: metadata.name.unwrap_or_default(),
             code: status.code,
             conditions: status.conditions,
             summary: status.summary,
-            maintenance_windows: upgrade.spec.maintenance_windows,
-        })
+            maintenance_windows,
+        }
     }
 }
 

@@ -65,6 +65,9 @@ pub enum SimulateError {
         /// The API's answer.
         source: kube::Error,
     },
+    /// A manifest's `simulate.upkeep.dev/apply-after` is not a duration.
+    #[error(transparent)]
+    Later(#[from] super::later::BadDelay),
     /// The runtime or the HTTP listener could not start.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -91,12 +94,24 @@ impl Connections for FleetConnections {
 }
 
 /// Runs the scenario to its end on a fresh virtual-clock runtime.
+/// It runs on a thread of its own with an 8 MiB stack, as a main thread has: the operator's
+/// future is deep, and a caller's thread (a test's has 2 MiB) may be too small for it.
 pub fn simulate(scenario: Scenario, options: Options) -> Result<Report, SimulateError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()?;
-    runtime.block_on(run(scenario, options))
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("upkeep-simulate".into())
+            .stack_size(8 << 20)
+            .spawn_scoped(scope, move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .start_paused(true)
+                    .build()?;
+                runtime.block_on(run(scenario, options))
+            })?;
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// A seeded simulation: the in-memory API holding the fleet's Devices and the manifests, the
@@ -110,6 +125,8 @@ pub struct World {
     /// The virtual clock.
     pub clock: Clock,
     repository: Arc<StaticRepository>,
+    /// Manifests still to apply (`simulate.upkeep.dev/apply-after`), earliest first.
+    later: std::sync::Mutex<Vec<(Timestamp, Value)>>,
 }
 
 impl World {
@@ -125,11 +142,19 @@ impl World {
             .build();
         seed(&server.client(), scenario).await?;
         server.reset_write_counts();
+        let mut later = Vec::new();
+        for manifest in &scenario.manifests {
+            if let Some(at) = super::later::apply_at(manifest, scenario.start)? {
+                later.push((at, manifest.clone()));
+            }
+        }
+        later.sort_by_key(|(at, _)| *at);
         Ok(Self {
             server,
             model: Arc::new(FleetModel::new(&scenario.fleet)),
             clock,
             repository: Arc::new(scenario.fleet.repository()),
+            later: std::sync::Mutex::new(later),
         })
     }
 
@@ -170,9 +195,31 @@ impl World {
         super::jobs::run(self.server.client(), self.model.clone(), self.clock).boxed()
     }
 
-    /// Whether every FirmwareUpgrade settled and every task ended.
+    /// Whether every manifest was applied, every FirmwareUpgrade and DevicePatch settled and
+    /// every task ended.
     pub fn finished(&self) -> bool {
-        finished(&self.server)
+        self.next_later().is_none() && finished(&self.server)
+    }
+
+    /// When the next deferred manifest is due.
+    fn next_later(&self) -> Option<Timestamp> {
+        let later = self.later.lock().unwrap_or_else(|p| p.into_inner());
+        later.first().map(|(at, _)| *at)
+    }
+
+    /// Applies the deferred manifests that are due.
+    pub async fn apply_due(&self) -> Result<(), SimulateError> {
+        let due: Vec<Value> = {
+            let mut later = self.later.lock().unwrap_or_else(|p| p.into_inner());
+            let now = self.clock.now();
+            let split = later.partition_point(|(at, _)| *at <= now);
+            later.drain(..split).map(|(_, m)| m).collect()
+        };
+        let client = self.server.client();
+        for manifest in &due {
+            apply(&client, manifest).await?;
+        }
+        Ok(())
     }
 
     /// The report of the run so far, which started at `start` and may go on until `end_at`.
@@ -183,6 +230,9 @@ impl World {
         let mut resources = Vec::new();
         self.server.each("FirmwareUpgrade", |u| {
             resources.extend(ResourceReport::of(u))
+        });
+        self.server.each("DevicePatch", |p| {
+            resources.extend(ResourceReport::of_device_patch(p))
         });
         let end = if self.finished() {
             tasks
@@ -260,8 +310,16 @@ impl World {
                     }
                     None => CHECK_INTERVAL,
                 };
-                tokio::time::sleep(step.min(clock.until(end_at)).max(Duration::from_millis(1)))
-                    .await;
+                let due = self.next_later().map_or(step, |at| clock.until(at));
+                tokio::time::sleep(
+                    step.min(due)
+                        .min(clock.until(end_at))
+                        .max(Duration::from_millis(1)),
+                )
+                .await;
+                if let Err(error) = self.apply_due().await {
+                    eprintln!("warning: {error}");
+                }
                 // Nothing can have finished unless something was written since the last look.
                 let version = self.server.resource_version();
                 if clock.now() >= end_at || (version != seen && self.finished()) {
@@ -280,11 +338,12 @@ impl World {
     }
 }
 
-/// Whether every FirmwareUpgrade has settled: its status is current and either it has a
-/// whole-resource code or all its tasks ended; and every task ended.
+/// Whether every FirmwareUpgrade and DevicePatch has settled: its status is current and either
+/// it has a whole-resource code or all its tasks ended; and every task ended.
 fn finished(server: &ApiServer) -> bool {
-    let upgrades = server.snapshot("FirmwareUpgrade");
-    let settled = upgrades.iter().all(|u| {
+    let mut parents = server.snapshot("FirmwareUpgrade");
+    parents.extend(server.snapshot("DevicePatch"));
+    let settled = parents.iter().all(|u| {
         let current = u.pointer("/status/observedGeneration") == u.pointer("/metadata/generation");
         let code = u.pointer("/status/code").is_some_and(|c| !c.is_null());
         let summary = |field: &str| {
@@ -323,19 +382,26 @@ pub async fn seed(client: &Client, scenario: &Scenario) -> Result<(), SimulateEr
         create(client, &devices, namespace, object).await?;
     }
     for manifest in &scenario.manifests {
-        let Some(resource) = resource_of(manifest) else {
-            continue;
-        };
-        let namespace = manifest
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or(DEFAULT_NAMESPACE)
-            .to_string();
-        let mut object = manifest.clone();
-        object["metadata"]["namespace"] = json!(namespace);
-        create(client, &resource, &namespace, object).await?;
+        if super::later::apply_at(manifest, scenario.start)?.is_none() {
+            apply(client, manifest).await?;
+        }
     }
     Ok(())
+}
+
+/// Creates a manifest's object (in `default` unless it names a namespace).
+async fn apply(client: &Client, manifest: &Value) -> Result<(), SimulateError> {
+    let Some(resource) = resource_of(manifest) else {
+        return Ok(());
+    };
+    let namespace = manifest
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_NAMESPACE)
+        .to_string();
+    let mut object = manifest.clone();
+    object["metadata"]["namespace"] = json!(namespace);
+    create(client, &resource, &namespace, object).await
 }
 
 /// The API resource of a manifest the simulation applies; `None` for documents it leaves out

@@ -345,3 +345,150 @@ async fn create_device(client: &kube::Client, name: &str) {
         .await
         .unwrap();
 }
+
+/// Network elements patched by a DevicePatch: a healthy one, one whose load fails.
+fn element_scenario(dpatch: &str) -> Scenario {
+    let fleet = Fleet::from_yaml(
+        "apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\nimages:\n  - { name: SPH106.pkg, size: 50Mi }\ndevices:\n  - { name: ne-1, family: NetworkElement }\n  - { name: ne-2, family: NetworkElement, faults: [ { step: patchLoad, kind: error } ] }\n",
+    )
+    .unwrap();
+    Scenario {
+        fleet,
+        manifests: manifests(dpatch),
+        start: START.parse().unwrap(),
+        horizon: SignedDuration::from_hours(48),
+    }
+}
+
+fn task_of<'a>(tasks: &'a [Value], target: &str) -> &'a Value {
+    tasks
+        .iter()
+        .find(|t| t["spec"]["target"] == target)
+        .unwrap()
+}
+
+fn condition<'a>(task: &'a Value, type_: &str) -> Option<&'a Value> {
+    task["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+#[test]
+fn device_patch_tasks_write_their_codes_events_and_the_patch_running_condition() {
+    const DPATCH: &str = "apiVersion: upkeep.dev/v1alpha1\nkind: DevicePatch\nmetadata: { name: sph106, namespace: default }\nspec:\n  patch: SPH106\n  package: SPH106.pkg\n  targets: { pattern: \"ne-*\" }\n  activation: { delay: 0s }\n  rollout: { maxConcurrent: 2 }\n";
+    on_virtual_clock(|| async {
+        let world = World::new(&element_scenario(DPATCH)).await.unwrap();
+        run(&world).await;
+        let tasks = world.server.snapshot("UpgradeTask");
+        let ok = task_of(&tasks, "ne-1");
+        assert_eq!(ok["status"]["code"], "PATCH_RUNNING");
+        assert_eq!(
+            ok["metadata"]["labels"]["upkeep.dev/parent-kind"],
+            "DevicePatch"
+        );
+        assert_eq!(ok["metadata"]["ownerReferences"][0]["kind"], "DevicePatch");
+        assert_eq!(ok["status"]["result"], "Succeeded");
+        let running = condition(ok, "PatchRunning").expect("PatchRunning");
+        assert_eq!(running["status"], "True");
+        let failed = task_of(&tasks, "ne-2");
+        assert_eq!(failed["status"]["code"], "ERROR_PATCH_LOAD_FAILED");
+        assert_eq!(failed["status"]["result"], "Failed");
+        assert!(condition(failed, "PatchRunning").is_none());
+
+        // One Event per code; a failure is a Warning.
+        let events = world.server.snapshot("Event");
+        let of = |task: &Value| -> Vec<(String, String)> {
+            events
+                .iter()
+                .filter(|e| e["regarding"]["name"] == task["metadata"]["name"])
+                .map(|e| {
+                    assert_eq!(e["action"], "DevicePatch");
+                    (
+                        e["reason"].as_str().unwrap().to_string(),
+                        e["type"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        // An Event for each code a write of the task controller made visible (the grant into
+        // PATCH_LOADING is the DevicePatch controller's write, as SENT_TO_MDB is for firmware).
+        let reasons: Vec<String> = of(ok).into_iter().map(|(r, _)| r).collect();
+        assert_eq!(
+            reasons.first().map(String::as_str),
+            Some("ReadyForExecution")
+        );
+        assert_eq!(reasons.last().map(String::as_str), Some("PatchRunning"));
+        for reason in ["PatchActivating", "PatchConfirming"] {
+            assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+        }
+        assert!(of(ok).iter().all(|(_, kind)| kind == "Normal"));
+        assert_eq!(
+            of(failed).last(),
+            Some(&("ErrorPatchLoadFailed".to_string(), "Warning".to_string()))
+        );
+
+        let dpatch = world
+            .server
+            .get("DevicePatch", "default", "sph106")
+            .unwrap();
+        let summary = &dpatch["status"]["summary"];
+        assert_eq!(
+            (&summary["succeeded"], &summary["failed"]),
+            (&json!(1), &json!(1))
+        );
+        let stalled = dpatch["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Stalled")
+            .unwrap();
+        assert_eq!(stalled["status"], "True");
+        assert_eq!(dpatch["status"]["firstFailures"][0]["target"], "ne-2");
+        assert_eq!(
+            world.model.patch_counts(&("default".into(), "ne-1".into())),
+            (1, 1)
+        );
+    });
+}
+
+#[test]
+fn a_device_patch_without_confirm_ends_activated_succeeded_and_frees_its_slot() {
+    const DPATCH: &str = "apiVersion: upkeep.dev/v1alpha1\nkind: DevicePatch\nmetadata: { name: sph106, namespace: default }\nspec:\n  patch: SPH106\n  package: SPH106.pkg\n  targets: { names: [ne-1, ne-3] }\n  activation: { delay: 0s }\n  confirm: false\n";
+    on_virtual_clock(|| async {
+        let mut scenario = element_scenario(DPATCH);
+        scenario.fleet = Fleet::from_yaml(
+            "apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\nimages:\n  - { name: SPH106.pkg, size: 50Mi }\ndevices:\n  - { name: ne-1, family: NetworkElement }\n  - { name: ne-3, family: NetworkElement }\n",
+        )
+        .unwrap();
+        let world = World::new(&scenario).await.unwrap();
+        run(&world).await;
+        let tasks = world.server.snapshot("UpgradeTask");
+        // maxConcurrent 1: ne-3 starts only once ne-1 ended PATCH_ACTIVATED.
+        for target in ["ne-1", "ne-3"] {
+            let task = task_of(&tasks, target);
+            assert_eq!(task["status"]["code"], "PATCH_ACTIVATED", "{target}");
+            assert_eq!(task["status"]["terminal"], true);
+            assert_eq!(task["status"]["result"], "Succeeded");
+            let running = condition(task, "PatchRunning").expect("PatchRunning");
+            assert_eq!(
+                (running["status"].as_str(), running["reason"].as_str()),
+                (Some("False"), Some("NotConfirmed"))
+            );
+        }
+        let dpatch = world
+            .server
+            .get("DevicePatch", "default", "sph106")
+            .unwrap();
+        assert_eq!(dpatch["status"]["summary"]["succeeded"], 2);
+        assert_eq!(dpatch["status"]["summary"]["running"], 0);
+        let ready = dpatch["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "True");
+    });
+}

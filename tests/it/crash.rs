@@ -1,6 +1,8 @@
 //! Crash safety: the whole operator is dropped at random points between API writes and a fresh
-//! one starts on the same API state, again and again. Every task must end in the same code as in
-//! an uninterrupted run, and no device may see two upgrade starts.
+//! one starts on the same API state, again and again, while a FirmwareUpgrade runs on appliances
+//! and a DevicePatch on network elements. Every task must end in the same code as in an
+//! uninterrupted run, no device may see two upgrade starts, and no element may load or activate
+//! a patch twice.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,11 +18,13 @@ use upkeep::sim::fleet_file::Fleet;
 use upkeep::sim::runner::{Scenario, World};
 
 const DEVICES: usize = 100;
+/// Network elements, patched by the DevicePatch.
+const ELEMENTS: usize = 20;
 
 /// A fleet of healthy devices with a sprinkling of trouble, so that the codes differ.
 fn fleet() -> Fleet {
     let mut yaml = String::from(
-        "apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\nimages:\n  - { name: idg7519.oradco.scrypt4, size: 600Mi }\ndevices:\n",
+        "apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\nimages:\n  - { name: idg7519.oradco.scrypt4, size: 600Mi }\n  - { name: SPH106.pkg, size: 50Mi }\ndevices:\n",
     );
     for i in 0..DEVICES {
         let trouble = match i % 10 {
@@ -32,6 +36,18 @@ fn fleet() -> Fleet {
         };
         yaml.push_str(&format!(
             "  - name: dp-{i:03}\n    timings: {{ upgrade: 10m, restart: 2m }}\n{trouble}"
+        ));
+    }
+    for i in 0..ELEMENTS {
+        let trouble = match i % 5 {
+            1 => "    patchBehaviour: { activationDelay: 24h }\n",
+            2 => "    faults: [ { step: patchConfirm, kind: error } ]\n",
+            3 => "    patches: [ { id: SPH106, state: running } ]\n",
+            4 => "    faults: [ { step: patchActivate, kind: hang } ]\n",
+            _ => "",
+        };
+        yaml.push_str(&format!(
+            "  - name: ne-{i:02}\n    family: NetworkElement\n    timings: {{ patchLoad: 20s, patchActivate: 30s, patchConfirm: 10s }}\n{trouble}"
         ));
     }
     Fleet::from_yaml(&yaml).unwrap()
@@ -56,10 +72,26 @@ spec:
             containers: [ { name: post, image: busybox } ]
 "#;
 
+/// Elements whose own 24h delay is overridden, so each task passes every step.
+const PATCH: &str = r#"
+apiVersion: upkeep.dev/v1alpha1
+kind: DevicePatch
+metadata: { name: crashy-patch, namespace: default }
+spec:
+  patch: SPH106
+  package: SPH106.pkg
+  targets: { pattern: "ne-*" }
+  activation: { delay: 30s, timeout: 5m }
+  rollout: { maxConcurrent: 10 }
+"#;
+
 fn scenario() -> Scenario {
     Scenario {
         fleet: fleet(),
-        manifests: vec![serde_saphyr::from_str::<Value>(UPGRADE).unwrap()],
+        manifests: vec![
+            serde_saphyr::from_str::<Value>(UPGRADE).unwrap(),
+            serde_saphyr::from_str::<Value>(PATCH).unwrap(),
+        ],
         start: "2026-11-23T09:00:00Z".parse().unwrap(),
         horizon: jiff::SignedDuration::from_hours(48),
     }
@@ -145,7 +177,7 @@ fn outcome(world: &World) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn a_crash_anywhere_changes_nothing_and_never_starts_an_upgrade_twice() {
+fn a_crash_anywhere_changes_nothing_and_never_starts_an_upgrade_or_loads_a_patch_twice() {
     on_virtual_clock(crash_many_times);
 }
 
@@ -154,7 +186,28 @@ async fn crash_many_times() {
     let run = tokio::time::timeout(Duration::from_secs(48 * 3600), drive(&baseline, None)).await;
     assert!(run.is_ok(), "the uninterrupted run did not finish");
     let expected = outcome(&baseline);
-    assert_eq!(expected.len(), DEVICES);
+    assert_eq!(expected.len(), DEVICES + ELEMENTS);
+    let patched: Vec<&String> = expected
+        .iter()
+        .filter(|(target, _)| target.starts_with("ne-"))
+        .map(|(_, code)| code)
+        .collect();
+    for code in [
+        "PATCH_RUNNING",
+        "PATCH_ALREADY_RUNNING",
+        "ERROR_PATCH_CONFIRM_FAILED",
+        "ERROR_PATCH_ACTIVATION_TIMEOUT",
+    ] {
+        assert!(
+            patched.iter().any(|c| *c == code),
+            "the elements should end in {code} too: {patched:?}"
+        );
+    }
+    for key in baseline.model.keys() {
+        if expected.get(&key.1).is_some_and(|c| c == "PATCH_RUNNING") {
+            assert_eq!(baseline.model.patch_counts(&key), (1, 1), "{key:?}");
+        }
+    }
     let mut kinds: Vec<&String> = expected.values().collect();
     kinds.sort();
     kinds.dedup();
@@ -192,8 +245,19 @@ async fn crash_many_times() {
                 upgraded,
                 "seed {seed}: {key:?} ({starts} starts)"
             );
+            let (loads, activations) = world.model.patch_counts(&key);
+            let (loads_before, activations_before) = baseline.model.patch_counts(&key);
+            assert!(
+                loads <= 1 && activations <= 1,
+                "seed {seed}: {key:?} loaded {loads} and activated {activations} times"
+            );
+            assert_eq!(
+                (loads, activations),
+                (loads_before, activations_before),
+                "seed {seed}: {key:?} patched otherwise than without crashes"
+            );
         }
     }
-    eprintln!("{total} crashes over two runs of {DEVICES} devices");
+    eprintln!("{total} crashes over two runs of {DEVICES} devices and {ELEMENTS} elements");
     assert!(total >= 100, "only {total} crashes");
 }

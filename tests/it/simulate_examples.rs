@@ -338,3 +338,120 @@ fn engine_findings_are_warnings_and_the_tasks_end_in_the_cluster_s_codes() {
     assert!(stderr.contains("the API server would reject"), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+fn history(report: &Value, parent: &str) -> Vec<(String, String)> {
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["parent"] == parent)
+        .unwrap()["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["code"].as_str().unwrap().to_string(),
+                h["at"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn resource<'a>(report: &'a Value, kind: &str) -> &'a Value {
+    report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == kind)
+        .unwrap()
+}
+
+const FIELD_FLEET: &str = "examples/scenarios/field-case/fleet.yaml";
+
+#[test]
+fn the_field_case_a_patch_left_to_the_elements_delay_makes_the_firmware_upgrade_refuse() {
+    let (report, _) = simulate(
+        FIELD_FLEET,
+        &["examples/scenarios/field-case/own-delay.yaml"],
+    );
+    expect(
+        &report,
+        &[
+            ("sph106/osn-west-1", "PATCH_RUNNING"),
+            ("r005c00/osn-west-1", "ERROR_DEVICE_PATCH_NOT_RUNNING"),
+        ],
+    );
+    let patch = history(&report, "DevicePatch/default/sph106");
+    let codes: Vec<&str> = patch.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "WAITING_FOR_PRE_VALIDATION",
+            "READY_FOR_EXECUTION",
+            "PATCH_LOADING",
+            "PATCH_LOADED",
+            "PATCH_WAITING_FOR_ACTIVATION",
+            "PATCH_ACTIVATING",
+            "PATCH_ACTIVATED",
+            "PATCH_CONFIRMING",
+            "PATCH_RUNNING",
+        ]
+    );
+    // Loaded after the 1m load; the element's own 24h delay; 2m activation; 30s confirm.
+    assert_eq!(patch[3].1, "2026-11-23T09:01:03Z");
+    assert_eq!(patch[5].1, "2026-11-24T09:01:03Z", "the element's delay");
+    assert_eq!(patch[8].1, "2026-11-24T09:03:33Z");
+    // The firmware upgrade, applied an hour in, is refused at validation.
+    let firmware = history(&report, "FirmwareUpgrade/default/r005c00");
+    assert_eq!(
+        firmware,
+        [
+            (
+                "WAITING_FOR_PRE_VALIDATION".into(),
+                "2026-11-23T10:00:00Z".into()
+            ),
+            (
+                "ERROR_DEVICE_PATCH_NOT_RUNNING".into(),
+                "2026-11-23T10:00:00Z".into()
+            ),
+        ]
+    );
+    let dp = resource(&report, "DevicePatch");
+    assert_eq!(dp["summary"]["byCode"]["PATCH_RUNNING"], 1);
+    assert_eq!(dp["summary"]["succeeded"], 1);
+    assert_eq!(resource(&report, "FirmwareUpgrade")["summary"]["failed"], 1);
+    assert_eq!(report["end"], "2026-11-24T09:03:33Z");
+}
+
+#[test]
+fn the_field_case_with_activation_delay_0s_patches_at_once_and_the_firmware_upgrade_succeeds() {
+    let (report, first) = simulate(
+        FIELD_FLEET,
+        &["examples/scenarios/field-case/no-delay.yaml"],
+    );
+    expect(
+        &report,
+        &[
+            ("sph106/osn-west-1", "PATCH_RUNNING"),
+            ("r005c00/osn-west-1", "SUCCESS"),
+        ],
+    );
+    let patch = history(&report, "DevicePatch/default/sph106");
+    let activating = patch.iter().find(|(c, _)| c == "PATCH_ACTIVATING").unwrap();
+    assert_eq!(
+        activating.1, "2026-11-23T09:01:03Z",
+        "no delay after the load"
+    );
+    assert_eq!(patch.last().unwrap().1, "2026-11-23T09:03:33Z");
+    assert_eq!(
+        task(&report, "osn-west-1")["parent"],
+        "DevicePatch/default/sph106",
+        "tasks in parent order"
+    );
+    let (_, again) = simulate(
+        FIELD_FLEET,
+        &["examples/scenarios/field-case/no-delay.yaml"],
+    );
+    assert_eq!(first, again, "deterministic");
+}

@@ -12,10 +12,10 @@ use super::events::Events;
 use super::index::TaskIndex;
 use super::metrics::Metrics;
 use super::watched::Watched;
-use crate::api::codes::FirmwareCode;
+use crate::api::codes::{DevicePatchCode, FirmwareCode};
 use k8s_openapi::api::coordination::v1::Lease;
 
-use crate::api::{Device, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob};
+use crate::api::{Device, DevicePatch, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob};
 use crate::clock::Clock;
 use crate::controller::connections::Connections;
 use crate::controller::hooks::JobHooks;
@@ -51,6 +51,8 @@ pub struct Stores {
     pub devices: Store<Watched<Device>>,
     /// MaintenanceWindows.
     pub windows: Store<Watched<MaintenanceWindow>>,
+    /// DevicePatches.
+    pub device_patches: Store<Watched<DevicePatch>>,
     /// PatchJobs.
     pub patch_jobs: Store<Watched<PatchJob>>,
     /// Hosts.
@@ -218,6 +220,8 @@ pub struct Context {
     pub stores: Stores,
     /// FirmwareUpgrade rollout decisions not yet in the cache.
     pub expectations: Expectations<FirmwareCode>,
+    /// DevicePatch rollout decisions not yet in the cache.
+    pub device_patch_expectations: Expectations<DevicePatchCode>,
     /// PatchJob rollout decisions not yet in the cache.
     pub patch_expectations: Expectations<HostCode>,
     /// The task controller's own last writes.

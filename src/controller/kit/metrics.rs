@@ -109,7 +109,7 @@ impl prometheus_client::collector::Collector for TaskCollector {
         }
         let metric = encoder.encode_descriptor(
             "upkeep_rollouts_in_progress",
-            "Parent resources (FirmwareUpgrades, PatchJobs) with a task that has not ended",
+            "Parent resources (FirmwareUpgrades, DevicePatches, PatchJobs) with a task that has not ended",
             None,
             rollouts.metric_type(),
         )?;

@@ -25,6 +25,9 @@ pub struct ChildTask<'a, C> {
     pub target: &'a str,
     /// Its current code.
     pub code: C,
+    /// How it counts (the code's result, but Succeeded for a DevicePatch task that ended
+    /// `PATCH_ACTIVATED` with `confirm: false`).
+    pub result: TaskResult,
     /// When it ended.
     pub finished_at: Option<Timestamp>,
     /// Its message.
@@ -42,7 +45,7 @@ pub fn summarize<C: CatalogueCode + RolloutCode>(tasks: &[ChildTask<'_, C>]) -> 
             .by_code
             .entry(CatalogueCode::name(task.code).to_string())
             .or_default() += 1;
-        match CatalogueCode::result(task.code) {
+        match task.result {
             TaskResult::Succeeded => summary.succeeded += 1,
             TaskResult::Failed => summary.failed += 1,
             TaskResult::InProgress if task.code.is_executing() => summary.running += 1,
@@ -58,7 +61,7 @@ pub fn summarize<C: CatalogueCode + RolloutCode>(tasks: &[ChildTask<'_, C>]) -> 
 pub fn first_failures<C: CatalogueCode>(tasks: &[ChildTask<'_, C>]) -> Vec<TargetFailure> {
     let mut failed: Vec<&ChildTask<'_, C>> = tasks
         .iter()
-        .filter(|t| CatalogueCode::result(t.code) == TaskResult::Failed)
+        .filter(|t| t.result == TaskResult::Failed)
         .collect();
     failed.sort_by(|a, b| {
         a.finished_at
@@ -166,6 +169,8 @@ pub fn set_conditions(
         );
     }
 }
+
+pub mod round;
 
 #[cfg(test)]
 mod tests;

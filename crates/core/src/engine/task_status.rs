@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use crate::api::codes::TaskResult;
-use crate::api::conditions::{phase_of, reason_of, set_phase};
+use crate::api::conditions::{Desired, phase_of, reason_of, set, set_phase};
 use crate::api::upgrade_task::UpgradeTaskStatus;
 
 /// A task's engine state, as it is stored in an UpgradeTask's status.
@@ -19,6 +19,11 @@ pub trait StoredTask {
     fn message(&self) -> &str;
     /// The incident id of an unexpected failure, when the task has one.
     fn incident_id(&self) -> Option<&str> {
+        None
+    }
+    /// A condition of the task's own besides the kstatus ones (a DevicePatch task's
+    /// `PatchRunning`), when it has one now.
+    fn condition(&self) -> Option<Desired<'static>> {
         None
     }
 }
@@ -43,5 +48,8 @@ pub fn render(
         generation,
         now,
     );
+    if let Some(own) = state.condition() {
+        set(&mut status.conditions, own, generation, now);
+    }
     status
 }

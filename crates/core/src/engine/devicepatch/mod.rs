@@ -8,6 +8,7 @@
 
 pub mod machine;
 pub mod observe;
+pub mod plan;
 pub mod state;
 pub mod validation;
 

@@ -16,6 +16,7 @@ use crate::api::upgrade_task::{DevicePatchProgress, TaskResult, UpgradeTaskStatu
 use crate::engine::task::{
     self, StatusError, history_from_status, history_to_status, push_history,
 };
+use crate::engine::task_status::StoredTask;
 
 /// Condition type of a DevicePatch task that ended: whether the element reports the patch
 /// running (False with reason `NotConfirmed` for a task that ended `PATCH_ACTIVATED`).
@@ -232,5 +233,31 @@ impl TaskState {
         status.firmware = None;
         status.status_code = None;
         status.state = None;
+    }
+}
+
+impl StoredTask for TaskState {
+    fn write_into(&self, status: &mut UpgradeTaskStatus) {
+        self.to_status(status);
+    }
+
+    fn code_name(&self) -> &'static str {
+        self.code.name()
+    }
+
+    fn result(&self) -> TaskResult {
+        TaskState::result(self)
+    }
+
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn incident_id(&self) -> Option<&str> {
+        self.incident_id.as_deref()
+    }
+
+    fn condition(&self) -> Option<Desired<'static>> {
+        self.patch_condition()
     }
 }

@@ -19,6 +19,7 @@ fn task(code: FirmwareCode) -> ChildTask<'static, FirmwareCode> {
     ChildTask {
         target: "t",
         code,
+        result: code.result(),
         finished_at: None,
         message: "",
     }

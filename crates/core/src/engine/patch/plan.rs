@@ -411,6 +411,7 @@ pub fn status(
         .map(|t| ChildTask {
             target: t.target,
             code: t.code,
+            result: CatalogueCode::result(t.code),
             finished_at: t.finished_at,
             message: t.message,
         })

@@ -6,10 +6,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use jiff::SignedDuration;
+
 use super::*;
 use crate::api::FirmwareUpgradeSpec;
 use crate::api::common::TargetSelector;
 use crate::api::conditions::{READY, RECONCILING, STALLED, get};
+use crate::engine::parent;
+use crate::engine::rollout::{Decision, EndReason};
+use crate::engine::targets::{Candidate, ResourceOutcome};
+use crate::schedule::gate::Gate;
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).unwrap()
@@ -46,6 +52,7 @@ fn child(target: &str, code: FirmwareCode) -> Child<'_> {
         target,
         code,
         counted: code,
+        result: code.result(),
         created_at: at(0),
         finished_at: code.is_terminal().then(|| at(100)),
         message: "",
@@ -66,7 +73,7 @@ fn candidates<'a>(names: &[&'a str]) -> Vec<Candidate<'a>> {
 
 fn run(upgrade: &FirmwareUpgrade, tasks: &[Child<'_>], devices: Option<&[Candidate<'_>]>) -> Plan {
     plan(&Input {
-        upgrade,
+        parent: upgrade,
         resource: "default/fw",
         tasks,
         candidates: devices,
@@ -188,7 +195,11 @@ fn an_unfinished_upgrade_looks_again_within_the_resolve_interval() {
     let running = [child("dp-1", FirmwareCode::ExecutionWaitingForUploadImage)];
     assert_eq!(next_look(&running, None, at(10)), Some(later));
     assert_eq!(next_look(&running, Some(at(20)), at(10)), Some(at(20)));
-    assert_eq!(next_look(&[], None, at(10)), Some(later), "no tasks yet");
+    assert_eq!(
+        next_look::<FirmwareCode>(&[], None, at(10)),
+        Some(later),
+        "no tasks yet"
+    );
     let done = [child("dp-1", FirmwareCode::Success)];
     assert_eq!(next_look(&done, None, at(10)), None);
     assert_eq!(next_look(&done, Some(at(20)), at(10)), Some(at(20)));
