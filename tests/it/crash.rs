@@ -19,7 +19,7 @@ use upkeep::sim::runner::{Scenario, World};
 
 const DEVICES: usize = 100;
 /// Network elements, patched by the DevicePatch.
-const ELEMENTS: usize = 20;
+const ELEMENTS: usize = 10;
 
 /// A fleet of healthy devices with a sprinkling of trouble, so that the codes differ.
 fn fleet() -> Fleet {
