@@ -416,9 +416,12 @@ fn a_killed_agent_resumes_and_nothing_runs_twice() {
                 "killed at {point:?}: {:?}",
                 run.host.events()
             );
-            assert_eq!(
-                run.starts, 3,
-                "killed at {point:?}: the kill and the reboot"
+            // The kill and the reboot each restart the agent, unless the two coincide (a kill
+            // that fires while the reboot's restart is already due is that restart).
+            assert!(
+                (2..=3).contains(&run.starts),
+                "killed at {point:?}: {} starts",
+                run.starts
             );
         }
         // Killed at arbitrary instants: during the download, during the install, while
