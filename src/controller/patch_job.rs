@@ -166,7 +166,18 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
     }
 
     // Status.
-    let status = plan::status(job, &tasks, plan.outcome.as_ref(), &gate, now);
+    let mut status = plan::status(job, &tasks, plan.outcome.as_ref(), &gate, now);
+    let targets = host_objects
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|h| tasks.iter().any(|t| Some(t.target) == h.metadata.name.as_deref()))
+        .map(|h| {
+            (
+                h.metadata.name.as_deref().unwrap_or_default(),
+                h.status.as_ref().map_or(&[][..], |s| s.products.as_slice()),
+            )
+        });
+    plan::set_consistency(&mut status, job, targets, now);
     write_status(ctx, job, status).await?;
     let retry = retry.map(|at: Timestamp| {
         at + jiff::SignedDuration::try_from(ctx.settings.retry).unwrap_or_default()

@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use crate::api::common::Summary;
 use crate::api::maintenance_window::WindowType;
-use crate::api::upgrade_task::HistoryEntry;
-use crate::api::{FirmwareUpgrade, MaintenanceWindow, UpgradeTask};
+use crate::api::patch_job::ProductConsistency;
+use crate::api::upgrade_task::{Deferrals, HistoryEntry, PackageOutcome, ParentKind};
+use crate::api::{FirmwareUpgrade, MaintenanceWindow, PatchJob, UpgradeTask};
 use crate::schedule::window::{Occurrence, Window};
 
 /// The most occurrences of one window the report keeps.
@@ -37,6 +38,10 @@ pub struct ResourceReport {
     pub conditions: Vec<Condition>,
     /// Its summary.
     pub summary: Summary,
+    /// PatchJob: for every product an Install or Uninstall touched, the levels its hosts are
+    /// at (absent for other kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<Vec<ProductConsistency>>,
     /// The MaintenanceWindows it names (for the HTML timeline; not in the JSON).
     #[serde(skip)]
     pub maintenance_windows: Vec<String>,
@@ -75,6 +80,25 @@ pub struct TaskReport {
     pub finished_at: Option<String>,
     /// The codes it passed.
     pub history: Vec<HistoryEntry>,
+    /// PatchJob tasks: the code's number, state, reason, deferrals and package results.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchTaskReport>,
+}
+
+/// What a PatchJob task adds to its report, as in UpgradeTask status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchTaskReport {
+    /// The code's number (2031–2060).
+    pub status_code: Option<u16>,
+    /// The seed's state column of the code.
+    pub state: Option<u8>,
+    /// Why it timed out, was skipped or failed.
+    pub reason: Option<String>,
+    /// Reboot deferrals used and allowed.
+    pub deferrals: Option<Deferrals>,
+    /// Install / Uninstall: each package's result.
+    pub packages: Vec<PackageOutcome>,
 }
 
 /// The whole run.
@@ -114,7 +138,24 @@ impl ResourceReport {
             code: status.code,
             conditions: status.conditions,
             summary: status.summary,
+            consistency: None,
             maintenance_windows: upgrade.spec.maintenance_windows,
+        })
+    }
+
+    /// The report of a stored PatchJob (as JSON); None if it does not deserialize.
+    pub fn of_patch_job(object: Value) -> Option<Self> {
+        let job = serde_json::from_value::<PatchJob>(object).ok()?;
+        let status = job.status.unwrap_or_default();
+        Some(Self {
+            kind: "PatchJob".into(),
+            namespace: job.metadata.namespace.unwrap_or_default(),
+            name: job.metadata.name.unwrap_or_default(),
+            code: status.code,
+            conditions: status.conditions,
+            summary: status.summary,
+            consistency: Some(status.consistency),
+            maintenance_windows: job.spec.maintenance_windows,
         })
     }
 }
@@ -146,6 +187,13 @@ impl TaskReport {
         let task = serde_json::from_value::<UpgradeTask>(object).ok()?;
         let status = task.status.unwrap_or_default();
         let namespace = task.metadata.namespace.unwrap_or_default();
+        let patch = (task.spec.parent_kind == ParentKind::PatchJob).then(|| PatchTaskReport {
+            status_code: status.status_code,
+            state: status.state,
+            reason: status.reason.clone(),
+            deferrals: status.deferrals.clone(),
+            packages: status.packages.clone(),
+        });
         Some(Self {
             parent: format!(
                 "{}/{namespace}/{}",
@@ -159,6 +207,7 @@ impl TaskReport {
             started_at: status.started_at.map(|t| rfc3339(t.0)),
             finished_at: status.finished_at.map(|t| rfc3339(t.0)),
             history: status.history,
+            patch,
         })
     }
 }

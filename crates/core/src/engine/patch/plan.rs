@@ -22,9 +22,11 @@ use kube::core::{Selector, SelectorExt};
 use super::HostCode;
 use super::state::HostTask;
 use crate::api::codes::{CatalogueCode, PatchCode, PatchReason, TaskResult};
-use crate::api::conditions::Phase;
+use crate::api::conditions::{self, Phase};
+use crate::api::host::ProductStatus;
 use crate::api::firmware_upgrade::OutsideWindow;
 use crate::api::patch_job::{Operation, PatchJob, PatchJobStatus};
+use crate::engine::packages::consistency;
 use crate::engine::parent::{self, ChildTask, Progress};
 use crate::engine::rollout::{
     self, BlackoutRule, Decision, EndReason, Policy, Queued, RolloutCode,
@@ -434,6 +436,33 @@ pub fn status(
         now,
     );
     status
+}
+
+/// Install / Uninstall: sets the job's `consistency` (for every product its packages name, in
+/// the order they first appear, the levels its target `hosts` are at: each host's name and its
+/// products as its agent reports them) and the `Consistent` condition. A Patch job has neither.
+pub fn set_consistency<'a>(
+    status: &mut PatchJobStatus,
+    job: &PatchJob,
+    hosts: impl IntoIterator<Item = (&'a str, &'a [ProductStatus])>,
+    now: Timestamp,
+) {
+    if job.spec.operation == Operation::Patch {
+        return;
+    }
+    let mut products: Vec<&str> = Vec::new();
+    for package in &job.spec.packages {
+        if !products.contains(&package.product.as_str()) {
+            products.push(&package.product);
+        }
+    }
+    status.consistency = consistency::consistency(&products, hosts);
+    conditions::set(
+        &mut status.conditions,
+        consistency::consistent_condition(&status.consistency),
+        job.metadata.generation,
+        now,
+    );
 }
 
 #[cfg(test)]
