@@ -170,7 +170,11 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
     let targets = host_objects
         .iter()
         .filter_map(|g| g.0.as_ref().ok())
-        .filter(|h| tasks.iter().any(|t| Some(t.target) == h.metadata.name.as_deref()))
+        .filter(|h| {
+            tasks
+                .iter()
+                .any(|t| Some(t.target) == h.metadata.name.as_deref())
+        })
         .map(|h| {
             (
                 h.metadata.name.as_deref().unwrap_or_default(),

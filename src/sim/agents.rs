@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use futures::FutureExt as _;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -33,8 +33,8 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
 use serde_json::{Value, json};
 
-use super::fleet_file::hosts::{AgentMode, FleetHost};
 use super::fleet_file::Fleet;
+use super::fleet_file::hosts::{AgentMode, FleetHost};
 use super::hostsim::Machine;
 use crate::api::host::{DEFER_REBOOT_ANNOTATION, LEASE_LABEL, LEASE_PREFIX};
 use crate::api::upgrade_task::{LABEL_TARGET, ParentKind};
@@ -144,7 +144,9 @@ fn host_objects(host: &FleetHost) -> Vec<(String, Value)> {
                             "annotations": {"kubernetes.io/config.mirror": "simulated"}},
                "spec": {"nodeName": name, "containers": container}}),
     ));
-    let machine_guard = host.fault(super::fleet_file::hosts::HostFaultStep::Drain).is_some()
+    let machine_guard = host
+        .fault(super::fleet_file::hosts::HostFaultStep::Drain)
+        .is_some()
         || host.drain_blocked_for.is_some();
     if machine_guard {
         out.push((
@@ -181,7 +183,9 @@ pub async fn seed(client: &Client, fleet: &Fleet) -> Result<(), kube::Error> {
             }
             "Node" => {
                 let node: Node = serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
-                Api::<Node>::all(client.clone()).create(&post, &node).await?;
+                Api::<Node>::all(client.clone())
+                    .create(&post, &node)
+                    .await?;
             }
             "Pod" => {
                 if let Some(owner) = object.pointer_mut("/metadata/ownerReferences/0") {
@@ -200,8 +204,12 @@ pub async fn seed(client: &Client, fleet: &Fleet) -> Result<(), kube::Error> {
                 let created = api.create(&post, &pod).await?;
                 let status = json!({"status": {"phase": "Running",
                     "conditions": [{"type": "Ready", "status": "True"}]}});
-                api.patch_status(&created.name_any(), &PatchParams::default(), &Patch::Merge(&status))
-                    .await?;
+                api.patch_status(
+                    &created.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&status),
+                )
+                .await?;
             }
             _ => {
                 let pdb: PodDisruptionBudget =
@@ -247,8 +255,15 @@ pub fn run(
         };
         if let Some(Some(at)) = guard {
             futures.push(
-                lift_guard(client.clone(), namespace.clone(), name.clone(), at, clock, writes.clone())
-                    .boxed(),
+                lift_guard(
+                    client.clone(),
+                    namespace.clone(),
+                    name.clone(),
+                    at,
+                    clock,
+                    writes.clone(),
+                )
+                .boxed(),
             );
         }
         if online {
@@ -280,7 +295,11 @@ async fn lift_guard(
 ) {
     tokio::time::sleep(clock.until(at)).await;
     let api = Api::<PodDisruptionBudget>::namespaced(client, &namespace);
-    if api.delete(&guard_name(&host), &DeleteParams::default()).await.is_ok() {
+    if api
+        .delete(&guard_name(&host), &DeleteParams::default())
+        .await
+        .is_ok()
+    {
         writes.add();
     }
 }
@@ -303,7 +322,10 @@ impl Agent {
         let gone_at = self.with(|m| m.agent_gone_at()).flatten();
         let tasks_api = Api::<UpgradeTask>::namespaced(self.client.clone(), &self.namespace);
         let config = watcher::Config::default().labels(&format!("{LABEL_TARGET}={}", self.name));
-        let mut events = watcher(tasks_api.clone(), config).default_backoff().touched_objects().boxed();
+        let mut events = watcher(tasks_api.clone(), config)
+            .default_backoff()
+            .touched_objects()
+            .boxed();
         let mut facts_written: Option<Value> = None;
         let mut renew_at = self.clock.now();
         let mut wake: Option<Timestamp> = None;
@@ -373,7 +395,11 @@ impl Agent {
         };
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        if api.patch(&name, &params, &Patch::Apply(&lease)).await.is_ok() {
+        if api
+            .patch(&name, &params, &Patch::Apply(&lease))
+            .await
+            .is_ok()
+        {
             self.writes.add();
         }
     }
@@ -431,9 +457,18 @@ impl Agent {
             .items
             .into_iter()
             .filter(|t| t.spec.parent_kind == ParentKind::PatchJob)
-            .filter(|t| t.status.as_ref().is_some_and(|s| s.code.is_some() && !s.terminal))
+            .filter(|t| {
+                t.status
+                    .as_ref()
+                    .is_some_and(|s| s.code.is_some() && !s.terminal)
+            })
             .collect();
-        tasks.sort_by_key(|t| (t.metadata.creation_timestamp.clone().map(|c| c.0), t.name_any()));
+        tasks.sort_by_key(|t| {
+            (
+                t.metadata.creation_timestamp.clone().map(|c| c.0),
+                t.name_any(),
+            )
+        });
         let mut wake: Option<Timestamp> = None;
         for task in &tasks {
             if let Some(at) = self.drive(task).await? {
@@ -537,7 +572,11 @@ impl Agent {
         let body = json!({"apiVersion": crate::api::API_VERSION, "kind": "UpgradeTask",
             "metadata": {"name": name, "resourceVersion": version}, "status": status});
         let written = api
-            .patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
             .await
             .ok()?;
         self.writes.add();

@@ -182,11 +182,13 @@ impl Machine {
         OsStatus {
             id: self.host.os.id.clone(),
             version_id: self.host.os.version_id.clone(),
-            pretty_name: format!("{} {} (simulated)", self.host.os.id, self.host.os.version_id),
-            kernel: self.installed_version("linux-image-amd64").map_or_else(
-                || "6.1.0-sim".to_string(),
-                |v| format!("{v}-amd64"),
+            pretty_name: format!(
+                "{} {} (simulated)",
+                self.host.os.id, self.host.os.version_id
             ),
+            kernel: self
+                .installed_version("linux-image-amd64")
+                .map_or_else(|| "6.1.0-sim".to_string(), |v| format!("{v}-amd64")),
             arch: "amd64".into(),
             package_manager: manager,
         }
@@ -204,7 +206,11 @@ impl Machine {
             .filter(|u| self.installed.get(&u.name) != Some(&u.to))
             .map(|u| crate::engine::updates::Update {
                 name: u.name.clone(),
-                from: self.installed.get(&u.name).cloned().filter(|v| !v.is_empty()),
+                from: self
+                    .installed
+                    .get(&u.name)
+                    .cloned()
+                    .filter(|v| !v.is_empty()),
                 to: u.to.clone(),
                 security: u.security,
             })
@@ -303,11 +309,12 @@ impl Machine {
     }
 
     fn facts(&mut self, task: &str, spec: &PatchJobSpec, now: Timestamp) -> HostFacts {
-        let wanted = spec.patch.as_ref().map_or(&[][..], |p| p.packages.as_slice());
-        let patterns: Vec<glob::Pattern> = wanted
-            .iter()
-            .filter_map(|w| glob_pattern(w).ok())
-            .collect();
+        let wanted = spec
+            .patch
+            .as_ref()
+            .map_or(&[][..], |p| p.packages.as_slice());
+        let patterns: Vec<glob::Pattern> =
+            wanted.iter().filter_map(|w| glob_pattern(w).ok()).collect();
         let installed = self
             .installed
             .keys()
@@ -342,14 +349,18 @@ impl Machine {
     }
 
     /// The package steps of `task`, planned once on the products as they are then.
-    fn package_steps(&mut self, task: &str, spec: &PatchJobSpec, now: Timestamp) -> Vec<PackageStep> {
+    fn package_steps(
+        &mut self,
+        task: &str,
+        spec: &PatchJobSpec,
+        now: Timestamp,
+    ) -> Vec<PackageStep> {
         if let Some(steps) = self.steps.get(task) {
             return steps.clone();
         }
         let steps = match spec.operation {
             Operation::Install => {
-                let infos: Vec<PackageInfo> =
-                    spec.packages.iter().map(|p| self.info(p)).collect();
+                let infos: Vec<PackageInfo> = spec.packages.iter().map(|p| self.info(p)).collect();
                 plan::plan_install(&self.products, &infos, now)
             }
             _ => {
@@ -601,12 +612,10 @@ impl Machine {
 
     fn run_package(&mut self, task: &str, step: &PackageStep, end: Timestamp) -> PackageOutcome {
         let start = end - signed(self.host.timings.install);
-        let spec_package = self.steps.get(task).and_then(|_| {
-            self.repository
-                .iter()
-                .find(|r| r.id == step.id)
-                .cloned()
-        });
+        let spec_package = self
+            .steps
+            .get(task)
+            .and_then(|_| self.repository.iter().find(|r| r.id == step.id).cloned());
         let Some(at) = self.products.iter().position(|p| p.id == step.product) else {
             return PackageOutcome {
                 id: step.id.clone(),

@@ -212,6 +212,14 @@ impl TaskReport {
     }
 }
 
+/// A code with its number when it has one (`2036 Completed`); firmware codes have none.
+fn numbered(number: Option<u16>, code: &str) -> String {
+    match number {
+        Some(n) => format!("{n} {code}"),
+        None => code.to_string(),
+    }
+}
+
 impl Report {
     /// The report of a run from `start` to `end`, with its resources and tasks in any order.
     pub fn new(
@@ -257,7 +265,7 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = format!("simulated {} → {} (virtual time)\n\n", self.start, self.end);
         // By time, then by task, then in the order each task passed its codes.
-        let mut lines: Vec<(String, &str, &str, usize, &str)> = self
+        let mut lines: Vec<(String, &str, &str, usize, String)> = self
             .tasks
             .iter()
             .flat_map(|t| {
@@ -267,7 +275,7 @@ impl Report {
                         t.parent.as_str(),
                         t.target.as_str(),
                         i,
-                        h.code.as_str(),
+                        numbered(h.status_code, &h.code),
                     )
                 })
             })
@@ -300,6 +308,14 @@ impl Report {
                 "{}/{}/{}:{code} {} targets, {} succeeded, {} failed, {} running, {} waiting. {ready}",
                 r.kind, r.namespace, r.name, s.total, s.succeeded, s.failed, s.running, s.waiting
             );
+            for product in r.consistency.iter().flatten() {
+                let levels: Vec<String> = product
+                    .levels
+                    .iter()
+                    .map(|(level, hosts)| format!("{level} on {}", hosts.join(", ")))
+                    .collect();
+                let _ = writeln!(out, "  {}: {}", product.product, levels.join("; "));
+            }
         }
         out.push_str("\nTASKS\n");
         let width = self
@@ -315,12 +331,18 @@ impl Report {
                 .as_deref()
                 .map(|i| format!("  incident {i}"))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{name:<width$}  {:<10}  {}{incident}",
-                t.result,
-                t.code.as_deref().unwrap_or("-")
-            );
+            let code = match (t.code.as_deref(), &t.patch) {
+                (Some(code), Some(patch)) => {
+                    let reason = patch
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    format!("{}{reason}", numbered(patch.status_code, code))
+                }
+                (code, _) => code.unwrap_or("-").to_string(),
+            };
+            let _ = writeln!(out, "{name:<width$}  {:<10}  {code}{incident}", t.result);
         }
         let _ = writeln!(out, "\nAPI writes by the controllers: {}", self.api_writes);
         if !self.complete() {
