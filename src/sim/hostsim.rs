@@ -262,10 +262,10 @@ impl Machine {
             let ok = !matches!(running.outcome, OpStatus::Failed(_));
             if ok {
                 let ended = running.ends.unwrap_or(now);
-                if let Some(outcome) = self.apply(&effect, ended) {
-                    if let Some(r) = self.ops.get_mut(&key) {
-                        r.outcome = OpStatus::Package(outcome);
-                    }
+                if let Some(outcome) = self.apply(&effect, ended)
+                    && let Some(r) = self.ops.get_mut(&key)
+                {
+                    r.outcome = OpStatus::Package(outcome);
                 }
             }
         }
@@ -605,17 +605,14 @@ impl Machine {
             }
             Effect::Package { task, index } => {
                 let step = self.steps.get(task)?.get(*index)?.clone();
-                Some(self.run_package(task, &step, at))
+                Some(self.run_package(&step, at))
             }
         }
     }
 
-    fn run_package(&mut self, task: &str, step: &PackageStep, end: Timestamp) -> PackageOutcome {
+    fn run_package(&mut self, step: &PackageStep, end: Timestamp) -> PackageOutcome {
         let start = end - signed(self.host.timings.install);
-        let spec_package = self
-            .steps
-            .get(task)
-            .and_then(|_| self.repository.iter().find(|r| r.id == step.id).cloned());
+        let spec_package = self.repository.iter().find(|r| r.id == step.id).cloned();
         let Some(at) = self.products.iter().position(|p| p.id == step.product) else {
             return PackageOutcome {
                 id: step.id.clone(),

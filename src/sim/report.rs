@@ -191,7 +191,7 @@ impl TaskReport {
             status_code: status.status_code,
             state: status.state,
             reason: status.reason.clone(),
-            deferrals: status.deferrals.clone(),
+            deferrals: status.deferrals,
             packages: status.packages.clone(),
         });
         Some(Self {
