@@ -7,9 +7,9 @@
 //! - Hosts are usually created by their agents, so the files know them only when they define
 //!   Host documents; in a namespace where they define none, nothing below is checked. Where they
 //!   do: a job whose `spec.hosts` selects none of them, or names one they do not define, is a
-//!   warning (the Host may exist in the cluster); a wave that selects none of the job's hosts
-//!   the files define is an error (its selector is wrong, or the wave is superfluous), and a
-//!   job's host in no wave is a warning (it runs after the last wave).
+//!   warning (the Host may exist in the cluster); so is a wave that selects none of the job's
+//!   hosts the files define (its selector is wrong, the wave is superfluous, or its Hosts live
+//!   only in the cluster), and a job's host in no wave (it runs after the last wave).
 //!
 //! Documents the per-document checks found structurally broken are left to them.
 
@@ -66,11 +66,7 @@ pub fn check(reports: &mut [FileReport], documents: &[Vec<Value>]) {
             if known.is_empty() {
                 continue;
             }
-            let (errors, warnings) = host_problems(&job, &known);
-            for problem in errors {
-                doc_report.add_finding(problem);
-            }
-            doc_report.warnings.extend(warnings);
+            doc_report.warnings.extend(host_problems(&job, &known));
         }
     }
 }
@@ -130,9 +126,10 @@ fn shell_syntax_error(command: &str) -> Option<String> {
     Some(message.to_string())
 }
 
-/// (errors, warnings) of the job's hosts and waves against the Hosts `known` in its namespace.
-fn host_problems(job: &PatchJob, known: &[&KnownHost]) -> (Vec<Problem>, Vec<Problem>) {
-    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+/// The warnings about the job's hosts and waves against the Hosts `known` in its namespace
+/// (warnings only: the cluster may hold Hosts the files do not define).
+fn host_problems(job: &PatchJob, known: &[&KnownHost]) -> Vec<Problem> {
+    let mut warnings = Vec::new();
     let candidates: Vec<Candidate<'_>> = known
         .iter()
         .map(|h| Candidate {
@@ -158,10 +155,10 @@ fn host_problems(job: &PatchJob, known: &[&KnownHost]) -> (Vec<Problem>, Vec<Pro
                 ),
                 "correct the names, pattern or selector".into(),
             ));
-            return (errors, warnings);
+            return warnings;
         }
         // A bad glob or selector: the per-document checks report it.
-        Err(_) => return (errors, warnings),
+        Err(_) => return warnings,
     };
     for (i, name) in job.spec.hosts.names.iter().enumerate() {
         if !known.iter().any(|h| h.name == *name) {
@@ -198,19 +195,15 @@ fn host_problems(job: &PatchJob, known: &[&KnownHost]) -> (Vec<Problem>, Vec<Pro
             continue;
         };
         if !members.iter().any(|h| selector.matches(&h.labels)) {
-            errors.push(Problem {
-                accepted_by_api: true,
-                ..Problem::new(
-                    format!("spec.waves[{i}].selector"),
-                    format!(
-                        "wave {:?} selects none of the job's hosts the files define ({}): it would patch nothing",
-                        wave.name,
-                        job_hosts()
-                    ),
-                    "correct the selector to the labels of the wave's Hosts, or remove the wave"
-                        .into(),
-                )
-            });
+            warnings.push(Problem::new(
+                format!("spec.waves[{i}].selector"),
+                format!(
+                    "wave {:?} selects none of the job's hosts the files define ({}): unless matching Hosts exist in the cluster, it patches nothing",
+                    wave.name,
+                    job_hosts()
+                ),
+                "correct the selector to the labels of the wave's Hosts, or remove the wave".into(),
+            ));
         }
     }
     if !selectors.is_empty() && selectors.iter().all(Option::is_some) {
@@ -227,7 +220,7 @@ fn host_problems(job: &PatchJob, known: &[&KnownHost]) -> (Vec<Problem>, Vec<Pro
             }
         }
     }
-    (errors, warnings)
+    warnings
 }
 
 #[cfg(test)]

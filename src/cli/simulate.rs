@@ -87,10 +87,12 @@ fn manifests(paths: &[PathBuf], start: Timestamp) -> Result<Vec<Value>, Error> {
         {
             if checked.accepted_by_api() && resource_of(&doc).is_some() {
                 manifests.push(doc);
-            } else if doc.get("kind").and_then(Value::as_str) == Some("Device") {
+            } else if let Some(kind @ ("Device" | "Host")) = doc.get("kind").and_then(Value::as_str)
+            {
                 eprintln!(
-                    "{name}: {}: left out; the fleet file provides the devices",
-                    checked.title
+                    "{name}: {}: left out; the fleet file provides the {}s",
+                    checked.title,
+                    kind.to_lowercase()
                 );
             }
         }

@@ -1,5 +1,6 @@
 //! The fleet file: the input of `upkeep simulate` and `upkeep devicesim`, an image repository
-//! and the devices (and their facts, timings and faults) a simulation plays. These are the
+//! and the devices (and their facts, timings and faults) a simulation plays, and the hosts with
+//! their maintenance-package repository ([`hosts`]). These are the
 //! types `upkeep check` validates a fleet file against (its schema comes from them); the model
 //! that plays the devices is `sim::fleet`.
 
@@ -14,6 +15,10 @@ use crate::engine::devicepatch::observe::PatchOp;
 use crate::engine::firmware::observe::{DeviceFamily, ImageEntry, OpKind, PatchLifecycle};
 use crate::engine::size::parse_bytes;
 use crate::images::repository::StaticRepository;
+
+pub mod hosts;
+
+pub use hosts::{FleetHost, FleetPackage};
 
 /// The namespace of devices and manifests that name none.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -32,6 +37,12 @@ pub struct Fleet {
     /// The devices.
     #[serde(default)]
     pub devices: Vec<FleetDevice>,
+    /// The hosts, each with a simulated agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<FleetHost>,
+    /// The maintenance packages the hosts' agents can fetch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repository: Vec<FleetPackage>,
 }
 
 /// An image in the simulated repository.
@@ -442,7 +453,7 @@ pub struct FleetError {
 }
 
 impl Fleet {
-    /// Parses a fleet file and checks what its schema cannot: sizes and unique names.
+    /// Parses a fleet file and checks what its schema cannot: sizes, versions and unique names.
     pub fn from_yaml(text: &str) -> Result<Self, FleetError> {
         let fleet: Fleet = serde_saphyr::from_str(text).map_err(|e| FleetError {
             field: "(file)".into(),
@@ -454,6 +465,11 @@ impl Fleet {
 
     /// Checks the fields serde cannot.
     pub fn validate(&self) -> Result<(), FleetError> {
+        self.validate_devices()?;
+        hosts::validate_hosts(&self.hosts, &self.repository)
+    }
+
+    fn validate_devices(&self) -> Result<(), FleetError> {
         let err = |field: String, message: String| Err(FleetError { field, message });
         if self.api_version != crate::api::API_VERSION || self.kind != "Fleet" {
             return err(

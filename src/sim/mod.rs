@@ -1,11 +1,14 @@
 //! The simulation: simulated devices (the fleet model) and drivers onto them, the device
-//! simulator served over HTTP, the in-memory Kubernetes API, simulated hook Jobs, and the
-//! virtual-clock runner behind `upkeep simulate`.
+//! simulator served over HTTP, simulated hosts with their agents (`hostsim`, `agents`), the
+//! in-memory Kubernetes API, simulated hook Jobs, and the virtual-clock runner behind
+//! `upkeep simulate`.
 
+pub mod agents;
 pub mod devicesim;
 pub mod driver;
 pub mod fleet;
 pub mod fleet_file;
+pub mod hostsim;
 pub mod jobs;
 pub mod later;
 pub mod report;

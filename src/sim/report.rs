@@ -14,9 +14,10 @@ use serde_json::Value;
 
 use crate::api::common::Summary;
 use crate::api::maintenance_window::WindowType;
-use crate::api::upgrade_task::HistoryEntry;
+use crate::api::patch_job::ProductConsistency;
+use crate::api::upgrade_task::{Deferrals, HistoryEntry, PackageOutcome, ParentKind};
 use crate::api::{
-    DevicePatch, FirmwareUpgrade, FirmwareUpgradeStatus, MaintenanceWindow, UpgradeTask,
+    DevicePatch, FirmwareUpgrade, FirmwareUpgradeStatus, MaintenanceWindow, PatchJob, UpgradeTask,
 };
 use crate::schedule::window::{Occurrence, Window};
 
@@ -39,6 +40,10 @@ pub struct ResourceReport {
     pub conditions: Vec<Condition>,
     /// Its summary.
     pub summary: Summary,
+    /// PatchJob: for every product an Install or Uninstall touched, the levels its hosts are
+    /// at (absent for other kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<Vec<ProductConsistency>>,
     /// The MaintenanceWindows it names (for the HTML timeline; not in the JSON).
     #[serde(skip)]
     pub maintenance_windows: Vec<String>,
@@ -77,6 +82,25 @@ pub struct TaskReport {
     pub finished_at: Option<String>,
     /// The codes it passed.
     pub history: Vec<HistoryEntry>,
+    /// PatchJob tasks: the code's number, state, reason, deferrals and package results.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchTaskReport>,
+}
+
+/// What a PatchJob task adds to its report, as in UpgradeTask status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchTaskReport {
+    /// The code's number (2031–2060).
+    pub status_code: Option<u16>,
+    /// The seed's state column of the code.
+    pub state: Option<u8>,
+    /// Why it timed out, was skipped or failed.
+    pub reason: Option<String>,
+    /// Reboot deferrals used and allowed.
+    pub deferrals: Option<Deferrals>,
+    /// Install / Uninstall: each package's result.
+    pub packages: Vec<PackageOutcome>,
 }
 
 /// The whole run.
@@ -143,8 +167,25 @@ impl ResourceReport {
             code: status.code,
             conditions: status.conditions,
             summary: status.summary,
+            consistency: None,
             maintenance_windows,
         }
+    }
+
+    /// The report of a stored PatchJob (as JSON); None if it does not deserialize.
+    pub fn of_patch_job(object: Value) -> Option<Self> {
+        let job = serde_json::from_value::<PatchJob>(object).ok()?;
+        let status = job.status.unwrap_or_default();
+        Some(Self {
+            kind: "PatchJob".into(),
+            namespace: job.metadata.namespace.unwrap_or_default(),
+            name: job.metadata.name.unwrap_or_default(),
+            code: status.code,
+            conditions: status.conditions,
+            summary: status.summary,
+            consistency: Some(status.consistency),
+            maintenance_windows: job.spec.maintenance_windows,
+        })
     }
 }
 
@@ -175,6 +216,13 @@ impl TaskReport {
         let task = serde_json::from_value::<UpgradeTask>(object).ok()?;
         let status = task.status.unwrap_or_default();
         let namespace = task.metadata.namespace.unwrap_or_default();
+        let patch = (task.spec.parent_kind == ParentKind::PatchJob).then(|| PatchTaskReport {
+            status_code: status.status_code,
+            state: status.state,
+            reason: status.reason.clone(),
+            deferrals: status.deferrals,
+            packages: status.packages.clone(),
+        });
         Some(Self {
             parent: format!(
                 "{}/{namespace}/{}",
@@ -188,7 +236,16 @@ impl TaskReport {
             started_at: status.started_at.map(|t| rfc3339(t.0)),
             finished_at: status.finished_at.map(|t| rfc3339(t.0)),
             history: status.history,
+            patch,
         })
+    }
+}
+
+/// A code with its number when it has one (`2036 Completed`); firmware codes have none.
+fn numbered(number: Option<u16>, code: &str) -> String {
+    match number {
+        Some(n) => format!("{n} {code}"),
+        None => code.to_string(),
     }
 }
 
@@ -237,7 +294,7 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = format!("simulated {} → {} (virtual time)\n\n", self.start, self.end);
         // By time, then by task, then in the order each task passed its codes.
-        let mut lines: Vec<(String, &str, &str, usize, &str)> = self
+        let mut lines: Vec<(String, &str, &str, usize, String)> = self
             .tasks
             .iter()
             .flat_map(|t| {
@@ -247,7 +304,7 @@ impl Report {
                         t.parent.as_str(),
                         t.target.as_str(),
                         i,
-                        h.code.as_str(),
+                        numbered(h.status_code, &h.code),
                     )
                 })
             })
@@ -280,6 +337,14 @@ impl Report {
                 "{}/{}/{}:{code} {} targets, {} succeeded, {} failed, {} running, {} waiting. {ready}",
                 r.kind, r.namespace, r.name, s.total, s.succeeded, s.failed, s.running, s.waiting
             );
+            for product in r.consistency.iter().flatten() {
+                let levels: Vec<String> = product
+                    .levels
+                    .iter()
+                    .map(|(level, hosts)| format!("{level} on {}", hosts.join(", ")))
+                    .collect();
+                let _ = writeln!(out, "  {}: {}", product.product, levels.join("; "));
+            }
         }
         out.push_str("\nTASKS\n");
         let width = self
@@ -295,12 +360,18 @@ impl Report {
                 .as_deref()
                 .map(|i| format!("  incident {i}"))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{name:<width$}  {:<10}  {}{incident}",
-                t.result,
-                t.code.as_deref().unwrap_or("-")
-            );
+            let code = match (t.code.as_deref(), &t.patch) {
+                (Some(code), Some(patch)) => {
+                    let reason = patch
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    format!("{}{reason}", numbered(patch.status_code, code))
+                }
+                (code, _) => code.unwrap_or("-").to_string(),
+            };
+            let _ = writeln!(out, "{name:<width$}  {:<10}  {code}{incident}", t.result);
         }
         let _ = writeln!(out, "\nAPI writes by the controllers: {}", self.api_writes);
         if !self.complete() {

@@ -14,6 +14,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::agents::{self, AgentWrites, Machines};
 use super::apiserver::ApiServer;
 use super::driver::FleetDriver;
 use super::fleet::FleetModel;
@@ -34,7 +35,7 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// What to simulate.
 #[derive(Clone, Debug)]
 pub struct Scenario {
-    /// The fleet: images and devices.
+    /// The fleet: images, devices, hosts and the package repository.
     pub fleet: Fleet,
     /// The manifests to apply, in order (already checked).
     pub manifests: Vec<Value>,
@@ -124,6 +125,10 @@ pub struct World {
     pub model: Arc<FleetModel>,
     /// The virtual clock.
     pub clock: Clock,
+    /// The simulated hosts' machines.
+    pub machines: Machines,
+    /// The writes the simulated agents made (left out of the report's `apiWrites`).
+    pub agent_writes: Arc<AgentWrites>,
     repository: Arc<StaticRepository>,
     /// Manifests still to apply (`simulate.upkeep.dev/apply-after`), earliest first.
     later: std::sync::Mutex<Vec<(Timestamp, Value)>>,
@@ -153,6 +158,8 @@ impl World {
             server,
             model: Arc::new(FleetModel::new(&scenario.fleet)),
             clock,
+            machines: agents::machines(&scenario.fleet, scenario.start),
+            agent_writes: Arc::default(),
             repository: Arc::new(scenario.fleet.repository()),
             later: std::sync::Mutex::new(later),
         })
@@ -195,8 +202,18 @@ impl World {
         super::jobs::run(self.server.client(), self.model.clone(), self.clock).boxed()
     }
 
-    /// Whether every manifest was applied, every FirmwareUpgrade and DevicePatch settled and
-    /// every task ended.
+    /// The simulated agents of the fleet's hosts, until dropped.
+    pub fn agents(&self) -> BoxFuture<'static, ()> {
+        agents::run(
+            self.server.client(),
+            &self.machines,
+            self.clock,
+            self.agent_writes.clone(),
+        )
+    }
+
+    /// Whether every manifest was applied, every FirmwareUpgrade, DevicePatch and PatchJob
+    /// settled and every task ended.
     pub fn finished(&self) -> bool {
         self.next_later().is_none() && finished(&self.server)
     }
@@ -234,6 +251,9 @@ impl World {
         self.server.each("DevicePatch", |p| {
             resources.extend(ResourceReport::of_device_patch(p))
         });
+        self.server.each("PatchJob", |j| {
+            resources.extend(ResourceReport::of_patch_job(j))
+        });
         let end = if self.finished() {
             tasks
                 .iter()
@@ -252,7 +272,10 @@ impl World {
             end,
             resources,
             tasks,
-            self.server.write_counts().total(),
+            self.server
+                .write_counts()
+                .total()
+                .saturating_sub(self.agent_writes.get()),
         )
         .with_windows(windows)
     }
@@ -298,6 +321,7 @@ impl World {
         let token = CancellationToken::new();
         let operator = self.operator(token.clone());
         let jobs = self.jobs();
+        let hosts = self.agents();
         let clock = self.clock;
         let watch = async {
             let mut seen = 0;
@@ -334,15 +358,17 @@ impl World {
             () = watch => {}
             () = operator => {}
             () = jobs => {}
+            () = hosts => {}
         }
     }
 }
 
-/// Whether every FirmwareUpgrade and DevicePatch has settled: its status is current and either
-/// it has a whole-resource code or all its tasks ended; and every task ended.
+/// Whether every FirmwareUpgrade, DevicePatch and PatchJob has settled: its status is current
+/// and either it has a whole-resource code or all its tasks ended; and every task ended.
 fn finished(server: &ApiServer) -> bool {
     let mut parents = server.snapshot("FirmwareUpgrade");
     parents.extend(server.snapshot("DevicePatch"));
+    parents.extend(server.snapshot("PatchJob"));
     let settled = parents.iter().all(|u| {
         let current = u.pointer("/status/observedGeneration") == u.pointer("/metadata/generation");
         let code = u.pointer("/status/code").is_some_and(|c| !c.is_null());
@@ -381,6 +407,12 @@ pub async fn seed(client: &Client, scenario: &Scenario) -> Result<(), SimulateEr
         }
         create(client, &devices, namespace, object).await?;
     }
+    agents::seed(client, &scenario.fleet)
+        .await
+        .map_err(|source| SimulateError::Apply {
+            object: "the fleet's hosts".into(),
+            source,
+        })?;
     for manifest in &scenario.manifests {
         if super::later::apply_at(manifest, scenario.start)?.is_none() {
             apply(client, manifest).await?;
@@ -405,14 +437,14 @@ async fn apply(client: &Client, manifest: &Value) -> Result<(), SimulateError> {
 }
 
 /// The API resource of a manifest the simulation applies; `None` for documents it leaves out
-/// (Devices come from the fleet file; kinds the simulation has no use for).
+/// (Devices and Hosts come from the fleet file; kinds the simulation has no use for).
 pub fn resource_of(manifest: &Value) -> Option<ApiResource> {
     let api_version = manifest.get("apiVersion").and_then(Value::as_str)?;
     let kind = manifest.get("kind").and_then(Value::as_str)?;
     if api_version == api::API_VERSION {
         return api::crds()
             .into_iter()
-            .find(|crd| crd.spec.names.kind == kind && kind != "Device")
+            .find(|crd| crd.spec.names.kind == kind && kind != "Device" && kind != "Host")
             .map(|crd| ApiResource {
                 group: crd.spec.group.clone(),
                 version: api::VERSION.into(),

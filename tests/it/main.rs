@@ -27,6 +27,7 @@ mod redfish;
 mod redfish_sushy;
 mod simulate_examples;
 mod simulate_faults;
+mod simulate_hosts;
 mod simulate_html;
 mod upkeep_driver;
 mod upkeep_driver_patches;

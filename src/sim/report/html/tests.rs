@@ -33,6 +33,7 @@ fn task(
                 at: Time(at(t)),
             })
             .collect(),
+        patch: None,
     }
 }
 
@@ -44,6 +45,7 @@ fn report(tasks: Vec<TaskReport>) -> Report {
         code: None,
         conditions: Vec::new(),
         summary: Summary::default(),
+        consistency: None,
         maintenance_windows: vec!["nightly".into()],
     };
     let window = |name: &str, kind| WindowReport {

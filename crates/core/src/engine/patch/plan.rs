@@ -312,6 +312,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
             continue;
         }
         let window_closed = !gate.open && !job.spec.maintenance_windows.is_empty();
+        if window_closed && tasks[i].code.code != PatchCode::ExecutionBlocked {
+            // Held before its window opened: it waits for the window like any other host.
+            continue;
+        }
         let decision = if window_closed {
             HostDecision::End(
                 PatchCode::TimedOut,

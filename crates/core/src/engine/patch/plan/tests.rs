@@ -268,6 +268,10 @@ fn another_jobs_hold_blocks_then_times_out_with_the_window() {
         &plan.decisions[..],
         [(0, HostDecision::End(PatchCode::TimedOut, Some(PatchReason::AnotherJobRunning), m))] if m.contains("PatchJob/default/other")
     ));
+    // Held before its window ever opened: it waits for the window, it does not time out.
+    let waiting = [with(pending("web-1"), PatchCode::JobReceived, false)];
+    let plan = run(&j, &waiting, &hosts, &gate(false, false));
+    assert!(plan.decisions.is_empty(), "{:?}", plan.decisions);
     // Its own hold is no block.
     let mut own = fleet.infos();
     own[0].held_by = Some("PatchJob/default/job");
