@@ -241,10 +241,17 @@ impl Driver {
                     None => return Ok(Driven::Idle),
                 }
             };
+            let package_started = matches!(
+                action,
+                Action::Start {
+                    op: Op::Package(_),
+                    ..
+                }
+            );
             match self.perform(key, spec, &journal, action).await? {
-                // A package ended: return, so the Host's products and history are reported
-                // now; the result is recorded, and the next drive reads it back.
-                Some(Observation::Op(Op::Package(_), OpStatus::Package(_) | OpStatus::Done)) => {
+                // A package ran: return, so the Host's products and history are reported now;
+                // its result is recorded, and the next drive reads it back (a poll).
+                Some(Observation::Op(_, OpStatus::Package(_))) if package_started => {
                     return Ok(Driven::WakeAt(self.clock.now()));
                 }
                 Some(observation) => input = Some(observation),

@@ -250,9 +250,14 @@ impl PackageJob<'_> {
                     Err(e) => OpStatus::Failed(e),
                 }
             }
-            Decision::Refuse(refusal) => OpStatus::Package(PackageOutcome::from(
-                &PackageRun::ended(&step.id, PackageResult::Failure, refusal.reason, refusal.message),
-            )),
+            Decision::Refuse(refusal) => {
+                OpStatus::Package(PackageOutcome::from(&PackageRun::ended(
+                    &step.id,
+                    PackageResult::Failure,
+                    refusal.reason,
+                    refusal.message,
+                )))
+            }
             Decision::Skip(_) if resumed && self.reached(&step) => {
                 let run = recovered
                     .filter(|o: &InstallOutcome| o.run.id == step.id)
@@ -283,7 +288,9 @@ impl PackageJob<'_> {
 }
 
 /// Runs blocking installer work off the async threads.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| format!("the installer stopped: {e}"))
