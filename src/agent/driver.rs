@@ -22,16 +22,14 @@ use jiff::Timestamp;
 
 use super::backends::{PackageError, PackageGlobs, RebootSignal, Update};
 use super::machine::Machine;
+use super::package_job::PackageJob;
 use super::state_dir::{OpRecord, Recorded, StateDir, StateError};
-use crate::api::host::RebootRequired;
+use crate::api::host::{HostProduct, RebootRequired};
 use crate::api::patch_job::{Action as JobAction, Operation, PatchJobSpec};
 use crate::clock::Clock;
 use crate::engine::patch::agent::{self, Action, Context, HostFacts, Observation, Op, OpStatus};
 use crate::engine::patch::state::HostTask;
 use crate::engine::updates::Pin;
-
-/// Why an Install or Uninstall job fails on this agent.
-const PACKAGES_UNSUPPORTED: &str = "this agent does not apply maintenance packages from a PatchJob yet; install them with `upkeep host install` on the host";
 
 /// A point in the driver's work where a test (or the simulation) may stop it dead, as a kill
 /// would: nothing more is written after it.
@@ -120,6 +118,10 @@ pub struct Driver {
     pub dry_run: bool,
     /// What was learnt about the machine while driving.
     pub learnt: Arc<Mutex<Learnt>>,
+    /// The Host's products (its `spec.products`), which Install / Uninstall jobs act on.
+    pub products: Arc<Mutex<Vec<HostProduct>>>,
+    /// The package repository directory the packages' `source` is relative to.
+    pub repository: Option<std::path::PathBuf>,
 }
 
 impl Driver {
@@ -132,11 +134,34 @@ impl Driver {
             hook: None,
             dry_run: false,
             learnt: Arc::new(Mutex::new(Learnt::default())),
+            products: Arc::new(Mutex::new(Vec::new())),
+            repository: None,
         }
     }
 
     fn halt(&self, at: Checkpoint) -> bool {
         self.hook.as_ref().is_some_and(|hook| hook(&at))
+    }
+
+    /// The packages of the job `spec` for task `task`, on the Host's products.
+    fn package_job<'a>(
+        &'a self,
+        task: &'a str,
+        spec: &'a PatchJobSpec,
+        products: &'a [HostProduct],
+    ) -> PackageJob<'a> {
+        PackageJob {
+            spec,
+            task,
+            products,
+            machine: &self.machine,
+            state: &self.state,
+            repository: self.repository.as_deref(),
+        }
+    }
+
+    fn host_products(&self) -> Vec<HostProduct> {
+        self.products.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     fn learn(&self, change: impl FnOnce(&mut Learnt)) {
@@ -216,7 +241,19 @@ impl Driver {
                     None => return Ok(Driven::Idle),
                 }
             };
+            let package_started = matches!(
+                action,
+                Action::Start {
+                    op: Op::Package(_),
+                    ..
+                }
+            );
             match self.perform(key, spec, &journal, action).await? {
+                // A package ran: return, so the Host's products and history are reported now;
+                // its result is recorded, and the next drive reads it back (a poll).
+                Some(Observation::Op(_, OpStatus::Package(_))) if package_started => {
+                    return Ok(Driven::WakeAt(self.clock.now()));
+                }
                 Some(observation) => input = Some(observation),
                 None => return Ok(Driven::Halted),
             }
@@ -233,7 +270,7 @@ impl Driver {
     ) -> Result<Option<Observation>, DriveError> {
         Ok(Some(match action {
             Action::CheckApplicability => {
-                Observation::Applicability(self.applicability(spec).await)
+                Observation::Applicability(self.applicability(key, spec).await)
             }
             Action::Scan => {
                 let offered = match &self.machine.packages {
@@ -269,7 +306,16 @@ impl Driver {
         }))
     }
 
-    async fn applicability(&self, spec: &PatchJobSpec) -> HostFacts {
+    async fn applicability(&self, task: &str, spec: &PatchJobSpec) -> HostFacts {
+        if spec.operation != Operation::Patch {
+            let products = self.host_products();
+            let job = self.package_job(task, spec, &products);
+            return HostFacts {
+                package_manager: self.machine.packages.is_some(),
+                installed: Vec::new(),
+                packages_not_applicable: job.not_applicable(self.clock.now()),
+            };
+        }
         let wanted = spec
             .patch
             .as_ref()
@@ -307,7 +353,13 @@ impl Driver {
             // was cut off completes it (a package manager still running holds its lock: 2057,
             // tried again). An action was interrupted, and the reboot is judged by the boot id.
             OpRecord::Started if matches!(op, Op::Download | Op::Install) => {
-                self.finish_op(task, spec, &op, key, pins).await?
+                self.finish_op(task, spec, &op, key, pins, false).await?
+            }
+            // A package: its product is recovered (the installer's own journal finishes or
+            // rolls back what was cut off), and a package found installed (or gone) is
+            // reported, not run again.
+            OpRecord::Started if matches!(op, Op::Package(_)) => {
+                self.finish_op(task, spec, &op, key, pins, true).await?
             }
             OpRecord::Started => Some(OpStatus::Unknown),
             OpRecord::NotStarted => {
@@ -315,7 +367,7 @@ impl Driver {
                 if self.halt(Checkpoint::OpStarted(op.clone())) {
                     return Ok(None);
                 }
-                self.finish_op(task, spec, &op, key, pins).await?
+                self.finish_op(task, spec, &op, key, pins, false).await?
             }
         };
         // `None`: a hook stopped the driver after the result was recorded.
@@ -330,8 +382,9 @@ impl Driver {
         op: &Op,
         key: &str,
         pins: &[Pin],
+        resumed: bool,
     ) -> Result<Option<OpStatus>, DriveError> {
-        let status = self.run_op(spec, op, pins).await;
+        let status = self.run_op(task, spec, op, pins, resumed).await;
         if let Some(recorded) = Recorded::of(&status) {
             self.state.record_result(task, key, &recorded)?;
             if self.halt(Checkpoint::OpEnded(op.clone())) {
@@ -341,9 +394,18 @@ impl Driver {
         Ok(Some(status))
     }
 
-    /// Runs one operation on the machine.
-    async fn run_op(&self, spec: &PatchJobSpec, op: &Op, pins: &[Pin]) -> OpStatus {
+    /// Runs one operation on the machine (`resumed`: a package's earlier run was cut off).
+    async fn run_op(
+        &self,
+        task: &str,
+        spec: &PatchJobSpec,
+        op: &Op,
+        pins: &[Pin],
+        resumed: bool,
+    ) -> OpStatus {
         let packages_job = spec.operation != Operation::Patch;
+        let products = self.host_products();
+        let job = self.package_job(task, spec, &products);
         match op {
             Op::PreAction(i) | Op::PostAction(i) => {
                 let list = spec.actions.as_ref().map(|a| match op {
@@ -355,8 +417,8 @@ impl Driver {
                     None => OpStatus::Failed(format!("{} is not in the job", op.name())),
                 }
             }
-            Op::Package(_) => OpStatus::Failed(PACKAGES_UNSUPPORTED.into()),
-            Op::Download if packages_job => OpStatus::Failed(PACKAGES_UNSUPPORTED.into()),
+            Op::Package(i) => job.package(*i, resumed, self.clock.now()).await,
+            Op::Download if packages_job => job.fetch(),
             Op::Download | Op::Install => {
                 let Some(pm) = &self.machine.packages else {
                     return OpStatus::Failed(

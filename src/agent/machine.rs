@@ -37,6 +37,10 @@ pub trait FactsSource: Send + Sync {
     fn products(&self, products: &[HostProduct]) -> Vec<ProductStatus>;
     /// The newest install and uninstall events of those products, at most `HISTORY_LIMIT`.
     fn history(&self, products: &[HostProduct]) -> Vec<HistoryEvent>;
+    /// Where `product` is on this machine (its `location`, under the root when there is one).
+    fn location(&self, product: &HostProduct) -> PathBuf {
+        PathBuf::from(&product.location)
+    }
 }
 
 /// The installer of a product on the Host.
@@ -134,7 +138,7 @@ pub struct RootFacts {
     pub root: Option<PathBuf>,
 }
 
-impl RootFacts {
+impl FactsSource for RootFacts {
     fn location(&self, product: &HostProduct) -> PathBuf {
         let location = Path::new(&product.location);
         match &self.root {
@@ -142,9 +146,7 @@ impl RootFacts {
             None => location.to_path_buf(),
         }
     }
-}
 
-impl FactsSource for RootFacts {
     fn os(&self) -> Result<OsStatus, String> {
         super::facts::os_status(self.root.as_deref()).map_err(|e| e.to_string())
     }

@@ -20,6 +20,8 @@
 //!   or simulated ([`backends::simulated`]).
 //! - [`driver`]: one host task driven through `engine::patch::agent` on a machine, its journal
 //!   and operation records in the state directory ([`state_dir`]).
+//! - [`package_job`]: a PatchJob's maintenance packages (Install / Uninstall) fetched and run
+//!   through the product's installer, in the engine's plan.
 //! - [`run`]: the agent loop against the Kubernetes API (Host, Lease, tasks).
 //!
 //! Invariant: nothing here decides; a package manager is never killed mid-operation, and no
@@ -31,6 +33,7 @@ pub mod driver;
 pub mod facts;
 pub mod installers;
 pub mod machine;
+pub mod package_job;
 pub mod products;
 pub mod reboot;
 pub mod run;

@@ -70,6 +70,8 @@ pub struct AgentConfig {
     pub resync_every: Duration,
     /// A hook that may stop the agent at a checkpoint (tests, simulation).
     pub hook: Option<Hook>,
+    /// The package repository directory maintenance packages are fetched from.
+    pub package_repository: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -103,6 +105,7 @@ impl AgentConfig {
             facts_every: Duration::from_secs(30 * 60),
             resync_every: Duration::from_secs(60),
             hook: None,
+            package_repository: None,
         }
     }
 }
@@ -140,6 +143,7 @@ pub async fn run(
     let state = StateDir::open(&config.state_dir)?;
     let mut driver = Driver::new(machine, state, clock);
     driver.hook = config.hook.clone();
+    driver.repository = config.package_repository.clone();
     let agent = Agent {
         client,
         config,
@@ -333,6 +337,15 @@ impl Agent {
         else {
             return Ok(Driven::Gone);
         };
+        if job.spec.operation != crate::api::patch_job::Operation::Patch {
+            // Install / Uninstall act on the Host's products as its spec names them now.
+            let host = self.hosts().get(&self.config.host).await.map_err(|e| {
+                DriveError::Store(format!("reading Host {}: {e}", self.config.host))
+            })?;
+            if let Ok(mut products) = self.driver.products.lock() {
+                *products = host.spec.products;
+            }
+        }
         let mut store = KubeTaskStore {
             api: Api::namespaced(self.client.clone(), &namespace),
             name: task.name_any(),

@@ -143,6 +143,13 @@ impl StateDir {
             .join(format!("{}.{ext}", file_name(key)))
     }
 
+    /// Where the maintenance package `id` of `task` is kept once fetched.
+    pub fn package_path(&self, task: &str, id: &str) -> PathBuf {
+        self.task_dir(task)
+            .join("packages")
+            .join(format!("{}.pak", file_name(id)))
+    }
+
     /// The journal of `task` (empty when none was written).
     pub fn journal(&self, task: &str) -> Result<Journal, StateError> {
         let path = self.task_dir(task).join("journal.json");

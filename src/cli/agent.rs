@@ -39,6 +39,10 @@ pub struct Args {
     /// Where the agent keeps the journals of tasks under way (must survive a reboot).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/upkeep")]
     pub state_dir: PathBuf,
+    /// The package repository: the directory a PatchJob's maintenance package `source` is
+    /// relative to (Install jobs copy each package from there into the state directory).
+    #[arg(long, value_name = "DIR", env = "UPKEEP_PACKAGE_REPOSITORY")]
+    pub package_repository: Option<PathBuf>,
     /// A kubeconfig file (default: in-cluster, or `KUBECONFIG`).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -104,6 +108,7 @@ async fn agent(args: &Args) -> Result<ExitCode, Error> {
     .map_err(|e| Error::Usage(e.to_string()))?;
     let mut config = AgentConfig::new(host, namespace, &args.state_dir);
     config.node_name = args.node_name.clone();
+    config.package_repository = args.package_repository.clone();
     tracing::info!(host = %config.host, namespace = %config.namespace, state_dir = %args.state_dir.display(), "the agent starts");
     let stop = CancellationToken::new();
     let agent = run_agent(client, config, machine, clock, stop.clone());

@@ -23,11 +23,12 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use upkeep::agent::backends::simulated::{Fault, SimulatedHost};
 use upkeep::agent::driver::{Checkpoint, Hook};
-use upkeep::agent::machine::{Machine, RebootMethod};
+use upkeep::agent::machine::{FactsSource, Machine, RealInstallers, RebootMethod, RootFacts};
+use upkeep::agent::products::read_history;
 use upkeep::agent::reboot::{RebootError, Rebooter};
 use upkeep::agent::run::{AgentConfig, run};
 use upkeep::api::Host;
-use upkeep::api::host::RebootRequired;
+use upkeep::api::host::{EventType, HistoryAction, HostProduct, RebootRequired};
 use upkeep::engine::patch::agent::Op;
 use upkeep::engine::updates::Pin;
 use upkeep::sim::fleet_file::Fleet;
@@ -36,6 +37,7 @@ use upkeep::sim::runner::{Scenario, World};
 use crate::common::on_virtual_clock;
 use crate::host_sandbox::apt::{self as apt_sandbox, AptSandbox};
 use crate::host_sandbox::{assert_unchanged, require, snapshot};
+use crate::packages::fixtures as pak_fixtures;
 
 const START: &str = "2026-11-23T09:00:00Z";
 const HOST: &str = "web-1";
@@ -117,9 +119,24 @@ async fn supervise(
     done: &dyn Fn(&World) -> bool,
     machine: &Machine,
     state_dir: &Path,
+    boots: tokio::sync::watch::Receiver<u64>,
+    kills: Kills,
+    limit: Duration,
+) -> usize {
+    supervise_with(world, done, machine, state_dir, boots, kills, limit, None).await
+}
+
+/// [`supervise`] with the agent's package repository.
+#[allow(clippy::too_many_arguments)]
+async fn supervise_with(
+    world: &World,
+    done: &dyn Fn(&World) -> bool,
+    machine: &Machine,
+    state_dir: &Path,
     mut boots: tokio::sync::watch::Receiver<u64>,
     kills: Kills,
     limit: Duration,
+    repository: Option<PathBuf>,
 ) -> usize {
     let deadline = tokio::time::Instant::now() + limit;
     let mut starts = 0;
@@ -132,6 +149,7 @@ async fn supervise(
         starts += 1;
         let mut config = AgentConfig::new(HOST, "default", state_dir);
         config.hook = hook.clone();
+        config.package_repository = repository.clone();
         let stop = CancellationToken::new();
         let mut agent = tokio::spawn(run(
             world.server.client(),
@@ -515,4 +533,360 @@ fn upkeep_host_patch_on_an_apt_sandbox_stops_at_pending_reboot() {
     assert!(again.status.success());
     assert_unchanged(&machine_state, &snapshot(MACHINE_DPKG));
     drop(runtime);
+}
+
+/// The simulated host's boot id and OS, with products read from real locations and the
+/// builtin installer acting on them (what `Machine::real` does for products).
+struct RealProducts(SimulatedHost);
+
+impl FactsSource for RealProducts {
+    fn os(&self) -> Result<upkeep::api::host::OsStatus, String> {
+        self.0.os()
+    }
+    fn boot_id(&self) -> Result<String, String> {
+        FactsSource::boot_id(&self.0)
+    }
+    fn products(&self, products: &[HostProduct]) -> Vec<upkeep::api::host::ProductStatus> {
+        RootFacts::default().products(products)
+    }
+    fn history(&self, products: &[HostProduct]) -> Vec<upkeep::api::host::HistoryEvent> {
+        RootFacts::default().history(products)
+    }
+}
+
+const FP: &str = "9.0.5-WS-WAS-FP023";
+
+/// A product location, a package repository holding fix pack 23, and the machine that
+/// installs into the location.
+struct ProductHost {
+    _dir: tempfile::TempDir,
+    location: PathBuf,
+    repository: PathBuf,
+    sim: SimulatedHost,
+}
+
+impl ProductHost {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let location = pak_fixtures::product(dir.path());
+        let repository = dir.path().join("repo");
+        std::fs::create_dir_all(&repository).unwrap();
+        pak_fixtures::fix_pack(&repository);
+        Self {
+            _dir: dir,
+            location,
+            repository,
+            sim: SimulatedHost::new(HOST),
+        }
+    }
+
+    fn machine(&self, world: &World) -> Machine {
+        let mut machine = self.sim.machine();
+        machine.facts = Arc::new(RealProducts(self.sim.clone()));
+        let clock = world.clock;
+        machine.installers = Arc::new(RealInstallers {
+            now: Arc::new(move || clock.now()),
+        });
+        machine
+    }
+
+    /// The successful package events of the fix pack for `action`.
+    fn events(&self, action: HistoryAction) -> usize {
+        read_history(&self.location)
+            .unwrap()
+            .iter()
+            .flat_map(|h| &h.events)
+            .filter(|e| e.event_type == EventType::Ptf && e.action == action && e.id == FP)
+            .filter(|e| e.result == "success")
+            .count()
+    }
+}
+
+async fn create_host(world: &World, location: &Path) {
+    let host: Host = serde_json::from_value(json!({
+        "apiVersion": "upkeep.dev/v1alpha1", "kind": "Host",
+        "metadata": {"name": HOST, "namespace": "default"},
+        "spec": {"products": [{"id": "was", "location": location.display().to_string()}]}
+    }))
+    .unwrap();
+    Api::<Host>::namespaced(world.server.client(), "default")
+        .create(&PostParams::default(), &host)
+        .await
+        .unwrap();
+}
+
+async fn apply_named(world: &World, name: &str, spec: Value) {
+    let job: upkeep::api::PatchJob = serde_json::from_value(json!({
+        "apiVersion": "upkeep.dev/v1alpha1", "kind": "PatchJob",
+        "metadata": {"name": name, "namespace": "default"}, "spec": spec}))
+    .unwrap();
+    Api::<upkeep::api::PatchJob>::namespaced(world.server.client(), "default")
+        .create(&PostParams::default(), &job)
+        .await
+        .unwrap();
+}
+
+fn task_of(world: &World, job: &str) -> Option<Value> {
+    world.server.snapshot("UpgradeTask").into_iter().find(|t| {
+        t.pointer("/spec/target") == Some(&json!(HOST))
+            && t.pointer("/spec/parent") == Some(&json!(job))
+    })
+}
+
+fn codes_of(world: &World, job: &str) -> Vec<u64> {
+    task_of(world, job)
+        .and_then(|t| t.pointer("/status/history").cloned())
+        .and_then(|h| {
+            h.as_array()
+                .map(|a| a.iter().filter_map(|e| e["statusCode"].as_u64()).collect())
+        })
+        .unwrap_or_default()
+}
+
+fn job_status(world: &World, job: &str) -> Value {
+    world
+        .server
+        .snapshot("PatchJob")
+        .into_iter()
+        .find(|j| j.pointer("/metadata/name") == Some(&json!(job)))
+        .and_then(|j| j.get("status").cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn host_status(world: &World) -> Value {
+    world
+        .server
+        .snapshot("Host")
+        .into_iter()
+        .next()
+        .and_then(|h| h.get("status").cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn package_job(operation: &str, source: bool) -> Value {
+    let mut package = json!({"id": FP, "type": "FixPack", "product": "was"});
+    if source {
+        package["source"] = json!(format!("{FP}.pak"));
+    }
+    json!({"hosts": {"names": [HOST]}, "operation": operation, "packages": [package]})
+}
+
+/// Runs the job `name` through the operator and the agent until its task ended and the Host
+/// reports `version`; the task's codes.
+async fn run_package_job(
+    world: &World,
+    host: &ProductHost,
+    name: &str,
+    spec: Value,
+    hook: Option<Hook>,
+    version: &str,
+) -> (Vec<u64>, usize) {
+    apply_named(world, name, spec).await;
+    let state = host.location.parent().unwrap().join("state");
+    let machine = host.machine(world);
+    let done = |world: &World| {
+        task_of(world, name).and_then(|t| t.pointer("/status/terminal").cloned())
+            == Some(json!(true))
+            && host_status(world).pointer("/products/0/version") == Some(&json!(version))
+            && (job_status(world, name).pointer("/consistency").is_some()
+                || codes_of(world, name).last() == Some(&2053))
+    };
+    let starts = supervise_with(
+        world,
+        &done,
+        &machine,
+        &state,
+        host.sim.boots(),
+        Kills {
+            hook,
+            after: Vec::new(),
+        },
+        Duration::from_secs(4 * 3600),
+        Some(host.repository.clone()),
+    )
+    .await;
+    (codes_of(world, name), starts)
+}
+
+const PACKAGE_CODES: [u64; 6] = [2032, 2055, 2044, 2031, 2033, 2036];
+
+#[test]
+fn an_install_patch_job_installs_a_fix_pack_through_the_agent_and_an_uninstall_restores_every_byte()
+{
+    on_virtual_clock(|| async {
+        let host = ProductHost::new();
+        let before = pak_fixtures::snapshot(&host.location);
+        let world = world().await;
+        create_host(&world, &host.location).await;
+        let stop = CancellationToken::new();
+        let operator = tokio::spawn(world.operator(stop.clone()));
+
+        let (codes, _) = run_package_job(
+            &world,
+            &host,
+            "install",
+            package_job("Install", true),
+            None,
+            "9.0.5.23",
+        )
+        .await;
+        let t = task_of(&world, "install").unwrap();
+        assert_eq!(codes, PACKAGE_CODES, "{t:#}");
+        assert_eq!(
+            t.pointer("/status/packages"),
+            Some(&json!([{"id": FP, "result": "success"}])),
+            "{t:#}"
+        );
+        let status = host_status(&world);
+        assert_eq!(
+            status.pointer("/products/0/version"),
+            Some(&json!("9.0.5.23")),
+            "{status:#}"
+        );
+        assert_eq!(
+            status.pointer("/products/0/packages/0/id"),
+            Some(&json!(FP)),
+            "{status:#}"
+        );
+        let history = status["history"].as_array().unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|e| e["id"] == json!(FP) && e["action"] == json!("install")),
+            "{status:#}"
+        );
+        assert!(history.len() <= upkeep::api::host::HISTORY_LIMIT);
+        let job = job_status(&world, "install");
+        assert_eq!(
+            job.pointer("/consistency"),
+            Some(&json!([{"product": "was", "levels": {"9.0.5.23": [HOST]}}])),
+            "{job:#}"
+        );
+        let consistent = job["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == json!("Consistent"))
+            .cloned();
+        assert_eq!(
+            consistent.map(|c| c["status"].clone()),
+            Some(json!("True")),
+            "{job:#}"
+        );
+        assert_eq!(host.events(HistoryAction::Install), 1);
+        assert_ne!(pak_fixtures::snapshot(&host.location), before);
+
+        let (codes, _) = run_package_job(
+            &world,
+            &host,
+            "uninstall",
+            package_job("Uninstall", false),
+            None,
+            "9.0.5.22",
+        )
+        .await;
+        let t = task_of(&world, "uninstall").unwrap();
+        assert_eq!(codes, PACKAGE_CODES, "{t:#}");
+        pak_fixtures::assert_same(
+            &pak_fixtures::snapshot(&host.location),
+            &before,
+            "after the uninstall",
+        );
+        let status = host_status(&world);
+        assert_eq!(status.pointer("/products/0/packages"), None, "{status:#}");
+        assert!(
+            status["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["id"] == json!(FP) && e["action"] == json!("uninstall")),
+            "{status:#}"
+        );
+        assert_eq!(host.events(HistoryAction::Uninstall), 1);
+        stop.cancel();
+        let _ = operator.await;
+    });
+}
+
+#[test]
+fn a_package_job_on_a_host_without_the_product_is_not_applicable() {
+    on_virtual_clock(|| async {
+        let host = ProductHost::new();
+        let world = world().await;
+        create_host(&world, &host.location).await;
+        let stop = CancellationToken::new();
+        let operator = tokio::spawn(world.operator(stop.clone()));
+        let mut spec = package_job("Install", true);
+        spec["packages"][0]["product"] = json!("ihs");
+        let (codes, _) = run_package_job(&world, &host, "other", spec, None, "9.0.5.22").await;
+        assert_eq!(codes.last(), Some(&2053), "{codes:?}");
+        assert_eq!(host.events(HistoryAction::Install), 0);
+        stop.cancel();
+        let _ = operator.await;
+    });
+}
+
+#[test]
+fn an_agent_killed_mid_install_resumes_without_installing_twice() {
+    on_virtual_clock(|| async {
+        // Killed right after the package's `started` record: the install had not begun.
+        // Killed while the installer ran (the installer itself killed at step 6 in a child
+        // process: its journal left pending) and after it finished but before its result was
+        // recorded: the restarted agent recovers the product and reports the package.
+        for kill in [None, Some(6), Some(u64::MAX)] {
+            let host = ProductHost::new();
+            let world = world().await;
+            create_host(&world, &host.location).await;
+            let stop = CancellationToken::new();
+            let operator = tokio::spawn(world.operator(stop.clone()));
+            let fired = Arc::new(AtomicBool::new(false));
+            let seen = fired.clone();
+            let (location, package) = (
+                host.location.clone(),
+                host.repository.join(format!("{FP}.pak")),
+            );
+            let hook: Hook = Arc::new(move |c: &Checkpoint| {
+                if *c != Checkpoint::OpStarted(Op::Package(0)) || seen.swap(true, Ordering::SeqCst)
+                {
+                    return false;
+                }
+                if let Some(step) = kill {
+                    let package = package.to_str().unwrap();
+                    let step = step.to_string();
+                    let mut args = vec![package];
+                    if kill != Some(u64::MAX) {
+                        args.extend(["--kill-at", &step]);
+                    }
+                    let _ = pak_fixtures::host("install", &location, &args);
+                }
+                true
+            });
+            let (codes, starts) = run_package_job(
+                &world,
+                &host,
+                "install",
+                package_job("Install", true),
+                Some(hook),
+                "9.0.5.23",
+            )
+            .await;
+            assert!(fired.load(Ordering::SeqCst), "killed with {kill:?}");
+            assert_eq!(codes, PACKAGE_CODES, "killed with {kill:?}");
+            assert_eq!(starts, 2, "killed with {kill:?}");
+            assert_eq!(
+                host.events(HistoryAction::Install),
+                1,
+                "killed with {kill:?}: installed once"
+            );
+            assert!(pak_fixtures::journal_is_empty(&host.location));
+            let t = task_of(&world, "install").unwrap();
+            assert_eq!(
+                t.pointer("/status/packages/0/result"),
+                Some(&json!("success")),
+                "{t:#}"
+            );
+            stop.cancel();
+            let _ = operator.await;
+        }
+    });
 }

@@ -6,7 +6,7 @@
 
 mod commands;
 mod crash;
-mod fixtures;
+pub(crate) mod fixtures;
 mod install;
 mod refusals;
 mod reports;

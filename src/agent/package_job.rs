@@ -1,0 +1,311 @@
+//! A PatchJob's maintenance packages (`operation: Install | Uninstall`) on this host: the
+//! applicability facts, the fetch of each package into the state directory, and one package
+//! installed or uninstalled through the product's installer. The rules (which packages apply,
+//! their order, what a result means) are `engine::packages::plan`'s; the same plan drives
+//! `upkeep host install|uninstall`.
+//!
+//! Invariants: the operation `Package(i)` is the `i`-th step of the plan in the job's order
+//! (refresh packs, fix packs, interim fixes; the reverse to uninstall), which depends only on
+//! the packages' types, so a plan made again after a restart names the same package; a package
+//! is installed from its copy in the state directory, never from the repository while it may
+//! change; a package that an interrupted run already installed (or uninstalled) is reported
+//! from the product as it stands and never run a second time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::installers::{InstallOutcome, Installer, ProductTarget};
+use super::machine::Machine;
+use super::state_dir::StateDir;
+use crate::api::codes::PackageResult;
+use crate::api::host::{HistoryAction, HostProduct, ProductStatus};
+use crate::api::patch_job::{Operation, PatchJobSpec};
+use crate::api::upgrade_task::PackageOutcome;
+use crate::engine::packages::archive::Limits;
+use crate::engine::packages::manifest::check_relative_path;
+use crate::engine::packages::plan::{self, Decision, PackageInfo, PackageRun, Removal, Step};
+use crate::engine::patch::agent::OpStatus;
+use crate::pak::Package;
+
+/// The packages of one job on one host: what the driver needs to act on them.
+pub struct PackageJob<'a> {
+    /// The job.
+    pub spec: &'a PatchJobSpec,
+    /// The task's key (`namespace/name/uid`).
+    pub task: &'a str,
+    /// The Host's products (its `spec.products`).
+    pub products: &'a [HostProduct],
+    /// The machine.
+    pub machine: &'a Machine,
+    /// The state directory (fetched packages).
+    pub state: &'a StateDir,
+    /// The package repository directory the packages' `source` is relative to.
+    pub repository: Option<&'a Path>,
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_expanded: u64::MAX,
+    }
+}
+
+impl PackageJob<'_> {
+    fn install(&self) -> bool {
+        self.spec.operation == Operation::Install
+    }
+
+    fn fetched(&self, id: &str) -> PathBuf {
+        self.state.package_path(self.task, id)
+    }
+
+    fn found(&self) -> Vec<ProductStatus> {
+        self.machine.facts.products(self.products)
+    }
+
+    fn target(&self, product: &str) -> Option<(ProductTarget, &HostProduct)> {
+        let host = self.products.iter().find(|p| p.id == product)?;
+        Some((
+            ProductTarget {
+                id: host.id.clone(),
+                location: self.machine.facts.location(host),
+            },
+            host,
+        ))
+    }
+
+    /// The plan for the packages as the products stand now; `infos` are the install
+    /// packages' manifests (ignored to uninstall).
+    fn plan(&self, infos: &[PackageInfo], now: Timestamp) -> Vec<Step> {
+        let found = self.found();
+        if self.install() {
+            plan::plan_install(&found, infos, now)
+        } else {
+            let removals: Vec<Removal> = self
+                .spec
+                .packages
+                .iter()
+                .map(|p| Removal {
+                    id: p.id.clone(),
+                    product: p.product.clone(),
+                })
+                .collect();
+            plan::plan_uninstall(&found, &removals)
+        }
+    }
+
+    /// Why the job's packages do not apply to this host, if none of them does: the product
+    /// absent for every package, or (where the package can be read already) the plan skipping
+    /// all of them.
+    pub fn not_applicable(&self, now: Timestamp) -> Option<String> {
+        let found = self.found();
+        let mut why = Vec::new();
+        for package in &self.spec.packages {
+            if !found.iter().any(|p| p.id == package.product) {
+                why.push(format!(
+                    "{}: product {:?} is not on the host",
+                    package.id, package.product
+                ));
+            }
+        }
+        if why.len() < self.spec.packages.len() {
+            let infos = match self.infos(|p| self.in_repository(p)) {
+                Ok(infos) => infos,
+                // Not readable yet: the fetch reports it.
+                Err(_) => return None,
+            };
+            why.clear();
+            for step in self.plan(&infos, now) {
+                match step.decision {
+                    Decision::Skip(refusal) => why.push(refusal.message),
+                    Decision::Run | Decision::Refuse(_) => return None,
+                }
+            }
+        }
+        Some(why.join("; "))
+    }
+
+    fn in_repository(&self, source: &str) -> Result<PathBuf, String> {
+        if source.starts_with("http://") || source.starts_with("https://") {
+            return Err(format!(
+                "{source}: an HTTP source needs a sha256 to be verified, and the PatchJob gives none; put the package in the agent's package repository directory (--package-repository) and name it relative to it"
+            ));
+        }
+        check_relative_path(source).map_err(|e| format!("source {source:?}: {e}"))?;
+        let repository = self.repository.ok_or_else(|| {
+            format!(
+                "{source}: the agent has no package repository; start it with --package-repository DIR"
+            )
+        })?;
+        Ok(repository.join(source))
+    }
+
+    /// The install packages' manifests, each read from the file `path_of` gives for its
+    /// source.
+    fn infos(
+        &self,
+        path_of: impl Fn(&str) -> Result<PathBuf, String>,
+    ) -> Result<Vec<PackageInfo>, String> {
+        self.spec
+            .packages
+            .iter()
+            .map(|p| {
+                let source = p
+                    .source
+                    .as_deref()
+                    .ok_or_else(|| format!("{}: the package has no source", p.id))?;
+                let path = path_of(source)?;
+                let package = Package::open(&path, &limits()).map_err(|e| e.to_string())?;
+                let info = PackageInfo::from(package.manifest());
+                if info.id != p.id {
+                    return Err(format!(
+                        "{}: the package at {source} is {}, not the package the job names",
+                        p.id, info.id
+                    ));
+                }
+                Ok(info)
+            })
+            .collect()
+    }
+
+    /// Copies every package of an Install job from the repository into the state directory
+    /// and checks it is a valid package of the id the job names. Uninstall fetches nothing.
+    pub fn fetch(&self) -> OpStatus {
+        if !self.install() {
+            return OpStatus::Done;
+        }
+        for p in &self.spec.packages {
+            let Some(source) = p.source.as_deref() else {
+                return OpStatus::Failed(format!("{}: the package has no source", p.id));
+            };
+            if let Err(e) = self
+                .in_repository(source)
+                .and_then(|from| copy_atomic(&from, &self.fetched(&p.id)))
+            {
+                return OpStatus::Failed(e);
+            }
+        }
+        match self.infos_fetched() {
+            Ok(_) => OpStatus::Done,
+            Err(e) => OpStatus::Failed(e),
+        }
+    }
+
+    fn infos_fetched(&self) -> Result<Vec<PackageInfo>, String> {
+        let by_source = |source: &str| {
+            self.spec
+                .packages
+                .iter()
+                .find(|p| p.source.as_deref() == Some(source))
+                .map(|p| self.fetched(&p.id))
+                .ok_or_else(|| format!("{source} is not in the job"))
+        };
+        self.infos(by_source)
+    }
+
+    /// Installs or uninstalls the `index`-th package in the job's order. `resumed`: an earlier
+    /// run of this operation was cut off; its product is recovered first and a package already
+    /// in the state the operation leads to is reported, not run again.
+    pub async fn package(&self, index: usize, resumed: bool, now: Timestamp) -> OpStatus {
+        let infos = if self.install() {
+            match self.infos_fetched() {
+                Ok(infos) => infos,
+                Err(e) => return OpStatus::Failed(e),
+            }
+        } else {
+            Vec::new()
+        };
+        let Some(product) = self.plan(&infos, now).get(index).map(|s| s.product.clone()) else {
+            return OpStatus::Failed(format!("package-{index} is not in the job"));
+        };
+        let Some((target, host)) = self.target(&product) else {
+            return OpStatus::Done;
+        };
+        let installer: Arc<dyn Installer> = Arc::from(self.machine.installers.installer(host));
+        let mut recovered = None;
+        if resumed {
+            let (installer, target) = (installer.clone(), target.clone());
+            match blocking(move || installer.recover(&target)).await {
+                Ok(Ok(outcome)) => recovered = outcome,
+                Ok(Err(e)) | Err(e) => return OpStatus::Failed(e),
+            }
+        }
+        // Planned again on the product as it stands after recovery.
+        let steps = self.plan(&infos, now);
+        let Some(step) = steps.get(index).cloned() else {
+            return OpStatus::Failed(format!("package-{index} is not in the job"));
+        };
+        match step.decision {
+            Decision::Run => {
+                let (id, action) = (step.id.clone(), step.action);
+                let file = self.fetched(&id);
+                let done = blocking(move || match action {
+                    HistoryAction::Install => installer.install(&target, &file, Some(&id)),
+                    HistoryAction::Uninstall => installer.uninstall(&target, &id),
+                })
+                .await;
+                match done {
+                    Ok(outcome) => OpStatus::Package(PackageOutcome::from(&outcome.run)),
+                    Err(e) => OpStatus::Failed(e),
+                }
+            }
+            Decision::Refuse(refusal) => {
+                OpStatus::Package(PackageOutcome::from(&PackageRun::ended(
+                    &step.id,
+                    PackageResult::Failure,
+                    refusal.reason,
+                    refusal.message,
+                )))
+            }
+            Decision::Skip(_) if resumed && self.reached(&step) => {
+                let run = recovered
+                    .filter(|o: &InstallOutcome| o.run.id == step.id)
+                    .map_or_else(
+                        || {
+                            PackageRun::success(
+                                &step.id,
+                                "finished by the run the agent's restart cut off",
+                            )
+                        },
+                        |o| o.run,
+                    );
+                OpStatus::Package(PackageOutcome::from(&run))
+            }
+            Decision::Skip(_) => OpStatus::Done,
+        }
+    }
+
+    /// Whether the product is where the step leads: the package installed (install) or gone
+    /// (uninstall).
+    fn reached(&self, step: &Step) -> bool {
+        let installed = self
+            .found()
+            .iter()
+            .any(|p| p.id == step.product && p.packages.iter().any(|i| i.id == step.id));
+        installed == (step.action == HistoryAction::Install)
+    }
+}
+
+/// Runs blocking installer work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("the installer stopped: {e}"))
+}
+
+/// Copies `from` to `to` through a temporary file renamed into place, so `to` is whole or
+/// absent.
+fn copy_atomic(from: &Path, to: &Path) -> Result<(), String> {
+    let fail = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    let part = to.with_extension("pak.part");
+    std::fs::copy(from, &part).map_err(|e| fail(from, e))?;
+    std::fs::File::open(&part)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| fail(&part, e))?;
+    std::fs::rename(&part, to).map_err(|e| fail(to, e))
+}
