@@ -143,7 +143,7 @@ pub struct Recent(Mutex<HashMap<TaskKey, (String, Option<jiff::Timestamp>)>>);
 /// A task's namespace and name.
 type TaskKey = (String, String);
 
-/// The code each task was last announced with. Host tasks get most of their codes from their
+/// The code each task under way was last announced with. Host tasks get most of their codes from their
 /// agent: the controller announces a code when it first sees it. After a restart of the
 /// operator, the first sight of a task announces its code again unless the task has ended (so
 /// a restart does not repeat an Event for every finished task of the namespace).
@@ -155,7 +155,14 @@ impl Announced {
     /// so should be announced). `ended` says the task's code is terminal.
     pub fn record(&self, namespace: &str, name: &str, code: &str, ended: bool) -> bool {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = map.insert((namespace.to_string(), name.to_string()), code.to_string());
+        let key = (namespace.to_string(), name.to_string());
+        // An ended task's code never changes again: forget it (its first sight without an
+        // entry announces nothing), so the map holds only tasks under way.
+        let previous = if ended {
+            map.remove(&key)
+        } else {
+            map.insert(key, code.to_string())
+        };
         match previous {
             Some(previous) => previous != code,
             None => !ended,
@@ -230,4 +237,36 @@ pub struct Context {
     pub announced: Announced,
     /// Tunables.
     pub settings: Settings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Announced;
+
+    #[test]
+    fn a_code_is_announced_once_and_an_ended_task_is_forgotten() {
+        let seen = Announced::default();
+        assert!(
+            seen.record("ns", "t", "Pending", false),
+            "first sight under way"
+        );
+        assert!(
+            !seen.record("ns", "t", "Pending", false),
+            "the same code again"
+        );
+        assert!(seen.record("ns", "t", "Started", false), "a new code");
+        assert!(seen.record("ns", "t", "Completed", true), "the end is new");
+        assert!(
+            !seen.record("ns", "t", "Completed", true),
+            "an ended task is never again"
+        );
+        assert!(
+            seen.0.lock().unwrap().is_empty(),
+            "ended tasks are not kept"
+        );
+        // After a restart, an ended task seen first is not announced; one under way is.
+        let restarted = Announced::default();
+        assert!(!restarted.record("ns", "done", "Completed", true));
+        assert!(restarted.record("ns", "busy", "Patching", false));
+    }
 }

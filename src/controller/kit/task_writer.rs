@@ -132,8 +132,9 @@ pub async fn announce_seen(ctx: &Context, task: &UpgradeTask, state: &impl Store
 /// An Event for the task's new code, and the log line that carries an incident's details.
 pub async fn announce(ctx: &Context, task: &UpgradeTask, state: &impl StoredTask) {
     let namespace = task.namespace().unwrap_or_default();
+    let ended = state.result() != TaskResult::InProgress;
     ctx.announced
-        .record(&namespace, &task.name_any(), state.code_name(), false);
+        .record(&namespace, &task.name_any(), state.code_name(), ended);
     publish(ctx, task, state).await;
 }
 
