@@ -8,18 +8,15 @@
 //! operation it has instead of starting another; before every operation the engine reads the
 //! element's patches and does not send it when the element shows it done or under way.
 
-use std::sync::Arc;
-
 use futures::FutureExt as _;
 use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
 
-use super::connections::Unavailable;
 use super::kit::context::{Context, lookup};
-use super::kit::task_loop::{Error, Loaded, drive, load};
+use super::kit::task_loop::{Error, Loaded, device_and_driver, drive, load};
 use super::kit::task_writer::TaskWriter;
 use crate::api::{DevicePatch, UpgradeTask};
-use crate::drivers::{Caller, DeviceDriver, perform_patch};
+use crate::drivers::{Caller, perform_patch};
 use crate::engine::devicepatch::machine::Context as EngineContext;
 use crate::engine::devicepatch::observe::PatchObservation;
 use crate::engine::devicepatch::state::TaskState;
@@ -48,14 +45,7 @@ pub async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action,
         // The parent is gone (its tasks are garbage-collected) or cannot be read.
         return Ok(Action::await_change());
     };
-    let device = lookup(&ctx.stores.devices, &namespace, &task.spec.target);
-    let driver: Arc<dyn DeviceDriver> = match &device {
-        Some(device) => ctx.connections.driver(device).await,
-        None => Arc::new(Unavailable(format!(
-            "no Device {namespace}/{}",
-            task.spec.target
-        ))),
-    };
+    let (device, driver) = device_and_driver(ctx, task).await;
     let (package, input) = match ctx.repository.lookup(&parent.spec.package) {
         Ok(package) => (package, None),
         Err(e) => (

@@ -10,16 +10,15 @@ use futures::FutureExt as _;
 use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
 
-use super::connections::Unavailable;
 use super::hooks::TaskHooks;
 use super::kit::context::{Context, lookup};
 use super::kit::reconcile::guarded;
-use super::kit::task_loop::{Loaded, drive, load};
+use super::kit::task_loop::{Loaded, device_and_driver, drive, load};
 use super::kit::task_writer::TaskWriter;
 use super::kit::watched::Watched;
 use crate::api::upgrade_task::ParentKind;
 use crate::api::{FirmwareUpgrade, UpgradeTask};
-use crate::drivers::{Caller, DeviceDriver, perform};
+use crate::drivers::{Caller, perform};
 use crate::engine::firmware::machine::Context as EngineContext;
 use crate::engine::firmware::observe::{DeviceFamily, Observation};
 use crate::engine::firmware::state::TaskState;
@@ -71,14 +70,7 @@ async fn reconcile_firmware_task(task: &UpgradeTask, ctx: &Context) -> Result<Ac
         // The parent is gone (its tasks are garbage-collected) or cannot be read.
         return Ok(Action::await_change());
     };
-    let device = lookup(&ctx.stores.devices, &namespace, &task.spec.target);
-    let driver: Arc<dyn DeviceDriver> = match &device {
-        Some(device) => ctx.connections.driver(device).await,
-        None => Arc::new(Unavailable(format!(
-            "no Device {namespace}/{}",
-            task.spec.target
-        ))),
-    };
+    let (device, driver) = device_and_driver(ctx, task).await;
     // A Device that is gone fails its pre-checks before its family matters.
     let family = device
         .as_ref()

@@ -12,11 +12,15 @@ use jiff::Timestamp;
 use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
 
-use super::context::Context;
+use std::sync::Arc;
+
+use super::context::Cached;
+use super::context::{Context, lookup};
 use super::task_writer::{TaskWriter, Written};
-use crate::api::UpgradeTask;
 use crate::api::upgrade_task::UpgradeTaskStatus;
-use crate::drivers::Phase;
+use crate::api::{Device, UpgradeTask};
+use crate::controller::connections::Unavailable;
+use crate::drivers::{DeviceDriver, Phase};
 use crate::engine::task::{StatusError, Step};
 use crate::engine::task_status::StoredTask;
 
@@ -188,4 +192,22 @@ pub async fn unreadable(
             source,
         }),
     }
+}
+
+/// The task's Device from the cache, and the driver to reach it: one that answers every call
+/// "unavailable" when the Device is not there.
+pub async fn device_and_driver(
+    ctx: &Context,
+    task: &UpgradeTask,
+) -> (Option<Cached<Device>>, Arc<dyn DeviceDriver>) {
+    let namespace = task.namespace().unwrap_or_default();
+    let device = lookup(&ctx.stores.devices, &namespace, &task.spec.target);
+    let driver: Arc<dyn DeviceDriver> = match &device {
+        Some(device) => ctx.connections.driver(device).await,
+        None => Arc::new(Unavailable(format!(
+            "no Device {namespace}/{}",
+            task.spec.target
+        ))),
+    };
+    (device, driver)
 }
