@@ -28,7 +28,7 @@ use crate::api::{PatchJob, UpgradeTask};
 use crate::engine::patch::coordinator::{
     self, Action as NodeAction, DrainReport, NodeState, Observation,
 };
-use crate::engine::patch::lease_fresh;
+use crate::engine::patch::lease_expires;
 use crate::engine::patch::state::HostTask;
 
 pub use super::kit::task_writer::{announce, announce_seen};
@@ -99,7 +99,7 @@ pub async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action,
     let cctx = coordinator::Context {
         spec: &job.spec,
         node: node.as_ref().map(|n| node_state(n, &task_key)),
-        agent_online: lease_fresh(renewed, duration, now),
+        lease_expires: lease_expires(renewed, duration),
         agent_seen: renewed,
         defer_requested: host
             .as_ref()

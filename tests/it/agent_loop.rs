@@ -103,11 +103,31 @@ fn kill_once_at(at: Checkpoint) -> (Hook, Arc<AtomicBool>) {
     (hook, fired)
 }
 
-/// How the test kills the agent: at a checkpoint (the hook), and at instants after a start.
+/// How the test kills the agent: at a checkpoint (the hook), and at instants after a start;
+/// and whether its connection to the API server fails (every request, while the flag is set).
 #[derive(Default)]
 struct Kills {
     hook: Option<Hook>,
     after: Vec<Duration>,
+    outage: Option<Arc<AtomicBool>>,
+}
+
+/// A client of the world's API server whose every request fails with a connection error while
+/// `down` is set, as when the API server is unreachable from the host.
+fn client_with_outage(world: &World, down: Arc<AtomicBool>) -> kube::Client {
+    use tower::ServiceExt as _;
+    let service = world.server.service();
+    let failing = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let service = service.clone();
+        let down = down.clone();
+        async move {
+            if down.load(Ordering::SeqCst) {
+                return Err::<_, tower::BoxError>("connection refused (simulated outage)".into());
+            }
+            Ok(service.oneshot(request).await?)
+        }
+    });
+    kube::Client::new(failing, "default")
 }
 
 /// Runs the agent of `HOST` on `machine`, restarting it when it stops (a hook killed it), when
@@ -143,7 +163,12 @@ async fn supervise_with(
     let Kills {
         hook,
         after: mut kill_after,
+        outage,
     } = kills;
+    let client = match outage {
+        Some(down) => client_with_outage(world, down),
+        None => world.server.client(),
+    };
     kill_after.reverse();
     while tokio::time::Instant::now() < deadline {
         starts += 1;
@@ -152,7 +177,7 @@ async fn supervise_with(
         config.package_repository = repository.clone();
         let stop = CancellationToken::new();
         let mut agent = tokio::spawn(run(
-            world.server.client(),
+            client.clone(),
             config,
             machine.clone(),
             world.clock,
@@ -367,6 +392,7 @@ async fn simulated_run(
         Kills {
             hook,
             after: kill_after,
+            outage: None,
         },
         Duration::from_secs(4 * 3600),
     )
@@ -406,6 +432,131 @@ fn faults_end_the_task_in_their_codes() {
         let run = simulated_run(None, Vec::new(), Some(Fault::Reboot)).await;
         assert_eq!(run.codes.last(), Some(&2046), "{:?}", run.codes);
         assert_eq!(run.host.reboots(), 0);
+    });
+}
+
+/// Runs a one-host job whose agent loses the API for `outage` from the moment the install
+/// starts (every request fails: status writes, Lease renewals, watches), until the task has
+/// ended and the outage is over. The task, and the simulated host.
+async fn run_with_outage(outage: Duration) -> (Value, SimulatedHost) {
+    let host = SimulatedHost::new(HOST);
+    host.install_package("kernel", "1.0")
+        .offer("kernel", "1.1", true, true)
+        .set_durations(Duration::from_secs(20), Duration::from_secs(120));
+    let world = world().await;
+    let stop = CancellationToken::new();
+    let operator = tokio::spawn(world.operator(stop.clone()));
+    apply_job(&world, json!({"hosts": {"names": [HOST]}})).await;
+    let down = Arc::new(AtomicBool::new(false));
+    let over = Arc::new(AtomicBool::new(false));
+    let cut = {
+        let (down, over, world) = (down.clone(), over.clone(), world.server.clone());
+        tokio::spawn(async move {
+            let code = |w: &upkeep::sim::apiserver::ApiServer| {
+                w.snapshot("UpgradeTask")
+                    .first()
+                    .and_then(|t| t.pointer("/status/statusCode").and_then(Value::as_u64))
+            };
+            while code(&world) != Some(2033) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            down.store(true, Ordering::SeqCst);
+            tokio::time::sleep(outage).await;
+            down.store(false, Ordering::SeqCst);
+            over.store(true, Ordering::SeqCst);
+        })
+    };
+    let state = tempfile::tempdir().unwrap();
+    let settled = {
+        let over = over.clone();
+        move |w: &World| terminal(w) && over.load(Ordering::SeqCst)
+    };
+    supervise(
+        &world,
+        &settled,
+        &host.machine(),
+        state.path(),
+        host.boots(),
+        Kills {
+            outage: Some(down),
+            ..Kills::default()
+        },
+        Duration::from_secs(4 * 3600),
+    )
+    .await;
+    assert!(
+        cut.is_finished() && over.load(Ordering::SeqCst),
+        "the outage happened"
+    );
+    // A minute more with the API back: the agent must leave an ended task alone.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let task = task(&world).unwrap();
+    stop.cancel();
+    let _ = operator.await;
+    (task, host)
+}
+
+#[test]
+fn an_agent_cut_off_from_the_api_mid_install_carries_on_and_completes_once() {
+    on_virtual_clock(|| async {
+        // Five minutes: shorter than the operator's grace for a silent agent (10 minutes from
+        // its last renewal), so the install goes on and the agent catches up afterwards.
+        let (task, host) = run_with_outage(Duration::from_secs(300)).await;
+        let codes: Vec<u64> = task["status"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["statusCode"].as_u64())
+            .collect();
+        assert_eq!(
+            codes,
+            [2032, 2055, 2044, 2031, 2033, 2034, 2035, 2045, 2036]
+        );
+        assert_eq!(
+            (host.installs(), host.reboots()),
+            (1, 1),
+            "{:?}",
+            host.events()
+        );
+    });
+}
+
+#[test]
+fn an_agent_silent_past_the_grace_fails_its_task_on_time_and_never_reboots() {
+    on_virtual_clock(|| async {
+        // Twenty-five minutes: the operator notices on its own, when the grace after the
+        // agent's last renewal ends — not when the agent happens to come back.
+        let (task, host) = run_with_outage(Duration::from_secs(1500)).await;
+        let status = &task["status"];
+        assert_eq!(status["statusCode"], 2046, "{status:#}");
+        assert_eq!(status["reason"], "AgentOffline", "{status:#}");
+        let patching = status["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["statusCode"] == 2033)
+            .and_then(|e| e["at"].as_str())
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap();
+        let failed = status["finishedAt"]
+            .as_str()
+            .or(status["history"].as_array().unwrap().last().unwrap()["at"].as_str())
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap();
+        let late = failed.duration_since(patching);
+        assert!(
+            late <= SignedDuration::from_mins(11),
+            "failed {late} after the outage began, not at the grace's end: {status:#}"
+        );
+        // The install was under way and ends on the host; the reboot never comes.
+        assert_eq!(
+            (host.installs(), host.reboots()),
+            (1, 0),
+            "{:?}",
+            host.events()
+        );
     });
 }
 
@@ -699,7 +850,7 @@ async fn run_package_job(
         host.sim.boots(),
         Kills {
             hook,
-            after: Vec::new(),
+            ..Kills::default()
         },
         Duration::from_secs(4 * 3600),
         Some(host.repository.clone()),

@@ -39,8 +39,11 @@ pub struct Context<'a> {
     pub spec: &'a PatchJobSpec,
     /// The host's Node, when the host is one.
     pub node: Option<NodeState>,
-    /// Whether the host's agent is online (its Lease is fresh).
-    pub agent_online: bool,
+    /// When the host's agent's Lease runs out unless renewed (its renew time plus its
+    /// duration, [`super::lease_expires`]): the agent is online before that instant, and a
+    /// started task is looked at again then, so an agent that goes silent is noticed even
+    /// when nothing else changes. `None`: the agent has no valid Lease (offline).
+    pub lease_expires: Option<Timestamp>,
     /// When the agent last renewed its Lease.
     pub agent_seen: Option<Timestamp>,
     /// The Host asks to defer its reboot (`upkeep.dev/defer-reboot`).
@@ -136,6 +139,20 @@ pub fn step(
     if let Some(step) = agent_gone(ctx, task, now) {
         return step;
     }
+    let step = reboot(ctx, task, now);
+    match ctx.lease_expires {
+        // While the agent is online, look again when its Lease runs out.
+        Some(expires) if step.action.is_none() && !task.is_terminal() => Step {
+            wake_at: Some(step.wake_at.map_or(expires, |at| at.min(expires))),
+            ..step
+        },
+        _ => step,
+    }
+}
+
+/// The reboot of a started task whose agent is online: defer it, drain the node, or grant it;
+/// end the task when the window closed first.
+fn reboot(ctx: &Context<'_>, task: &mut HostTask, now: Timestamp) -> Step {
     let waiting_for_reboot = task.progress.reboot_due
         && !task.progress.reboot_granted
         && matches!(
@@ -301,7 +318,7 @@ fn release_node(ctx: &Context<'_>, task: &mut HostTask) -> Step {
 /// An agent that stopped renewing its Lease mid-task fails the task after a grace period (a
 /// longer one while it reboots).
 fn agent_gone(ctx: &Context<'_>, task: &mut HostTask, now: Timestamp) -> Option<Step> {
-    if ctx.agent_online {
+    if ctx.lease_expires.is_some_and(|expires| now < expires) {
         return None;
     }
     let grace = if task.progress.reboot_granted {

@@ -30,6 +30,20 @@ use jiff::Timestamp;
 use crate::api::codes::{PatchCode, TaskResult};
 use crate::engine::rollout::{EndReason, RolloutCode};
 
+/// When a Lease last renewed at `renewed` for `duration_seconds` runs out unless it is renewed
+/// again; `None` when it was never renewed or has no positive duration (never online).
+pub fn lease_expires(
+    renewed: Option<Timestamp>,
+    duration_seconds: Option<i32>,
+) -> Option<Timestamp> {
+    match (renewed, duration_seconds) {
+        (Some(renewed), Some(secs)) if secs > 0 => renewed
+            .checked_add(jiff::SignedDuration::from_secs(i64::from(secs)))
+            .ok(),
+        _ => None,
+    }
+}
+
 /// Whether an agent whose Lease was last renewed at `renewed` for `duration_seconds` is online
 /// at `now`: the Lease is within its duration.
 pub fn lease_fresh(
@@ -37,12 +51,7 @@ pub fn lease_fresh(
     duration_seconds: Option<i32>,
     now: Timestamp,
 ) -> bool {
-    match (renewed, duration_seconds) {
-        (Some(renewed), Some(secs)) if secs > 0 => {
-            now < renewed + jiff::SignedDuration::from_secs(i64::from(secs))
-        }
-        _ => false,
-    }
+    lease_expires(renewed, duration_seconds).is_some_and(|expires| now < expires)
 }
 
 /// A host task's code with whether it started, as the rollout counts it: `2057 Execution

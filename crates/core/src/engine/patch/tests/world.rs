@@ -177,7 +177,8 @@ impl World {
         for _ in 0..10_000 {
             let before = self.stored.clone();
             let wake_agent = self.agent_round();
-            let wake_controller = self.controller_round();
+            // The controller also wakes when the agent's Lease would run out: never, here.
+            let wake_controller = self.controller_round().filter(|at| *at != Timestamp::MAX);
             if self.stored.is_terminal() && !self.node_cordoned() {
                 break;
             }
@@ -199,6 +200,13 @@ impl World {
             }
         }
         &self.stored
+    }
+
+    /// When the agent's Lease runs out, as the controller reads it: never while the agent is
+    /// online (the world renews it all the time; the coordinator's own tests check the wake at
+    /// a Lease's end), none while it is not.
+    fn lease_expires(&self) -> Option<Timestamp> {
+        self.host.agent_online.then_some(Timestamp::MAX)
     }
 
     fn node_cordoned(&self) -> bool {
@@ -369,7 +377,7 @@ impl World {
         let ctx = coordinator::Context {
             spec: &spec,
             node,
-            agent_online: self.host.agent_online,
+            lease_expires: self.lease_expires(),
             agent_seen: (!self.host.agent_online).then_some(self.offline_since()),
             defer_requested: self.stored.deferrals.used < self.defer_rounds,
         };
