@@ -9,11 +9,12 @@
 //!
 //! A restarted driver finds the operation in the journal and asks how it stands: a result
 //! recorded is reported as is; no `started` record means it never began, and it is run now (the
-//! only run it gets); a `started` record without a result means it was interrupted: a download
-//! or an install of exact pins is asked for again (the backend skips pins already in place, so
-//! nothing is installed twice), an action is reported lost (the engine fails the task: it is
-//! not run twice), and the reboot is judged by the boot id. So no install, action or reboot
-//! runs twice for one task.
+//! only run it gets); a `started` record without a result is reported as cut off
+//! ([`OpStatus::Unknown`]), and the engine decides: a download or an install of exact pins is
+//! asked for again ([`Action::Rerun`]: the backend skips pins already in place, so nothing is
+//! installed twice), an action fails the task (it is not run twice), and the reboot is judged
+//! by the boot id. The driver runs an operation a second time only when the engine says
+//! `Rerun`.
 
 use std::sync::{Arc, Mutex};
 
@@ -297,11 +298,18 @@ impl Driver {
                 key: op_key,
                 pins,
             } => {
-                return self.operation(key, spec, op, &op_key, &pins).await;
+                return self.operation(key, spec, op, &op_key, &pins, false).await;
+            }
+            Action::Rerun {
+                op,
+                key: op_key,
+                pins,
+            } => {
+                return self.operation(key, spec, op, &op_key, &pins, true).await;
             }
             Action::Poll { op, key: op_key } => {
                 let pins = journal.pins.clone().unwrap_or_default();
-                return self.operation(key, spec, op, &op_key, &pins).await;
+                return self.operation(key, spec, op, &op_key, &pins, false).await;
             }
         }))
     }
@@ -337,7 +345,8 @@ impl Driver {
         }
     }
 
-    /// Starts `op` unless its records say it began, or reports how it stands.
+    /// Starts `op` unless its records say it began, or reports how it stands; `rerun`: the
+    /// engine asks to run again an operation that was cut off.
     async fn operation(
         &self,
         task: &str,
@@ -345,22 +354,11 @@ impl Driver {
         op: Op,
         key: &str,
         pins: &[Pin],
+        rerun: bool,
     ) -> Result<Option<Observation>, DriveError> {
         let status = match self.state.op(task, key)? {
             OpRecord::Ended(recorded) => Some(recorded.status()),
-            // A download or an install of exact pins is run again: the backend skips the pins
-            // already in place, so a rerun after it finished changes nothing, and one after it
-            // was cut off completes it (a package manager still running holds its lock: 2057,
-            // tried again). An action was interrupted, and the reboot is judged by the boot id.
-            OpRecord::Started if matches!(op, Op::Download | Op::Install) => {
-                self.finish_op(task, spec, &op, key, pins, false).await?
-            }
-            // A package: its product is recovered (the installer's own journal finishes or
-            // rolls back what was cut off), and a package found installed (or gone) is
-            // reported, not run again.
-            OpRecord::Started if matches!(op, Op::Package(_)) => {
-                self.finish_op(task, spec, &op, key, pins, true).await?
-            }
+            OpRecord::Started if rerun => self.finish_op(task, spec, &op, key, pins, true).await?,
             OpRecord::Started => Some(OpStatus::Unknown),
             OpRecord::NotStarted => {
                 self.state.mark_started(task, key)?;

@@ -292,7 +292,7 @@ impl Machine {
                 };
                 Observation::Op(op, status)
             }
-            Action::Start { op, key, pins } => {
+            Action::Start { op, key, pins } | Action::Rerun { op, key, pins } => {
                 if !self.ops.contains_key(&key) {
                     let running = self.begin(task, spec, &op, pins, now);
                     self.ops.insert(key.clone(), running);

@@ -12,7 +12,11 @@
 //!
 //! Invariants: no step that changes the host starts twice for one task — the journal records
 //! each operation's key before it starts, and a restarted agent asks how that operation stands
-//! instead of starting it again; no step starts at or after the window deadline the controller
+//! instead of starting it again; one cut off without a result is a download or an install asked
+//! for again with the same exact pins ([`Action::Rerun`]), a package recovered, an action failed
+//! (never run twice), a reboot judged by the boot id; a package manager locked by someone else
+//! keeps the task at `2057` (nothing visible changes, so nothing is written) and is tried again
+//! every [`LOCK_RETRY`] until a try finds it free; no step starts at or after the window deadline the controller
 //! gave with the start (`2037 Timed Out`, its reason naming the step), and none under way is
 //! interrupted; a reboot runs only when the controller granted it, and its success is a new boot
 //! id, never the agent's word.
@@ -93,6 +97,19 @@ pub enum Action {
         /// For [`Op::Download`] and [`Op::Install`]: the exact versions.
         pins: Vec<Pin>,
     },
+    /// Run `op` with `key` again: its earlier run was cut off and left no result. A download or
+    /// an install asks for the same exact `pins` (the package manager skips the pins already in
+    /// place, so nothing is installed twice, and what was cut off is completed); a maintenance
+    /// package's product is recovered first, and a package found where the run leads is
+    /// reported, not run again.
+    Rerun {
+        /// The operation.
+        op: Op,
+        /// Its key.
+        key: String,
+        /// For [`Op::Download`] and [`Op::Install`]: the exact versions.
+        pins: Vec<Pin>,
+    },
     /// Ask how the operation with `key` stands.
     Poll {
         /// The operation.
@@ -117,8 +134,8 @@ pub enum OpStatus {
     Failed(String),
     /// Someone else holds the package manager's lock (`process 1234 (apt-get)`).
     Locked(String),
-    /// No operation with this key is known and none is running (never started, or lost with a
-    /// crash of the host).
+    /// The operation was started (its start is on record) and left no result: it was cut off
+    /// by a crash, a kill or a restart of the host, or it is a reboot waiting for the new boot.
     Unknown,
 }
 
@@ -162,6 +179,9 @@ pub struct Journal {
     /// try is an operation of its own).
     #[serde(default)]
     pub retries: u32,
+    /// While the package manager's lock is held by someone else: when to try again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Timestamp>,
 }
 
 impl Journal {
@@ -184,7 +204,7 @@ pub struct Context<'a> {
 impl Context<'_> {
     fn key(&self, op: &Op, journal: &Journal) -> String {
         match (op, journal.retries) {
-            (Op::Install | Op::Package(_), n) if n > 0 => {
+            (Op::Download | Op::Install | Op::Package(_), n) if n > 0 => {
                 format!("{}/{}-retry-{n}", self.task, op.name())
             }
             _ => format!("{}/{}", self.task, op.name()),
@@ -295,12 +315,16 @@ fn next(ctx: &Context<'_>, task: &mut HostTask, journal: &mut Journal, now: Time
     }
     match task.code {
         PatchCode::ExecutionBlocked => {
-            // The package manager's lock was held: try the install again after a while.
-            let retry = task.code_since() + LOCK_RETRY;
+            // The package manager's lock was held: try again after a while, staying `2057`
+            // (no write) until a try finds it free.
+            let retry = journal
+                .retry_at
+                .unwrap_or_else(|| task.code_since() + LOCK_RETRY);
             if now < retry {
                 return Step::wait(retry);
             }
             journal.retries += 1;
+            journal.retry_at = None;
             work(ctx, task, journal, now)
         }
         PatchCode::PendingReboot | PatchCode::RebootDeferred => {
@@ -460,7 +484,8 @@ fn start(
         );
         return Step::idle();
     }
-    if matches!(op, Op::Install | Op::Package(_)) {
+    // A try after the lock was found held stays `2057` until it is seen free.
+    if matches!(op, Op::Install | Op::Package(_)) && task.code != PatchCode::ExecutionBlocked {
         task.enter(PatchCode::Patching, "installing", now);
     }
     let key = ctx.key(&op, journal);
@@ -514,8 +539,15 @@ fn operation(
     status: OpStatus,
     now: Timestamp,
 ) -> Step {
+    let blocked = task.code == PatchCode::ExecutionBlocked;
     match status {
-        OpStatus::Running => Step::wait(now + POLL_INTERVAL),
+        OpStatus::Running => {
+            if blocked {
+                // The lock was free: the retry runs.
+                task.enter(PatchCode::Patching, "installing", now);
+            }
+            Step::wait(now + POLL_INTERVAL)
+        }
         OpStatus::Unknown
             if op == Op::Reboot
                 && !matches!(
@@ -535,8 +567,21 @@ fn operation(
             // The reboot is judged by the boot id; an unknown answer changes nothing.
             after_reboot_due(ctx, task, journal, now)
         }
+        OpStatus::Unknown if matches!(op, Op::Download | Op::Install | Op::Package(_)) => {
+            // Cut off: asked for again with the same pins (see `Action::Rerun`).
+            let key = match &journal.running {
+                Some((running, key)) if *running == op => key.clone(),
+                _ => ctx.key(&op, journal),
+            };
+            journal.running = Some((op.clone(), key.clone()));
+            let pins = match op {
+                Op::Download | Op::Install => journal.pins.clone().unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            Step::act(Action::Rerun { op, key, pins })
+        }
         OpStatus::Unknown => {
-            // Started (it is in the journal) and gone without an answer: the host lost it.
+            // An action started and gone without an answer: it is not run twice.
             journal.running = None;
             let message = format!(
                 "{} was interrupted and left no result (the host may have restarted during it); check the host before running the job again",
@@ -560,6 +605,9 @@ fn operation(
             task.packages.retain(|p| p.id != id);
             task.packages.push(outcome);
             if ok {
+                if blocked {
+                    task.enter(PatchCode::Patching, "installing", now);
+                }
                 Step::wait(now)
             } else {
                 let reason = reason.unwrap_or(PatchReason::InstallFailed);
@@ -581,6 +629,9 @@ fn operation(
         }
         OpStatus::Locked(holder) => {
             journal.running = None;
+            let retry = now + LOCK_RETRY;
+            journal.retry_at = Some(retry);
+            // Entered once: the same holder found again changes nothing visible (no write).
             task.enter(
                 PatchCode::ExecutionBlocked,
                 format!(
@@ -588,7 +639,7 @@ fn operation(
                 ),
                 now,
             );
-            Step::wait(now + LOCK_RETRY)
+            Step::wait(retry)
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::api::codes::PatchReason;
 use crate::api::host::RebootRequired;
 use crate::api::patch_job::{MaintenancePackage, Operation, PackageType, RebootPolicy};
 use crate::api::upgrade_task::PackageOutcome;
+use crate::engine::patch::agent::{self, Action, Observation, Op, OpStatus};
 
 fn path(world: &World) -> Vec<PatchCode> {
     world.codes()
@@ -206,6 +207,45 @@ fn execution_blocked_by_the_package_managers_lock_then_completed() {
 }
 
 #[test]
+fn a_held_lock_stays_execution_blocked_without_a_write_until_it_frees() {
+    let mut once = World::new(None).fault("install", Fault::Locked(1));
+    once.run();
+    let mut often = World::new(None).fault("install", Fault::Locked(6));
+    often.run();
+    assert_eq!(often.stored.code, Completed);
+    let blocked = |w: &World| {
+        w.stored
+            .history
+            .iter()
+            .filter(|(c, _)| *c == ExecutionBlocked)
+            .count()
+    };
+    assert_eq!(blocked(&often), 1, "{:?}", path(&often));
+    assert_eq!(
+        often.agent_writes, once.agent_writes,
+        "five more tries of a held lock write nothing"
+    );
+    // Each try waits its minute.
+    assert_eq!(
+        often
+            .stored
+            .finished_at
+            .unwrap()
+            .duration_since(once.stored.finished_at.unwrap()),
+        agent::LOCK_RETRY * 5
+    );
+    // 2057 then 2033 once the lock is free, never back and forth.
+    let codes = path(&often);
+    let at = codes.iter().position(|c| *c == ExecutionBlocked).unwrap();
+    assert_eq!(codes[at + 1], Patching, "{codes:?}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == Patching).count(),
+        2,
+        "{codes:?}"
+    );
+}
+
+#[test]
 fn timed_out_another_job_running_when_the_lock_outlasts_the_window() {
     let mut w = World::new(Some(at(600))).fault("install", Fault::Locked(1_000));
     w.run();
@@ -360,20 +400,54 @@ fn job_failed_agent_offline_mid_task() {
 }
 
 #[test]
-fn an_interrupted_install_is_reported_not_run_again() {
+fn an_interrupted_install_is_asked_for_again_with_the_same_pins() {
     let mut w = World::new(None).fault("install", Fault::Hang);
     w.run();
-    // The host restarts mid-install: the operation is lost.
+    let pins = w.journal.pins.clone().unwrap();
+    // The host restarts mid-install: the operation left no result.
     w.host.ops.retain(|k, _| !k.ends_with("/install"));
+    w.host.faults.clear();
+    let spec = w.spec.clone();
+    let ctx = agent::Context {
+        task: "default/job-web-1/uid",
+        spec: &spec,
+        boot_id: "boot-1",
+    };
+    let (mut task, mut journal) = (w.stored.clone(), w.journal.clone());
+    let step = agent::step(
+        &ctx,
+        &mut task,
+        &mut journal,
+        Some(Observation::Op(Op::Install, OpStatus::Unknown)),
+        w.now,
+    );
+    assert_eq!(
+        step.action,
+        Some(Action::Rerun {
+            op: Op::Install,
+            key: "default/job-web-1/uid/install".into(),
+            pins,
+        })
+    );
+    w.run();
+    assert_eq!(w.stored.code, Completed);
+}
+
+#[test]
+fn an_interrupted_action_fails_the_task_and_is_not_run_again() {
+    let mut w = World::new(None)
+        .with_actions(&["drain-app"], &[])
+        .fault("pre-0", Fault::Hang);
+    w.run();
+    w.host.ops.retain(|k, _| !k.ends_with("/pre-0"));
     w.run();
     assert_eq!(w.stored.code, JobFailed);
-    assert_eq!(w.reason(), Some(PatchReason::InstallFailed));
+    assert_eq!(w.reason(), Some(PatchReason::ActionFailed));
     assert!(
         w.stored.message.contains("interrupted"),
         "{}",
         w.stored.message
     );
-    assert_eq!(w.host.installs, 1);
 }
 
 fn package(id: &str) -> MaintenancePackage {

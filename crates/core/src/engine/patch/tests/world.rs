@@ -124,6 +124,8 @@ pub struct World {
     /// Crash the halves at the step with this number (counting every step).
     pub crash_at: Option<usize>,
     pub steps: usize,
+    /// How often the agent's half wrote the task's status.
+    pub agent_writes: usize,
 }
 
 impl World {
@@ -146,6 +148,7 @@ impl World {
             defer_rounds: 0,
             crash_at: None,
             steps: 0,
+            agent_writes: 0,
         }
     }
 
@@ -262,11 +265,11 @@ impl World {
             }
             if step.persist_first {
                 self.journal = journal.clone();
-                self.stored = task.clone();
+                self.store_from_agent(&task);
             }
             let Some(action) = step.action else {
                 self.journal = journal;
-                self.stored = task;
+                self.store_from_agent(&task);
                 return step.wake_at;
             };
             let observation = self.perform(action);
@@ -277,6 +280,14 @@ impl World {
             input = Some(observation);
         }
         panic!("the agent did not settle: {:?}", self.stored.code);
+    }
+
+    /// The agent writes the task's status when it changed.
+    fn store_from_agent(&mut self, task: &HostTask) {
+        if *task != self.stored {
+            self.agent_writes += 1;
+            self.stored = task.clone();
+        }
     }
 
     fn perform(&mut self, action: Action) -> Observation {
@@ -292,6 +303,12 @@ impl World {
             }),
             Action::ReadRebootSignal => Observation::Reboot(self.host.signal),
             Action::Start { op, key, .. } => {
+                let status = self.start(&op, &key);
+                Observation::Op(op.clone(), self.package_result(&op, status))
+            }
+            Action::Rerun { op, key, .. } => {
+                // Run again as the package manager would: what is in place stays, the rest runs.
+                self.host.ops.remove(&key);
                 let status = self.start(&op, &key);
                 Observation::Op(op.clone(), self.package_result(&op, status))
             }
