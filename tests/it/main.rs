@@ -20,6 +20,7 @@ mod host_reboot;
 mod host_sandbox;
 mod image_server;
 mod kubectl;
+mod package_download;
 mod packages;
 mod patch_controller;
 mod purity;
