@@ -77,8 +77,9 @@ pub struct MaintenancePackage {
     /// The installed product it applies to, e.g. `was`.
     #[schemars(length(min = 1, max = 128))]
     pub product: String,
-    /// Where the agent fetches the package from, relative to the package repository, e.g.
-    /// `fixpacks/9.0.5-FP023.pak`. Not needed to uninstall.
+    /// Where the agent fetches the package from: a path relative to the agent's package
+    /// repository (a directory or an HTTP base URL), e.g. `fixpacks/9.0.5-FP023.pak`, or an
+    /// absolute `http://` / `https://` URL (with `sha256`). Not needed to uninstall.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub source: Option<String>,
