@@ -37,7 +37,10 @@ impl FromStr for PackageRepository {
     fn from_str(text: &str) -> Result<Self, String> {
         if is_http(text) {
             let mut url = Url::parse(text).map_err(|e| {
-                format!("the package repository {:?} is not a URL: {e}", redact_text(text))
+                format!(
+                    "the package repository {:?} is not a URL: {e}",
+                    redact_text(text)
+                )
             })?;
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(format!(
@@ -202,9 +205,11 @@ pub fn origin(
                 )));
             }
             Some(PackageRepository::Dir(dir)) => Origin::File(dir.join(source)),
-            Some(PackageRepository::Http(base)) => Origin::Url(base.join(source).map_err(|e| {
-                FetchError::Source(format!("source {source:?} under {base}: {e}"))
-            })?),
+            Some(PackageRepository::Http(base)) => {
+                Origin::Url(base.join(source).map_err(|e| {
+                    FetchError::Source(format!("source {source:?} under {base}: {e}"))
+                })?)
+            }
         }
     };
     if let Origin::Url(url) = &origin
@@ -272,7 +277,11 @@ fn hex(hasher: Sha256) -> String {
 }
 
 /// Feeds every byte of `file` from its current position into `hasher`.
-async fn hash_into(file: &mut tokio::fs::File, path: &Path, hasher: &mut Sha256) -> Result<u64, FetchError> {
+async fn hash_into(
+    file: &mut tokio::fs::File,
+    path: &Path,
+    hasher: &mut Sha256,
+) -> Result<u64, FetchError> {
     let mut buffer = vec![0; BUFFER];
     let mut total = 0;
     loop {
@@ -370,7 +379,11 @@ async fn download(url: &Url, part: &Path) -> Result<String, FetchError> {
             hasher = Sha256::new();
             if response.status() != StatusCode::OK {
                 drop(response);
-                response = client.get(url.clone()).send().await.map_err(request_error)?;
+                response = client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(request_error)?;
             }
         }
         if !response.status().is_success() {
@@ -394,13 +407,18 @@ mod tests {
 
     #[test]
     fn a_repository_is_a_url_or_a_directory_and_a_base_url_keeps_its_last_segment() {
-        let repo: PackageRepository = "https://u:secret@repo.example/packages?token=x".parse().unwrap();
+        let repo: PackageRepository = "https://u:secret@repo.example/packages?token=x"
+            .parse()
+            .unwrap();
         let PackageRepository::Http(base) = &repo else {
             panic!("a URL expected")
         };
         assert_eq!(base.join("fp/a.pak").unwrap().path(), "/packages/fp/a.pak");
         let shown = repo.to_string();
-        assert!(!shown.contains("secret") && !shown.contains("token"), "{shown}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("token"),
+            "{shown}"
+        );
         assert_eq!(shown, "https://repo.example/packages/?…");
         assert_eq!(
             "/srv/packages".parse::<PackageRepository>().unwrap(),
@@ -418,8 +436,13 @@ mod tests {
         let e = origin(None, "fp/a.pak", None).unwrap_err().to_string();
         assert!(e.contains("--package-repository"), "{e}");
         let http: PackageRepository = "http://repo.example/base".parse().unwrap();
-        let e = origin(Some(&http), "fp/a.pak", None).unwrap_err().to_string();
-        assert!(e.contains("http://repo.example/base/fp/a.pak") && e.contains("sha256"), "{e}");
+        let e = origin(Some(&http), "fp/a.pak", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http://repo.example/base/fp/a.pak") && e.contains("sha256"),
+            "{e}"
+        );
         let dir = PackageRepository::Dir("/srv".into());
         assert_eq!(
             origin(Some(&dir), "fp/a.pak", None).unwrap(),

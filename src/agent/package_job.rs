@@ -186,7 +186,9 @@ impl PackageJob<'_> {
                 Err(e) => Err(e),
             };
             if let Err(e) = fetched {
-                let message = e.to_string().replace("spec.packages[]", &format!("spec.packages[{i}]"));
+                let message = e
+                    .to_string()
+                    .replace("spec.packages[]", &format!("spec.packages[{i}]"));
                 return OpStatus::Failed(format!("{}: {message}", p.id));
             }
         }

@@ -238,7 +238,9 @@ fn an_http_package_source_needs_its_sha256_and_no_credentials() {
     assert!(!problems[0].accepted_by_api, "the CEL rule rejects it");
     assert!(problems[0].message.contains("sha256sum"), "{problems:?}");
 
-    let valid = install_job(&format!("source: \"https://repo.example/fp23.pak\", sha256: {sha}"));
+    let valid = install_job(&format!(
+        "source: \"https://repo.example/fp23.pak\", sha256: {sha}"
+    ));
     assert!(problems_of(&valid).is_empty(), "{:?}", problems_of(&valid));
 
     let short = problems_of(&install_job("source: fp23.pak, sha256: abc123"));

@@ -3,6 +3,7 @@
 //! `common` holds the helpers the driver tests share; `host_sandbox` the package-manager
 //! sandboxes of the host backend tests.
 
+mod agent_command;
 mod agent_loop;
 mod agent_policy;
 mod argocd_health;

@@ -64,9 +64,12 @@ async fn file(
     let Ok(bytes) = std::fs::read(served.dir.join(&name)) else {
         return (StatusCode::NOT_FOUND, "no such package").into_response();
     };
-    let from = range
-        .filter(|_| !served.ignore_ranges)
-        .and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse::<usize>().ok());
+    let from = range.filter(|_| !served.ignore_ranges).and_then(|r| {
+        r.strip_prefix("bytes=")?
+            .strip_suffix('-')?
+            .parse::<usize>()
+            .ok()
+    });
     match from {
         Some(from) if from < bytes.len() => (
             StatusCode::PARTIAL_CONTENT,
@@ -223,7 +226,13 @@ fn a_download_whose_sha256_differs_fails_naming_the_url_and_installs_nothing() {
             &host,
             &codes,
             &status,
-            &[&url, &wrong, &actual, "spec.packages[0].sha256", "nothing was installed"],
+            &[
+                &url,
+                &wrong,
+                &actual,
+                "spec.packages[0].sha256",
+                "nothing was installed",
+            ],
         );
         pak_fixtures::assert_same(&pak_fixtures::snapshot(&host.location), &before, "product");
     });
@@ -288,12 +297,16 @@ fn a_download_cut_off_resumes_or_starts_over_and_a_fetched_package_is_not_fetche
             let to = host.location.parent().unwrap().join("fetched/fp.pak");
             half_part(&host, &to);
             let origin = Origin::Url(format!("{base}/{FP}.pak").parse().unwrap());
-            package_fetch::fetch(&origin, Some(&sha), &to).await.unwrap();
+            package_fetch::fetch(&origin, Some(&sha), &to)
+                .await
+                .unwrap();
             assert_eq!(sha256_of(&to), sha, "ignore_ranges {ignore_ranges}");
             assert!(!to.with_extension("pak.part").exists());
             assert_eq!(served.ranges(), [format!("bytes={}-", size / 2)]);
             // Fetched: nothing is asked again.
-            package_fetch::fetch(&origin, Some(&sha), &to).await.unwrap();
+            package_fetch::fetch(&origin, Some(&sha), &to)
+                .await
+                .unwrap();
             assert_eq!(served.gets(&format!("{FP}.pak")), 1);
         }
     });
@@ -314,7 +327,9 @@ fn a_stale_part_that_does_not_match_is_deleted_and_the_next_try_starts_over() {
             .unwrap_err();
         assert!(matches!(e, FetchError::Mismatch { .. }), "{e}");
         assert!(!to.exists() && !to.with_extension("pak.part").exists());
-        package_fetch::fetch(&origin, Some(&sha), &to).await.unwrap();
+        package_fetch::fetch(&origin, Some(&sha), &to)
+            .await
+            .unwrap();
         assert_eq!(sha256_of(&to), sha);
     });
 }
@@ -335,7 +350,9 @@ fn a_directory_source_with_a_sha256_is_verified() {
         assert!(e.contains(&source) && e.contains(&wrong), "{e}");
         assert!(!to.exists());
         let sha = fix_pack_sha(&host);
-        package_fetch::fetch(&origin, Some(&sha), &to).await.unwrap();
+        package_fetch::fetch(&origin, Some(&sha), &to)
+            .await
+            .unwrap();
         package_fetch::fetch(&origin, None, &to).await.unwrap();
         assert_eq!(sha256_of(&to), sha);
     });

@@ -307,10 +307,7 @@ fn an_http_source_needs_a_sha256_of_64_hex_digits() {
         patch_job(Operation::Install, vec![p])
     };
     let sha = "ab".repeat(32);
-    for source in [
-        "https://repo.example/fp23.pak",
-        "http://10.0.0.5/fp23.pak",
-    ] {
+    for source in ["https://repo.example/fp23.pak", "http://10.0.0.5/fp23.pak"] {
         let errors = with(source, None);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
