@@ -21,7 +21,7 @@ use super::machine::Machine;
 use super::package_fetch::{self, Origin, PackageRepository};
 use super::state_dir::StateDir;
 use crate::api::codes::PackageResult;
-use crate::api::host::{HistoryAction, HostProduct, ProductStatus};
+use crate::api::host::{HistoryAction, HostProduct, InstallerKind, ProductStatus};
 use crate::api::patch_job::{Operation, PatchJobSpec};
 use crate::api::upgrade_task::PackageOutcome;
 use crate::engine::packages::archive::Limits;
@@ -245,6 +245,13 @@ impl PackageJob<'_> {
         match step.decision {
             Decision::Run => {
                 let (id, action) = (step.id.clone(), step.action);
+                if host.installer == InstallerKind::Command {
+                    match self.vendor_tool_once(&id, action, resumed, &target) {
+                        Ok(None) => {}
+                        Ok(Some(run)) => return OpStatus::Package(PackageOutcome::from(&run)),
+                        Err(e) => return OpStatus::Failed(e),
+                    }
+                }
                 let file = self.fetched(&id);
                 let done = blocking(move || match action {
                     HistoryAction::Install => installer.install(&target, &file, Some(&id)),
@@ -280,6 +287,69 @@ impl PackageJob<'_> {
             }
             Decision::Skip(_) => OpStatus::Done,
         }
+    }
+
+    /// A vendor tool keeps its own state, so a run of it cut off by an agent restart cannot be
+    /// recovered or told apart from one that finished: it is never started a second time. A
+    /// marker in the state directory, written and synced before the tool starts, says it may
+    /// have run. `Ok(None)`: run it (the marker is written); `Ok(Some(run))`: it ran before
+    /// this restart, and `run` is what its log's last line says, or a failure when the log has
+    /// no result.
+    fn vendor_tool_once(
+        &self,
+        id: &str,
+        action: HistoryAction,
+        resumed: bool,
+        target: &ProductTarget,
+    ) -> Result<Option<PackageRun>, String> {
+        let verb = match action {
+            HistoryAction::Install => "install",
+            HistoryAction::Uninstall => "uninstall",
+        };
+        let marker = self.fetched(id).with_extension(format!("{verb}.started"));
+        if resumed && marker.exists() {
+            // Only a log the tool wrote after the marker is this run's.
+            let since = std::fs::metadata(&marker).and_then(|m| m.modified()).ok();
+            let log = super::installers::command::last_log(&target.location, id, verb).filter(
+                |(path, _)| {
+                    let written = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                    since.is_some() && written >= since
+                },
+            );
+            let found = log.as_ref().and_then(|(_, result)| *result);
+            let where_ = log.map_or_else(
+                || {
+                    target
+                        .location
+                        .join(super::products::LOG_DIR)
+                        .display()
+                        .to_string()
+                },
+                |(path, _)| path.display().to_string(),
+            );
+            return Ok(Some(match found {
+                Some(PackageResult::Success) => PackageRun::success(
+                    id,
+                    format!("the vendor tool finished before the agent restarted (log {where_})"),
+                ),
+                result => PackageRun::ended(
+                    id,
+                    result.unwrap_or(PackageResult::Failure),
+                    crate::engine::packages::plan::Reason::InstallFailed,
+                    format!(
+                        "the agent restarted while the vendor tool ran; upkeep does not run it a second time: check its log ({where_}) and the product, then run the job again"
+                    ),
+                ),
+            }));
+        }
+        let fail = |e: std::io::Error| format!("{}: {e}", marker.display());
+        if let Some(dir) = marker.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(fail)?;
+        Ok(None)
     }
 
     /// Whether the product is where the step leads: the package installed (install) or gone

@@ -188,6 +188,32 @@ impl CommandRunner {
     }
 }
 
+/// The newest update log of `id`'s `verb` ("install", "uninstall") in `location`, and the
+/// result its last line gives (none when the run was cut off before it wrote one).
+pub fn last_log(
+    location: &Path,
+    id: &str,
+    verb: &str,
+) -> Option<(std::path::PathBuf, Option<PackageResult>)> {
+    let suffix = format!("_{id}_{verb}.log");
+    let newest = fs::read_dir(location.join(LOG_DIR))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&suffix))
+        })
+        .max()?;
+    let text = fs::read_to_string(&newest).unwrap_or_default();
+    let result = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("result: "))
+        .and_then(|r| r.parse().ok());
+    Some((newest, result))
+}
+
 /// Writes `events` as the history file of this run (its name stamped with `start`, the next
 /// free second when taken), through a temporary file renamed into place.
 fn record_history(
