@@ -144,7 +144,7 @@ pub enum FetchError {
     },
     /// The request failed (connection, TLS, time-out, a body cut off).
     #[error(
-        "downloading {url} failed: {error}; check that the agent reaches the package repository (the next try resumes the download)"
+        "downloading {url} failed: {error}; check that the agent reaches the package repository and that it serves the package"
     )]
     Request {
         /// The URL, redacted.
