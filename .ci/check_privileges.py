@@ -285,8 +285,9 @@ def users_cases(authorizer, aggregated):
     return wrong
 
 
-def pod_problems(objects, method, service_account):
-    """What is wrong with the rendered agent pod for a reboot method, as sentences."""
+def pod_problems(objects, method, service_account, packages):
+    """What is wrong with the rendered agent pod for a reboot method and package repository
+    (values' agent.packageRepository), as sentences."""
     daemonsets = [o for o in objects if o["kind"] == "DaemonSet"]
     if len(daemonsets) != 1:
         return [f"{len(daemonsets)} DaemonSets rendered, expected the agent's"]
@@ -317,6 +318,13 @@ def pod_problems(objects, method, service_account):
     expect(security["readOnlyRootFilesystem"] is True, "the image's file system must be read-only")
     expect(pod.get("hostNetwork") is not True and pod.get("hostIPC") is not True, "no host network or IPC")
     expect(pod["serviceAccountName"] == service_account, f"the agent must run as its own ServiceAccount {service_account}")
+    repository = env.get("UPKEEP_PACKAGE_REPOSITORY", {}).get("value")
+    if packages.get("hostPath"):
+        mount = paths.get(packages["hostPath"])
+        expect(mount is not None and repository == mount, "UPKEEP_PACKAGE_REPOSITORY must name the package repository's mount")
+        expect(mount is not None and mounts[mount].get("readOnly") is True, "the package repository must be mounted read-only")
+    else:
+        expect(repository == (packages.get("url") or None), f"UPKEEP_PACKAGE_REPOSITORY must be {packages.get('url')!r}, not {repository!r}")
     bus = paths.get("/run/dbus/system_bus_socket")
     if method == "logind":
         expect(pod["hostPID"] is False, "logind needs no hostPID")
@@ -403,7 +411,8 @@ def main(chart_dir):
             for label in ("aggregate-to-view", "aggregate-to-edit")
         }
         wrong += users_cases(authorizer, aggregated)
-        for problem in pod_problems(rendered, "logind", "upkeep-agent"):
+        packages = yaml.safe_load((ci / "values-agent.yaml").read_text())["agent"]["packageRepository"]
+        for problem in pod_problems(rendered, "logind", "upkeep-agent", packages):
             print(f"  FAIL agent pod (logind): {problem}")
             wrong += 1
 
@@ -421,7 +430,8 @@ def main(chart_dir):
         allowed, denied = operator_cases(["a"])
         denied += [*every(READ, "hosts.upkeep.dev", ELSEWHERE), *every(READ, "patchjobs.upkeep.dev", ELSEWHERE)]
         wrong += check("operator", authorizer, operator, allowed, denied)
-        for problem in pod_problems(rendered, "systemctl", "upkeep-node-agent"):
+        packages = yaml.safe_load((ci / "values-full.yaml").read_text())["agent"]["packageRepository"]
+        for problem in pod_problems(rendered, "systemctl", "upkeep-node-agent", packages):
             print(f"  FAIL agent pod (systemctl): {problem}")
             wrong += 1
 

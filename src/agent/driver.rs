@@ -121,8 +121,8 @@ pub struct Driver {
     pub learnt: Arc<Mutex<Learnt>>,
     /// The Host's products (its `spec.products`), which Install / Uninstall jobs act on.
     pub products: Arc<Mutex<Vec<HostProduct>>>,
-    /// The package repository directory the packages' `source` is relative to.
-    pub repository: Option<std::path::PathBuf>,
+    /// The package repository the packages' relative `source` is in.
+    pub repository: Option<super::package_fetch::PackageRepository>,
 }
 
 impl Driver {
@@ -157,7 +157,7 @@ impl Driver {
             products,
             machine: &self.machine,
             state: &self.state,
-            repository: self.repository.as_deref(),
+            repository: self.repository.as_ref(),
         }
     }
 
@@ -416,7 +416,7 @@ impl Driver {
                 }
             }
             Op::Package(i) => job.package(*i, resumed, self.clock.now()).await,
-            Op::Download if packages_job => job.fetch(),
+            Op::Download if packages_job => job.fetch().await,
             Op::Download | Op::Install => {
                 let Some(pm) = &self.machine.packages else {
                     return OpStatus::Failed(

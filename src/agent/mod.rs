@@ -21,7 +21,8 @@
 //! - [`driver`]: one host task driven through `engine::patch::agent` on a machine, its journal
 //!   and operation records in the state directory ([`state_dir`]).
 //! - [`package_job`]: a PatchJob's maintenance packages (Install / Uninstall) fetched and run
-//!   through the product's installer, in the engine's plan.
+//!   through the product's installer, in the engine's plan; [`package_fetch`]: one package
+//!   fetched from a directory or over HTTP(S) into the state directory, verified by its sha256.
 //! - [`run`]: the agent loop against the Kubernetes API (Host, Lease, tasks).
 //!
 //! Invariant: nothing here decides; a package manager is never killed mid-operation, and no
@@ -33,6 +34,7 @@ pub mod driver;
 pub mod facts;
 pub mod installers;
 pub mod machine;
+pub mod package_fetch;
 pub mod package_job;
 pub mod products;
 pub mod reboot;

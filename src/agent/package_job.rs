@@ -11,20 +11,20 @@
 //! change; a package that an interrupted run already installed (or uninstalled) is reported
 //! from the product as it stands and never run a second time.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use super::installers::{InstallOutcome, Installer, ProductTarget};
 use super::machine::Machine;
+use super::package_fetch::{self, Origin, PackageRepository};
 use super::state_dir::StateDir;
 use crate::api::codes::PackageResult;
-use crate::api::host::{HistoryAction, HostProduct, ProductStatus};
+use crate::api::host::{HistoryAction, HostProduct, InstallerKind, ProductStatus};
 use crate::api::patch_job::{Operation, PatchJobSpec};
 use crate::api::upgrade_task::PackageOutcome;
 use crate::engine::packages::archive::Limits;
-use crate::engine::packages::manifest::check_relative_path;
 use crate::engine::packages::plan::{self, Decision, PackageInfo, PackageRun, Removal, Step};
 use crate::engine::patch::agent::OpStatus;
 use crate::pak::Package;
@@ -41,8 +41,8 @@ pub struct PackageJob<'a> {
     pub machine: &'a Machine,
     /// The state directory (fetched packages).
     pub state: &'a StateDir,
-    /// The package repository directory the packages' `source` is relative to.
-    pub repository: Option<&'a Path>,
+    /// The package repository the packages' relative `source` is in.
+    pub repository: Option<&'a PackageRepository>,
 }
 
 fn limits() -> Limits {
@@ -126,19 +126,17 @@ impl PackageJob<'_> {
         Some(why.join("; "))
     }
 
+    /// The repository file of `source`, for reading its manifest before the fetch; an HTTP
+    /// source has none (its manifest is read once it is fetched and verified).
     fn in_repository(&self, source: &str) -> Result<PathBuf, String> {
-        if source.starts_with("http://") || source.starts_with("https://") {
-            return Err(format!(
-                "{source}: an HTTP source needs a sha256 to be verified, and the PatchJob gives none; put the package in the agent's package repository directory (--package-repository) and name it relative to it"
-            ));
+        match package_fetch::origin(self.repository, source, None) {
+            Ok(Origin::File(path)) => Ok(path),
+            Ok(Origin::Url(url)) => Err(format!(
+                "{} is read once it is downloaded",
+                package_fetch::redact(&url)
+            )),
+            Err(e) => Err(e.to_string()),
         }
-        check_relative_path(source).map_err(|e| format!("source {source:?}: {e}"))?;
-        let repository = self.repository.ok_or_else(|| {
-            format!(
-                "{source}: the agent has no package repository; start it with --package-repository DIR"
-            )
-        })?;
-        Ok(repository.join(source))
     }
 
     /// The install packages' manifests, each read from the file `path_of` gives for its
@@ -169,21 +167,29 @@ impl PackageJob<'_> {
             .collect()
     }
 
-    /// Copies every package of an Install job from the repository into the state directory
-    /// and checks it is a valid package of the id the job names. Uninstall fetches nothing.
-    pub fn fetch(&self) -> OpStatus {
+    /// Fetches every package of an Install job from its source (the package repository, a
+    /// directory or an HTTP base URL, or an absolute HTTP URL) into the state directory,
+    /// verifying its sha256 when the job gives one (a download always needs one), and checks it
+    /// is a valid package of the id the job names. Uninstall fetches nothing. A package fetched
+    /// before (a run cut off after it) is not fetched again.
+    pub async fn fetch(&self) -> OpStatus {
         if !self.install() {
             return OpStatus::Done;
         }
-        for p in &self.spec.packages {
+        for (i, p) in self.spec.packages.iter().enumerate() {
             let Some(source) = p.source.as_deref() else {
                 return OpStatus::Failed(format!("{}: the package has no source", p.id));
             };
-            if let Err(e) = self
-                .in_repository(source)
-                .and_then(|from| copy_atomic(&from, &self.fetched(&p.id)))
-            {
-                return OpStatus::Failed(e);
+            let sha256 = p.sha256.as_deref();
+            let fetched = match package_fetch::origin(self.repository, source, sha256) {
+                Ok(origin) => package_fetch::fetch(&origin, sha256, &self.fetched(&p.id)).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = fetched {
+                let message = e
+                    .to_string()
+                    .replace("spec.packages[]", &format!("spec.packages[{i}]"));
+                return OpStatus::Failed(format!("{}: {message}", p.id));
             }
         }
         match self.infos_fetched() {
@@ -239,6 +245,13 @@ impl PackageJob<'_> {
         match step.decision {
             Decision::Run => {
                 let (id, action) = (step.id.clone(), step.action);
+                if host.installer == InstallerKind::Command {
+                    match self.vendor_tool_once(&id, action, resumed, &target) {
+                        Ok(None) => {}
+                        Ok(Some(run)) => return OpStatus::Package(PackageOutcome::from(&run)),
+                        Err(e) => return OpStatus::Failed(e),
+                    }
+                }
                 let file = self.fetched(&id);
                 let done = blocking(move || match action {
                     HistoryAction::Install => installer.install(&target, &file, Some(&id)),
@@ -276,6 +289,69 @@ impl PackageJob<'_> {
         }
     }
 
+    /// A vendor tool keeps its own state, so a run of it cut off by an agent restart cannot be
+    /// recovered or told apart from one that finished: it is never started a second time. A
+    /// marker in the state directory, written and synced before the tool starts, says it may
+    /// have run. `Ok(None)`: run it (the marker is written); `Ok(Some(run))`: it ran before
+    /// this restart, and `run` is what its log's last line says, or a failure when the log has
+    /// no result.
+    fn vendor_tool_once(
+        &self,
+        id: &str,
+        action: HistoryAction,
+        resumed: bool,
+        target: &ProductTarget,
+    ) -> Result<Option<PackageRun>, String> {
+        let verb = match action {
+            HistoryAction::Install => "install",
+            HistoryAction::Uninstall => "uninstall",
+        };
+        let marker = self.fetched(id).with_extension(format!("{verb}.started"));
+        if resumed && marker.exists() {
+            // Only a log the tool wrote after the marker is this run's.
+            let since = std::fs::metadata(&marker).and_then(|m| m.modified()).ok();
+            let log = super::installers::command::last_log(&target.location, id, verb).filter(
+                |(path, _)| {
+                    let written = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                    since.is_some() && written >= since
+                },
+            );
+            let found = log.as_ref().and_then(|(_, result)| *result);
+            let where_ = log.map_or_else(
+                || {
+                    target
+                        .location
+                        .join(super::products::LOG_DIR)
+                        .display()
+                        .to_string()
+                },
+                |(path, _)| path.display().to_string(),
+            );
+            return Ok(Some(match found {
+                Some(PackageResult::Success) => PackageRun::success(
+                    id,
+                    format!("the vendor tool finished before the agent restarted (log {where_})"),
+                ),
+                result => PackageRun::ended(
+                    id,
+                    result.unwrap_or(PackageResult::Failure),
+                    crate::engine::packages::plan::Reason::InstallFailed,
+                    format!(
+                        "the agent restarted while the vendor tool ran; upkeep does not run it a second time: check its log ({where_}) and the product, then run the job again"
+                    ),
+                ),
+            }));
+        }
+        let fail = |e: std::io::Error| format!("{}: {e}", marker.display());
+        if let Some(dir) = marker.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(fail)?;
+        Ok(None)
+    }
+
     /// Whether the product is where the step leads: the package installed (install) or gone
     /// (uninstall).
     fn reached(&self, step: &Step) -> bool {
@@ -294,18 +370,4 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| format!("the installer stopped: {e}"))
-}
-
-/// Copies `from` to `to` through a temporary file renamed into place, so `to` is whole or
-/// absent.
-fn copy_atomic(from: &Path, to: &Path) -> Result<(), String> {
-    let fail = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
-    let dir = to.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    let part = to.with_extension("pak.part");
-    std::fs::copy(from, &part).map_err(|e| fail(from, e))?;
-    std::fs::File::open(&part)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| fail(&part, e))?;
-    std::fs::rename(&part, to).map_err(|e| fail(to, e))
 }

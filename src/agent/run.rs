@@ -70,8 +70,9 @@ pub struct AgentConfig {
     pub resync_every: Duration,
     /// A hook that may stop the agent at a checkpoint (tests, simulation).
     pub hook: Option<Hook>,
-    /// The package repository directory maintenance packages are fetched from.
-    pub package_repository: Option<PathBuf>,
+    /// The package repository maintenance packages are fetched from (a directory or an
+    /// http(s) base URL).
+    pub package_repository: Option<super::package_fetch::PackageRepository>,
 }
 
 impl std::fmt::Debug for AgentConfig {

@@ -214,3 +214,48 @@ fn more_documents_than_the_parser_default_are_read_and_too_many_say_how_to_split
     assert!(error.contains("split it"), "{error}");
     assert!(!error.contains("budget"), "{error}");
 }
+
+fn install_job(package: &str) -> String {
+    format!(
+        "apiVersion: upkeep.dev/v1alpha1\nkind: PatchJob\nmetadata: {{ name: pj }}\nspec:\n  hosts: {{ names: [web-1] }}\n  operation: Install\n  packages:\n    - {{ id: 9.0.5-WS-WAS-FP023, type: FixPack, product: was, {package} }}\n"
+    )
+}
+
+fn problems_of(text: &str) -> Vec<Problem> {
+    let report = check_text("pj.yaml", text);
+    match &report.documents[0].outcome {
+        Outcome::Invalid(problems) => problems.clone(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn an_http_package_source_needs_its_sha256_and_no_credentials() {
+    let sha = "0123456789abcdef".repeat(4);
+    let problems = problems_of(&install_job("source: \"https://repo.example/fp23.pak\""));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "spec.packages[0].sha256");
+    assert!(!problems[0].accepted_by_api, "the CEL rule rejects it");
+    assert!(problems[0].message.contains("sha256sum"), "{problems:?}");
+
+    let valid = install_job(&format!(
+        "source: \"https://repo.example/fp23.pak\", sha256: {sha}"
+    ));
+    assert!(problems_of(&valid).is_empty(), "{:?}", problems_of(&valid));
+
+    let short = problems_of(&install_job("source: fp23.pak, sha256: abc123"));
+    assert!(
+        short.iter().any(|p| p.field.contains("sha256")),
+        "the schema pattern: {short:?}"
+    );
+
+    let secret = problems_of(&install_job(&format!(
+        "source: \"https://user:pw@repo.example/fp23.pak\", sha256: {sha}"
+    )));
+    assert_eq!(secret.len(), 1, "{secret:?}");
+    assert_eq!(secret[0].field, "spec.packages[0].source");
+    assert!(secret[0].message.contains("credentials"), "{secret:?}");
+
+    let ftp = problems_of(&install_job("source: \"ftp://repo.example/fp23.pak\""));
+    assert!(ftp.iter().any(|p| p.message.contains("http://")), "{ftp:?}");
+}

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Error;
 use super::logging::{self, LogFormat};
 use crate::agent::machine::{Machine, RebootMethod};
+use crate::agent::package_fetch::PackageRepository;
 use crate::agent::run::{AgentConfig, run as run_agent};
 use crate::clock::Clock;
 
@@ -39,10 +40,11 @@ pub struct Args {
     /// Where the agent keeps the journals of tasks under way (must survive a reboot).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/upkeep")]
     pub state_dir: PathBuf,
-    /// The package repository: the directory a PatchJob's maintenance package `source` is
-    /// relative to (Install jobs copy each package from there into the state directory).
-    #[arg(long, value_name = "DIR", env = "UPKEEP_PACKAGE_REPOSITORY")]
-    pub package_repository: Option<PathBuf>,
+    /// The package repository a PatchJob's relative maintenance package `source` is in: a
+    /// directory, or an http(s) base URL (a download needs the package's sha256 in the job).
+    /// Install jobs fetch each package from there into the state directory.
+    #[arg(long, value_name = "DIR|URL", env = "UPKEEP_PACKAGE_REPOSITORY")]
+    pub package_repository: Option<PackageRepository>,
     /// A kubeconfig file (default: in-cluster, or `KUBECONFIG`).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use upkeep::agent::backends::simulated::{Fault, SimulatedHost};
 use upkeep::agent::driver::{Checkpoint, Hook};
 use upkeep::agent::machine::{FactsSource, Machine, RealInstallers, RebootMethod, RootFacts};
+use upkeep::agent::package_fetch::PackageRepository;
 use upkeep::agent::products::read_history;
 use upkeep::agent::reboot::{RebootError, Rebooter};
 use upkeep::agent::run::{AgentConfig, run};
@@ -45,7 +46,7 @@ const HOST: &str = "web-1";
 /// The machine's own apt and dpkg state: none of it may change.
 const MACHINE_DPKG: &[&str] = &["/var/lib/dpkg/status", "/etc/apt/sources.list"];
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let fleet = Fleet::from_yaml("apiVersion: upkeep.dev/v1alpha1\nkind: Fleet\n").unwrap();
     World::new(&Scenario {
         fleet,
@@ -156,7 +157,7 @@ async fn supervise_with(
     mut boots: tokio::sync::watch::Receiver<u64>,
     kills: Kills,
     limit: Duration,
-    repository: Option<PathBuf>,
+    repository: Option<PackageRepository>,
 ) -> usize {
     let deadline = tokio::time::Instant::now() + limit;
     let mut starts = 0;
@@ -705,19 +706,21 @@ impl FactsSource for RealProducts {
     }
 }
 
-const FP: &str = "9.0.5-WS-WAS-FP023";
+pub(crate) const FP: &str = "9.0.5-WS-WAS-FP023";
 
 /// A product location, a package repository holding fix pack 23, and the machine that
 /// installs into the location.
-struct ProductHost {
+pub(crate) struct ProductHost {
     _dir: tempfile::TempDir,
-    location: PathBuf,
-    repository: PathBuf,
+    pub(crate) location: PathBuf,
+    pub(crate) repository: PathBuf,
+    /// The package repository the agent is started with (default: `repository`).
+    pub(crate) agent_repository: PackageRepository,
     sim: SimulatedHost,
 }
 
 impl ProductHost {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let location = pak_fixtures::product(dir.path());
         let repository = dir.path().join("repo");
@@ -726,6 +729,7 @@ impl ProductHost {
         Self {
             _dir: dir,
             location,
+            agent_repository: PackageRepository::Dir(repository.clone()),
             repository,
             sim: SimulatedHost::new(HOST),
         }
@@ -742,7 +746,7 @@ impl ProductHost {
     }
 
     /// The successful package events of the fix pack for `action`.
-    fn events(&self, action: HistoryAction) -> usize {
+    pub(crate) fn events(&self, action: HistoryAction) -> usize {
         read_history(&self.location)
             .unwrap()
             .iter()
@@ -753,7 +757,7 @@ impl ProductHost {
     }
 }
 
-async fn create_host(world: &World, location: &Path) {
+pub(crate) async fn create_host(world: &World, location: &Path) {
     let host: Host = serde_json::from_value(json!({
         "apiVersion": "upkeep.dev/v1alpha1", "kind": "Host",
         "metadata": {"name": HOST, "namespace": "default"},
@@ -777,7 +781,7 @@ async fn apply_named(world: &World, name: &str, spec: Value) {
         .unwrap();
 }
 
-fn task_of(world: &World, job: &str) -> Option<Value> {
+pub(crate) fn task_of(world: &World, job: &str) -> Option<Value> {
     world.server.snapshot("UpgradeTask").into_iter().find(|t| {
         t.pointer("/spec/target") == Some(&json!(HOST))
             && t.pointer("/spec/parent") == Some(&json!(job))
@@ -814,7 +818,7 @@ fn host_status(world: &World) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn package_job(operation: &str, source: bool) -> Value {
+pub(crate) fn package_job(operation: &str, source: bool) -> Value {
     let mut package = json!({"id": FP, "type": "FixPack", "product": "was"});
     if source {
         package["source"] = json!(format!("{FP}.pak"));
@@ -824,7 +828,7 @@ fn package_job(operation: &str, source: bool) -> Value {
 
 /// Runs the job `name` through the operator and the agent until its task ended and the Host
 /// reports `version`; the task's codes.
-async fn run_package_job(
+pub(crate) async fn run_package_job(
     world: &World,
     host: &ProductHost,
     name: &str,
@@ -853,7 +857,7 @@ async fn run_package_job(
             ..Kills::default()
         },
         Duration::from_secs(4 * 3600),
-        Some(host.repository.clone()),
+        Some(host.agent_repository.clone()),
     )
     .await;
     (codes_of(world, name), starts)

@@ -3,6 +3,7 @@
 //! `common` holds the helpers the driver tests share; `host_sandbox` the package-manager
 //! sandboxes of the host backend tests.
 
+mod agent_command;
 mod agent_loop;
 mod agent_policy;
 mod argocd_health;
@@ -20,6 +21,7 @@ mod host_reboot;
 mod host_sandbox;
 mod image_server;
 mod kubectl;
+mod package_download;
 mod packages;
 mod patch_controller;
 mod purity;

@@ -135,7 +135,7 @@ fn lock(root: &Path) -> Result<Lock, Ended> {
 }
 
 /// The name `<YYYYMMDD_HHMMSS>_<id>_<action>.<ext>` in `dir`, a second later while taken.
-fn stamped_name(
+pub(super) fn stamped_name(
     root: &Path,
     dir: &str,
     start: Timestamp,

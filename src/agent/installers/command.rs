@@ -7,7 +7,10 @@
 //! line is the result. Substitutions: `{package}` (the package file; for an uninstall the
 //! package id), `{location}`, `{id}`, `{responseFile}`; in the command line each value is
 //! single-quoted for the shell, in the response file it is written as is. Exit 0 is `success`,
-//! 1 `partialSuccess`, anything else (a signal, a time-out past `timeout`) `failure`.
+//! 1 `partialSuccess`, anything else (a signal, a time-out past `timeout`) `failure`. The
+//! event goes into the location's history (`properties/version/history/`, written to a
+//! temporary name and renamed), where the Host's status and the reports read it, as they read
+//! the builtin installer's.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -17,8 +20,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::builtin::stamped_name;
 use super::{InstallOutcome, Installer, Now, ProductTarget};
-use crate::agent::products::LOG_DIR;
+use crate::agent::products::{HISTORY_DIR, HistoryFile, LOG_DIR};
 use crate::api::codes::PackageResult;
 use crate::api::host::{CommandInstaller, HistoryAction};
 use crate::engine::packages::plan::{EventNames, EventSubject, PackageRun, Reason, history_events};
@@ -168,6 +172,10 @@ impl CommandRunner {
             start,
             end,
         );
+        let mut message = message;
+        if let Err(e) = record_history(&target.location, start, id, verb, &events) {
+            message.push_str(&format!("; the history event could not be written: {e}"));
+        }
         let run = match result {
             PackageResult::Success => PackageRun::success(id, message),
             other => PackageRun::ended(id, other, Reason::InstallFailed, message),
@@ -178,6 +186,54 @@ impl CommandRunner {
             log: log.exists().then_some(log),
         }
     }
+}
+
+/// The newest update log of `id`'s `verb` ("install", "uninstall") in `location`, and the
+/// result its last line gives (none when the run was cut off before it wrote one).
+pub fn last_log(
+    location: &Path,
+    id: &str,
+    verb: &str,
+) -> Option<(std::path::PathBuf, Option<PackageResult>)> {
+    let suffix = format!("_{id}_{verb}.log");
+    let newest = fs::read_dir(location.join(LOG_DIR))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&suffix))
+        })
+        .max()?;
+    let text = fs::read_to_string(&newest).unwrap_or_default();
+    let result = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("result: "))
+        .and_then(|r| r.parse().ok());
+    Some((newest, result))
+}
+
+/// Writes `events` as the history file of this run (its name stamped with `start`, the next
+/// free second when taken), through a temporary file renamed into place.
+fn record_history(
+    location: &Path,
+    start: jiff::Timestamp,
+    id: &str,
+    verb: &str,
+    events: &[crate::api::host::HistoryEvent],
+) -> io::Result<()> {
+    let dir = location.join(HISTORY_DIR);
+    fs::create_dir_all(&dir)?;
+    let text = serde_saphyr::to_string(&HistoryFile {
+        events: events.to_vec(),
+    })
+    .map_err(io::Error::other)?;
+    let name = stamped_name(location, HISTORY_DIR, start, id, verb, "yaml");
+    let path = location.join(name);
+    let tmp = path.with_extension("yaml.tmp");
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, &path)
 }
 
 /// Runs `line` under `/bin/sh -c` in its own process group, output into `log`; kills the group

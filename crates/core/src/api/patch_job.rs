@@ -60,8 +60,13 @@ pub enum PackageType {
 }
 
 /// A maintenance package to install or uninstall.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(
+    validation = Rule::new("!has(self.source) || !(self.source.startsWith('http://') || self.source.startsWith('https://')) || has(self.sha256)")
+        .message("an http(s) source needs the package's sha256: the agent installs no download it cannot verify; give sha256 (64 hex digits, e.g. the output of sha256sum FILE.pak), or put the package in the agent's package repository and name it relative to it")
+        .field_path(".sha256")
+)]
 pub struct MaintenancePackage {
     /// The package identifier, e.g. `9.0.5-WS-WAS-FP023`.
     #[schemars(length(min = 1, max = 253))]
@@ -72,11 +77,19 @@ pub struct MaintenancePackage {
     /// The installed product it applies to, e.g. `was`.
     #[schemars(length(min = 1, max = 128))]
     pub product: String,
-    /// Where the agent fetches the package from, relative to the package repository, e.g.
-    /// `fixpacks/9.0.5-FP023.pak`. Not needed to uninstall.
+    /// Where the agent fetches the package from: a path relative to the agent's package
+    /// repository (a directory or an HTTP base URL), e.g. `fixpacks/9.0.5-FP023.pak`, or an
+    /// absolute `http://` / `https://` URL (with `sha256`). Not needed to uninstall.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub source: Option<String>,
+    /// The SHA-256 of the package file, 64 hex digits (`sha256sum FILE.pak`). Required for an
+    /// `http://` or `https://` source (an absolute URL, or one relative to an HTTP package
+    /// repository); checked before the package is used whenever it is given. A package whose
+    /// bytes differ is never installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{64}$"))]
+    pub sha256: Option<String>,
 }
 
 /// A command the agent runs on the host before or after the change.

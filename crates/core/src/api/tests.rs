@@ -266,6 +266,7 @@ fn package(source: Option<&str>) -> MaintenancePackage {
         type_: PackageType::FixPack,
         product: "was".into(),
         source: source.map(str::to_string),
+        sha256: None,
     }
 }
 
@@ -296,6 +297,30 @@ fn package_operations_need_packages_and_install_needs_sources() {
         errors.iter().any(|e| e.contains("patch.packages")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn an_http_source_needs_a_sha256_of_64_hex_digits() {
+    let with = |source: &str, sha256: Option<&str>| {
+        let mut p = package(Some(source));
+        p.sha256 = sha256.map(str::to_string);
+        patch_job(Operation::Install, vec![p])
+    };
+    let sha = "ab".repeat(32);
+    for source in ["https://repo.example/fp23.pak", "http://10.0.0.5/fp23.pak"] {
+        let errors = with(source, None);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("spec.packages[0].sha256")
+                && errors[0].contains("needs the package's sha256")
+                && errors[0].contains("sha256sum"),
+            "{errors:?}"
+        );
+        assert_eq!(with(source, Some(&sha)), Vec::<String>::new());
+    }
+    // A relative source may carry one (then it is verified) or not.
+    assert_eq!(with("fixpacks/fp23.pak", None), Vec::<String>::new());
+    assert_eq!(with("fixpacks/fp23.pak", Some(&sha)), Vec::<String>::new());
 }
 
 #[test]

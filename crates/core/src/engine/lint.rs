@@ -146,8 +146,8 @@ pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
         {
             findings.push(Finding::new(
                 format!("spec.packages[{i}].source"),
-                format!("{source:?} {problem}"),
-                "give the package's path inside the package repository, e.g. fixpacks/9.0.5-WS-WAS-FP023.pak",
+                problem,
+                "give the package's path inside the package repository, e.g. fixpacks/9.0.5-WS-WAS-FP023.pak, or an http(s) URL without credentials and the package's sha256",
             ));
         }
     }
@@ -186,10 +186,31 @@ pub fn patch_job(job: &PatchJob) -> Vec<Finding> {
     findings
 }
 
-/// What is wrong with a package source, a path relative to the package repository: `None`
-/// when nothing is.
-fn source_problem(source: &str) -> Option<&'static str> {
-    if source.starts_with('/') {
+/// What is wrong with a package source, a path relative to the package repository or an
+/// absolute `http(s)://` URL: `None` when nothing is. The sha256 an HTTP source needs is the
+/// CRD's CEL rule.
+fn source_problem(source: &str) -> Option<String> {
+    if let Some(rest) = source
+        .strip_prefix("https://")
+        .or_else(|| source.strip_prefix("http://"))
+    {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            // Not echoed: the message must not repeat the credential.
+            return Some("the URL carries credentials (user:password@): everyone who may read the PatchJob would read them; serve the package without them, or give the agent an HTTP package repository (--package-repository URL) and a relative source".into());
+        }
+        let problem = if authority.is_empty() {
+            Some("is a URL without a host")
+        } else if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Some("is a URL with white space or a control character in it")
+        } else {
+            None
+        };
+        return problem.map(|p| format!("{source:?} {p}"));
+    }
+    let problem = if source.contains("://") {
+        Some("is a URL of a scheme the agent does not fetch; use http:// or https://")
+    } else if source.starts_with('/') {
         Some("is an absolute path; a source is relative to the package repository")
     } else if source.split('/').any(|part| part == "..") {
         Some("leaves the package repository (a '..' segment)")
@@ -197,7 +218,8 @@ fn source_problem(source: &str) -> Option<&'static str> {
         Some("names a directory, not a package file")
     } else {
         None
-    }
+    };
+    problem.map(|p| format!("{source:?} {p}"))
 }
 
 /// Static checks of a Host: each product's location is a plain absolute path of its own, and a

@@ -412,6 +412,7 @@ fn an_install_job_reports_the_levels_of_its_targets_and_whether_they_are_one() {
         type_: PackageType::InterimFix,
         product: "was".into(),
         source: None,
+        sha256: None,
     }];
     let fixed = product("9.0.5.23", &["9.0.5-WS-WAS-IFPH12345"]);
     let plain = product("9.0.5.23", &[]);

@@ -456,6 +456,7 @@ fn package(id: &str) -> MaintenancePackage {
         type_: PackageType::InterimFix,
         product: "was".into(),
         source: Some(format!("fixes/{id}.pak")),
+        sha256: None,
     }
 }
 
