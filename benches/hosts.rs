@@ -44,7 +44,7 @@ const REBOOT_SECONDS: i64 = 3 * 60;
 
 /// Whether host `i` gets an update that needs a reboot.
 fn needs_reboot(i: usize) -> bool {
-    i % 3 == 0
+    i.is_multiple_of(3)
 }
 
 fn scenario(hosts: usize, max_concurrent: usize) -> Scenario {
