@@ -77,6 +77,10 @@ pub struct Machine {
     journals: BTreeMap<String, Journal>,
     /// Install / Uninstall: each task's package steps, fixed at its first package.
     steps: BTreeMap<String, Vec<PackageStep>>,
+    /// Installs (of updates or packages) the agent asked to start and that ran.
+    installs_started: usize,
+    /// Reboots the agent asked to start.
+    reboots_started: usize,
 }
 
 impl Machine {
@@ -132,7 +136,21 @@ impl Machine {
             ops: BTreeMap::new(),
             journals: BTreeMap::new(),
             steps: BTreeMap::new(),
+            installs_started: 0,
+            reboots_started: 0,
         }
+    }
+
+    /// How many installs the agent asked to start (a refusal at once, for a held package
+    /// manager lock or a package that does not apply, is none); a second ask with a known key
+    /// counts again.
+    pub fn installs_started(&self) -> usize {
+        self.installs_started
+    }
+
+    /// How many reboots the agent asked to start; a second ask with a known key counts again.
+    pub fn reboots_started(&self) -> usize {
+        self.reboots_started
     }
 
     /// The host as the fleet file describes it.
@@ -280,6 +298,7 @@ impl Machine {
         now: Timestamp,
     ) -> Observation {
         self.advance(now);
+        let rerun = matches!(action, Action::Rerun { .. });
         match action {
             Action::CheckApplicability => Observation::Applicability(self.facts(task, spec, now)),
             Action::Scan => Observation::Updates(Ok(self.offered())),
@@ -293,10 +312,21 @@ impl Machine {
                 Observation::Op(op, status)
             }
             Action::Start { op, key, pins } | Action::Rerun { op, key, pins } => {
-                if !self.ops.contains_key(&key) {
+                let ran = if self.ops.contains_key(&key) {
+                    // A Start again for a known key would be a second run (the journal lost);
+                    // a Rerun of an interrupted operation asks how it stands.
+                    !rerun
+                } else {
                     let running = self.begin(task, spec, &op, pins, now);
+                    let ran = !running.applied;
                     self.ops.insert(key.clone(), running);
                     self.advance(now);
+                    ran
+                };
+                match op {
+                    Op::Install | Op::Package(_) if ran => self.installs_started += 1,
+                    Op::Reboot => self.reboots_started += 1,
+                    _ => {}
                 }
                 let status = match self.ops.get(&key) {
                     Some(r) if r.ends.is_some_and(|e| e <= now) => r.outcome.clone(),

@@ -2,6 +2,7 @@
 //! fleet, on a virtual clock (tokio's paused time on a current-thread runtime), until every task
 //! has ended or the horizon passes. The same input always gives the same output.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,17 @@ pub enum SimulateError {
     /// The runtime or the HTTP listener could not start.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What a simulated host was asked to do over a run (for crash tests: an install or a reboot
+/// never runs twice for one task).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostOperations {
+    /// Package installs started (of updates, or of a job's maintenance packages); an attempt
+    /// refused at once, as for a package manager lock another job holds, is none.
+    pub installs: usize,
+    /// Reboots started.
+    pub reboots: usize,
 }
 
 /// Drivers onto the simulated fleet.
@@ -210,6 +222,21 @@ impl World {
             self.clock,
             self.agent_writes.clone(),
         )
+    }
+
+    /// What each simulated host was asked to do so far, by host name.
+    pub fn host_operations(&self) -> BTreeMap<String, HostOperations> {
+        self.machines
+            .iter()
+            .map(|((_, name), machine)| {
+                let m = machine.lock().unwrap_or_else(|p| p.into_inner());
+                let operations = HostOperations {
+                    installs: m.installs_started(),
+                    reboots: m.reboots_started(),
+                };
+                (name.clone(), operations)
+            })
+            .collect()
     }
 
     /// Whether every manifest was applied, every FirmwareUpgrade, DevicePatch and PatchJob
