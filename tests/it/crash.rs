@@ -470,7 +470,7 @@ fn assert_nodes_released(world: &World, run: &str) {
 }
 
 #[test]
-#[ignore = "too slow for the suite yet: the uninterrupted run alone takes ~70 s of CPU in a debug build (see the hostcrash branch report); run with --run-ignored"]
+#[ignore = "too slow for the suite yet: the uninterrupted run alone takes ~70 s of CPU in a debug build, the whole test ~4 min of CPU; run with --run-ignored only"]
 fn a_crash_of_the_operator_or_the_agents_changes_no_host_task_and_never_installs_or_reboots_twice()
 {
     on_virtual_clock(crash_hosts_many_times);
