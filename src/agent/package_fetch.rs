@@ -205,11 +205,9 @@ pub fn origin(
                 )));
             }
             Some(PackageRepository::Dir(dir)) => Origin::File(dir.join(source)),
-            Some(PackageRepository::Http(base)) => {
-                Origin::Url(base.join(source).map_err(|e| {
-                    FetchError::Source(format!("source {source:?} under {base}: {e}"))
-                })?)
-            }
+            Some(PackageRepository::Http(base)) => Origin::Url(base.join(source).map_err(|e| {
+                FetchError::Source(format!("source {source:?} under {}: {e}", redact(base)))
+            })?),
         }
     };
     if let Origin::Url(url) = &origin
