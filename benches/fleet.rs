@@ -4,8 +4,6 @@
 //!
 //! Run with `cargo bench --bench fleet` (options after `--`: `--devices N`, `--max-concurrent C`).
 
-use std::time::Instant;
-
 /// The allocator the `upkeep` binary uses (see `src/main.rs`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -13,22 +11,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use jiff::SignedDuration;
 use serde_json::Value;
 use upkeep::sim::fleet_file::Fleet;
-use upkeep::sim::runner::{Scenario, World};
+use upkeep::sim::runner::Scenario;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{arg, process_figures};
 
 /// One healthy device's execution: a 600Mi upload at 50Mi/s, a 30s quiesce, a 15m upgrade.
 const DEVICE_SECONDS: i64 = 12 + 30 + 15 * 60;
 /// The fewest status writes a task can make: its creation, one per visible wait (queued for a
 /// slot, uploading, quiescing, upgrading), and its end.
 const MINIMUM_WRITES: u64 = 1 + 4 + 1;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn scenario(devices: usize, max_concurrent: usize) -> Scenario {
     let mut yaml = String::from(
@@ -48,54 +41,13 @@ fn scenario(devices: usize, max_concurrent: usize) -> Scenario {
     }
 }
 
-/// User and system CPU seconds of this process, and its peak resident memory in MiB (Linux).
-fn process_figures() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    // After the command name: state is field 3, utime 14 and stime 15 (1-based in proc(5)).
-    let ticks = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let cpu = (ticks(14) + ticks(15)) / 100.0;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (cpu, peak_kib / 1024.0)
-}
-
 fn main() {
     let devices = arg("--devices", 10_000);
     let max_concurrent = arg("--max-concurrent", 500);
     let scenario = scenario(devices, max_concurrent);
     let start = scenario.start;
-    let end_at = start + scenario.horizon;
-    let began = Instant::now();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a runtime");
-    let (report, writes) = runtime.block_on(async {
-        let world = World::new(&scenario).await.expect("the scenario seeds");
-        world.run_until_finished(end_at, None).await;
-        (
-            world.report(start, end_at),
-            world.server.write_counts_by_object(),
-        )
-    });
-    let wall = began.elapsed().as_secs_f64();
+    let (report, writes, wall) =
+        support::run(&scenario, |world| world.server.write_counts_by_object());
     let (cpu, peak_mib) = process_figures();
 
     let succeeded = report

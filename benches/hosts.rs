@@ -22,7 +22,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::time::Instant;
 
 /// The allocator the `upkeep` binary uses (see `src/main.rs`).
 #[global_allocator]
@@ -32,7 +31,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use upkeep::sim::apiserver::ObjectKey;
 use upkeep::sim::fleet_file::Fleet;
-use upkeep::sim::runner::{Scenario, World};
+use upkeep::sim::runner::Scenario;
 
 #[path = "support/mod.rs"]
 mod support;
@@ -93,16 +92,7 @@ fn main() {
     let max_concurrent = support::arg("--max-concurrent", 250);
     let scenario = scenario(hosts, max_concurrent);
     let start = scenario.start;
-    let end_at = start + scenario.horizon;
-    let began = Instant::now();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a runtime");
-    let (report, tasks) = runtime.block_on(async {
-        let world = World::new(&scenario).await.expect("the scenario seeds");
-        world.run_until_finished(end_at, None).await;
+    let (report, tasks, wall) = support::run(&scenario, |world| {
         let writes = world.server.write_counts_by_object();
         let mut tasks = Vec::new();
         world.server.each("UpgradeTask", |t| {
@@ -127,9 +117,8 @@ fn main() {
                 writes: written,
             });
         });
-        (world.report(start, end_at), tasks)
+        tasks
     });
-    let wall = began.elapsed().as_secs_f64();
     let (cpu, peak_mib) = support::process_figures();
 
     let completed = tasks.iter().filter(|t| t.completed).count();

@@ -1,5 +1,31 @@
-//! What the simulation benchmarks share: their `--name value` options and the process's own
-//! figures (CPU time and peak resident memory, from `/proc/self`; zero where it cannot be read).
+//! What the simulation benchmarks share: their `--name value` options, one run of a scenario
+//! to its end on the virtual clock, and the process's own figures (CPU time and peak resident
+//! memory, from `/proc/self`; zero where it cannot be read).
+
+use std::time::Instant;
+
+use upkeep::sim::report::Report;
+use upkeep::sim::runner::{Scenario, World};
+
+/// Runs `scenario` to its end (or its horizon) on a paused current-thread runtime, then reads
+/// what the bench needs from the world with `read`: the report, what `read` gave, and the wall
+/// seconds the run took.
+pub fn run<T>(scenario: &Scenario, read: impl FnOnce(&World) -> T) -> (Report, T, f64) {
+    let start = scenario.start;
+    let end_at = start + scenario.horizon;
+    let began = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    let (report, read) = runtime.block_on(async {
+        let world = World::new(scenario).await.expect("the scenario seeds");
+        world.run_until_finished(end_at, None).await;
+        (world.report(start, end_at), read(&world))
+    });
+    (report, read, began.elapsed().as_secs_f64())
+}
 
 /// The value of option `name` (`--hosts 5000`), or `default` when it is absent or no number.
 pub fn arg(name: &str, default: usize) -> usize {

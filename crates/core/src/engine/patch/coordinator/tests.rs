@@ -20,17 +20,22 @@ fn installing() -> HostTask {
     task
 }
 
-#[test]
-fn a_started_task_is_looked_at_again_when_its_agents_lease_runs_out() {
-    let spec = PatchJobSpec::default();
-    // The agent renewed its Lease at 0 for 120 s, and then went silent.
-    let ctx = Context {
-        spec: &spec,
+/// A host outside the cluster whose agent last renewed its Lease at 0, for 120 s.
+fn renewed_at_0(spec: &PatchJobSpec) -> Context<'_> {
+    Context {
+        spec,
         node: None,
         lease_expires: Some(at(120)),
         agent_seen: Some(at(0)),
         defer_requested: false,
-    };
+    }
+}
+
+#[test]
+fn a_started_task_is_looked_at_again_when_its_agents_lease_runs_out() {
+    let spec = PatchJobSpec::default();
+    // The agent renewed its Lease at 0 for 120 s, and then went silent.
+    let ctx = renewed_at_0(&spec);
     let mut task = installing();
     // Nothing to do while the Lease holds, but a wake when it runs out: without it, a silent
     // agent would go unnoticed until something else changed the task.
@@ -58,13 +63,7 @@ fn a_started_task_is_looked_at_again_when_its_agents_lease_runs_out() {
 #[test]
 fn an_earlier_wake_is_kept_and_an_ended_task_is_not_woken() {
     let spec = PatchJobSpec::default();
-    let ctx = Context {
-        spec: &spec,
-        node: None,
-        lease_expires: Some(at(120)),
-        agent_seen: Some(at(0)),
-        defer_requested: false,
-    };
+    let ctx = renewed_at_0(&spec);
     // A deferred reboot asked again at 60 wakes at 60, before the Lease runs out.
     let mut task = installing();
     task.progress.reboot_due = true;
