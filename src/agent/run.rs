@@ -73,6 +73,9 @@ pub struct AgentConfig {
     /// The package repository maintenance packages are fetched from (a directory or an
     /// http(s) base URL).
     pub package_repository: Option<super::package_fetch::PackageRepository>,
+    /// Whether the state directory's writes are fsynced (off only for a simulated machine,
+    /// which a crash never takes its file system from).
+    pub durable_state: bool,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -107,6 +110,7 @@ impl AgentConfig {
             resync_every: Duration::from_secs(60),
             hook: None,
             package_repository: None,
+            durable_state: true,
         }
     }
 }
@@ -141,7 +145,11 @@ pub async fn run(
     clock: Clock,
     stop: CancellationToken,
 ) -> Result<(), AgentError> {
-    let state = StateDir::open(&config.state_dir)?;
+    let state = if config.durable_state {
+        StateDir::open(&config.state_dir)?
+    } else {
+        StateDir::open_volatile(&config.state_dir)?
+    };
     let mut driver = Driver::new(machine, state, clock);
     driver.hook = config.hook.clone();
     driver.repository = config.package_repository.clone();
