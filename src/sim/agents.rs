@@ -357,7 +357,9 @@ pub fn run(
             config.version = AGENT_VERSION.into();
             config.lease_duration = LEASE;
             config.renew_every = RENEW;
-            config.package_repository = repository.clone().map(crate::agent::package_fetch::PackageRepository::Dir);
+            config.package_repository = repository
+                .clone()
+                .map(crate::agent::package_fetch::PackageRepository::Dir);
             config.durable_state = false;
             let gone_at = host.agent_offline_from.map(|d| start + signed(d.get()));
             futures.push(
