@@ -411,7 +411,7 @@ impl Driver {
                     _ => &a.post,
                 });
                 match list.and_then(|l| l.get(*i)) {
-                    Some(action) => self.action(action).await,
+                    Some(action) => self.action(op, action).await,
                     None => OpStatus::Failed(format!("{} is not in the job", op.name())),
                 }
             }
@@ -444,8 +444,8 @@ impl Driver {
         }
     }
 
-    async fn action(&self, action: &JobAction) -> OpStatus {
-        match self.machine.actions.run(action).await {
+    async fn action(&self, op: &Op, action: &JobAction) -> OpStatus {
+        match self.machine.actions.run(op, action).await {
             Ok(outcome) if outcome.succeeded() => OpStatus::Done,
             Ok(outcome) => OpStatus::Failed(outcome.summary(&action.name, action.timeout.0)),
             Err(error) => OpStatus::Failed(error),

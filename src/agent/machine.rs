@@ -19,11 +19,17 @@ use super::products;
 use super::reboot::{self, CommandRebooter, Logind, Rebooter};
 use crate::api::host::{HISTORY_LIMIT, HistoryEvent, HostProduct, OsStatus, ProductStatus};
 use crate::api::patch_job::Action as JobAction;
+use crate::engine::patch::agent::Op;
 
 /// Runs a PatchJob's pre and post actions.
 pub trait ActionRunner: Send + Sync {
-    /// Runs `action` to its end or its timeout; `Err` when it could not be started at all.
-    fn run<'a>(&'a self, action: &'a JobAction) -> BoxFuture<'a, Result<ActionOutcome, String>>;
+    /// Runs `action` (the job's operation `op`, a pre or a post action) to its end or its
+    /// timeout; `Err` when it could not be started at all.
+    fn run<'a>(
+        &'a self,
+        op: &'a Op,
+        action: &'a JobAction,
+    ) -> BoxFuture<'a, Result<ActionOutcome, String>>;
 }
 
 /// What the agent reads about the machine besides its packages.
@@ -126,7 +132,11 @@ impl Machine {
 pub struct ShellActions;
 
 impl ActionRunner for ShellActions {
-    fn run<'a>(&'a self, action: &'a JobAction) -> BoxFuture<'a, Result<ActionOutcome, String>> {
+    fn run<'a>(
+        &'a self,
+        _: &'a Op,
+        action: &'a JobAction,
+    ) -> BoxFuture<'a, Result<ActionOutcome, String>> {
         async move { actions::run(action).await.map_err(|e| e.to_string()) }.boxed()
     }
 }

@@ -110,10 +110,15 @@ impl PackageJob<'_> {
             }
         }
         if why.len() < self.spec.packages.len() {
-            let infos = match self.infos(|p| self.in_repository(p)) {
-                Ok(infos) => infos,
-                // Not readable yet: the fetch reports it.
-                Err(_) => return None,
+            // Uninstall plans on the products alone (its packages have no source to read).
+            let infos = if self.install() {
+                match self.infos(|p| self.in_repository(p)) {
+                    Ok(infos) => infos,
+                    // Not readable yet: the fetch reports it.
+                    Err(_) => return None,
+                }
+            } else {
+                Vec::new()
             };
             why.clear();
             for step in self.plan(&infos, now) {

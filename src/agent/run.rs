@@ -23,7 +23,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
@@ -37,6 +37,7 @@ use crate::api::upgrade_task::{LABEL_PARENT_KIND, LABEL_TARGET, ParentKind, Upgr
 use crate::api::{Host, PatchJob, UpgradeTask};
 use crate::clock::Clock;
 use crate::controller::kit::naming::label_value;
+use crate::engine::patch::agent;
 use crate::engine::patch::state::HostTask;
 use crate::engine::task_status::render;
 
@@ -73,6 +74,9 @@ pub struct AgentConfig {
     /// The package repository maintenance packages are fetched from (a directory or an
     /// http(s) base URL).
     pub package_repository: Option<super::package_fetch::PackageRepository>,
+    /// Whether the state directory's writes are fsynced (off only for a simulated machine,
+    /// which a crash never takes its file system from).
+    pub durable_state: bool,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -107,6 +111,7 @@ impl AgentConfig {
             resync_every: Duration::from_secs(60),
             hook: None,
             package_repository: None,
+            durable_state: true,
         }
     }
 }
@@ -141,7 +146,11 @@ pub async fn run(
     clock: Clock,
     stop: CancellationToken,
 ) -> Result<(), AgentError> {
-    let state = StateDir::open(&config.state_dir)?;
+    let state = if config.durable_state {
+        StateDir::open(&config.state_dir)?
+    } else {
+        StateDir::open_volatile(&config.state_dir)?
+    };
     let mut driver = Driver::new(machine, state, clock);
     driver.hook = config.hook.clone();
     driver.repository = config.package_repository.clone();
@@ -249,11 +258,24 @@ impl Agent {
             ParentKind::PatchJob.as_str()
         );
         let (store, writer) = reflector::store();
-        let mut feed = reflector::reflector(
+        let task_feed = reflector::reflector(
             writer,
             watcher(tasks, watcher::Config::default().labels(&selector)).default_backoff(),
         )
-        .boxed();
+        .map(|event| event.map(drop));
+        // Its own Host (its spec names the products; it may be deleted and must be registered
+        // again): kept by a watch, not read on every pass.
+        let (host, writer) = reflector::store();
+        let host_feed = reflector::reflector(
+            writer,
+            watcher(
+                self.hosts(),
+                watcher::Config::default().fields(&format!("metadata.name={}", self.config.host)),
+            )
+            .default_backoff(),
+        )
+        .map(|event| event.map(drop));
+        let mut feed = futures::stream::select(task_feed, host_feed).boxed();
         let mut reporter = Reporter::default();
         let mut facts_due = self.clock.now();
         loop {
@@ -265,11 +287,12 @@ impl Agent {
                 };
                 facts_due = self.clock.now() + signed(again);
             }
-            let Some(wake) = self.pass(&store).await else {
+            let own = host.get(&ObjectRef::new(&self.config.host).within(&self.config.namespace));
+            let Some(wake) = self.pass(&store, own.as_deref()).await else {
                 // A hook stopped the agent as a kill would: nothing more happens.
                 return;
             };
-            reporter.report(self).await;
+            reporter.report(self, own.as_deref()).await;
             let wake = wake
                 .unwrap_or(self.clock.now() + signed(self.config.resync_every))
                 .min(facts_due);
@@ -286,9 +309,14 @@ impl Agent {
         }
     }
 
-    /// Drives every task of the host once: the earliest instant one wants to be stepped again
+    /// Drives every task of the host that has work (`engine::patch::agent::has_work`) once,
+    /// `host` being its Host as last seen: the earliest instant one wants to be stepped again
     /// (inner `None`: none does), or `None` when a hook stopped the agent.
-    async fn pass(&self, store: &Store<UpgradeTask>) -> Option<Option<Timestamp>> {
+    async fn pass(
+        &self,
+        store: &Store<UpgradeTask>,
+        host: Option<&Host>,
+    ) -> Option<Option<Timestamp>> {
         let mut tasks = store.state();
         tasks.sort_by_key(|t| t.name_any());
         let mut wake: Option<Timestamp> = None;
@@ -306,7 +334,10 @@ impl Agent {
                 }
                 continue;
             }
-            let next = match self.drive(task, &key).await {
+            if !has_work(task) {
+                continue;
+            }
+            let next = match self.drive(task, &key, host).await {
                 Ok(Driven::WakeAt(at)) => Some(at),
                 Ok(Driven::Halted) => return None,
                 Ok(Driven::Terminal) => {
@@ -329,7 +360,12 @@ impl Agent {
         Some(wake)
     }
 
-    async fn drive(&self, task: &UpgradeTask, key: &str) -> Result<Driven, DriveError> {
+    async fn drive(
+        &self,
+        task: &UpgradeTask,
+        key: &str,
+        host: Option<&Host>,
+    ) -> Result<Driven, DriveError> {
         let namespace = task.namespace().unwrap_or_default();
         let jobs: Api<PatchJob> = Api::namespaced(self.client.clone(), &namespace);
         let Some(job) = jobs.get_opt(&task.spec.parent).await.map_err(|e| {
@@ -340,9 +376,12 @@ impl Agent {
         };
         if job.spec.operation != crate::api::patch_job::Operation::Patch {
             // Install / Uninstall act on the Host's products as its spec names them now.
-            let host = self.hosts().get(&self.config.host).await.map_err(|e| {
-                DriveError::Store(format!("reading Host {}: {e}", self.config.host))
-            })?;
+            let host = match host {
+                Some(host) => host.clone(),
+                None => self.hosts().get(&self.config.host).await.map_err(|e| {
+                    DriveError::Store(format!("reading Host {}: {e}", self.config.host))
+                })?,
+            };
             if let Ok(mut products) = self.driver.products.lock() {
                 *products = host.spec.products;
             }
@@ -350,6 +389,7 @@ impl Agent {
         let mut store = KubeTaskStore {
             api: Api::namespaced(self.client.clone(), &namespace),
             name: task.name_any(),
+            seen: Some(task.clone()),
             current: None,
             clock: self.clock,
         };
@@ -378,6 +418,16 @@ impl Agent {
     }
 }
 
+/// Whether the engine has work for `task` as the watch saw it: not for one the controller has
+/// not written yet, nor for one waiting for its start grant; one whose status cannot be read
+/// is driven (the driver reports why).
+fn has_work(task: &UpgradeTask) -> bool {
+    task.status
+        .as_ref()
+        .filter(|s| s.code.is_some())
+        .is_some_and(|status| HostTask::from_status(status).map_or(true, |t| agent::has_work(&t)))
+}
+
 fn signed(d: Duration) -> jiff::SignedDuration {
     jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
 }
@@ -389,9 +439,15 @@ struct Reporter {
 }
 
 impl Reporter {
-    async fn report(&mut self, agent: &Agent) {
+    /// Reports what changed; `seen` is the Host as the agent's watch last saw it (read when the
+    /// watch has none).
+    async fn report(&mut self, agent: &Agent, seen: Option<&Host>) {
         let hosts = agent.hosts();
-        let host = match hosts.get_opt(&agent.config.host).await {
+        let read = match seen {
+            Some(host) => Ok(Some(host.clone())),
+            None => hosts.get_opt(&agent.config.host).await,
+        };
+        let host = match read {
             Ok(Some(host)) => host,
             Ok(None) => {
                 // Deleted while the agent runs: register it again.
@@ -469,6 +525,9 @@ impl Reporter {
 struct KubeTaskStore {
     api: Api<UpgradeTask>,
     name: String,
+    /// The task as the watch delivered it: the first load's answer (a write from a stale copy
+    /// loses its compare-and-swap, and the next load reads the task).
+    seen: Option<UpgradeTask>,
     current: Option<UpgradeTask>,
     clock: Clock,
 }
@@ -476,9 +535,12 @@ struct KubeTaskStore {
 impl TaskStore for KubeTaskStore {
     fn load(&mut self) -> futures::future::BoxFuture<'_, Result<Option<HostTask>, DriveError>> {
         Box::pin(async move {
-            let task = self.api.get_opt(&self.name).await.map_err(|e| {
-                DriveError::Store(format!("reading UpgradeTask {}: {e}", self.name))
-            })?;
+            let task = match self.seen.take() {
+                Some(seen) => Some(seen),
+                None => self.api.get_opt(&self.name).await.map_err(|e| {
+                    DriveError::Store(format!("reading UpgradeTask {}: {e}", self.name))
+                })?,
+            };
             let Some(task) = task else {
                 self.current = None;
                 return Ok(None);

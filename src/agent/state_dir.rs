@@ -10,7 +10,9 @@
 //! Invariants: every write is atomic and durable (a temporary file, fsync, rename, fsync of the
 //! directory), so a reader finds either the old or the new content, never a torn one; an
 //! operation's `started` record is durable before the operation runs, and its `result` before the
-//! journal says it ended.
+//! journal says it ended. A volatile directory ([`StateDir::open_volatile`], for simulations,
+//! whose crashes drop the agent and never the machine's page cache) writes the same way without
+//! the fsyncs.
 
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -84,6 +86,8 @@ pub enum OpRecord {
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
+    /// Whether writes are fsynced.
+    durable: bool,
 }
 
 fn file_name(key: &str) -> String {
@@ -105,15 +109,20 @@ fn error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically and durably.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// Writes `bytes` to `path` atomically, and durably when `durable`.
+fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(error(dir))?;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(error(&tmp))?;
     file.write_all(bytes).map_err(error(&tmp))?;
-    file.sync_all().map_err(error(&tmp))?;
+    if durable {
+        file.sync_all().map_err(error(&tmp))?;
+    }
     std::fs::rename(&tmp, path).map_err(error(path))?;
+    if !durable {
+        return Ok(());
+    }
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(error(dir))
@@ -122,10 +131,19 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 impl StateDir {
     /// The state directory at `root`, created when missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StateError> {
-        let root = root.into();
+        Self::open_with(root.into(), true)
+    }
+
+    /// [`StateDir::open`] without fsyncs: for a simulated machine, whose "crash" drops the
+    /// agent and never loses what the file system was given.
+    pub fn open_volatile(root: impl Into<PathBuf>) -> Result<Self, StateError> {
+        Self::open_with(root.into(), false)
+    }
+
+    fn open_with(root: PathBuf, durable: bool) -> Result<Self, StateError> {
         let tasks = root.join("tasks");
         std::fs::create_dir_all(&tasks).map_err(error(&tasks))?;
-        Ok(Self { root })
+        Ok(Self { root, durable })
     }
 
     /// The directory itself.
@@ -170,12 +188,16 @@ impl StateDir {
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        write_atomic(&path, &bytes)
+        write_atomic(&path, &bytes, self.durable)
     }
 
     /// Records that the operation `key` of `task` begins.
     pub fn mark_started(&self, task: &str, key: &str) -> Result<(), StateError> {
-        write_atomic(&self.op_path(task, key, "started"), key.as_bytes())
+        write_atomic(
+            &self.op_path(task, key, "started"),
+            key.as_bytes(),
+            self.durable,
+        )
     }
 
     /// Records how the operation `key` of `task` ended.
@@ -190,7 +212,7 @@ impl StateDir {
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        write_atomic(&path, &bytes)
+        write_atomic(&path, &bytes, self.durable)
     }
 
     /// Where the operation `key` of `task` stands.

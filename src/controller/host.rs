@@ -21,12 +21,13 @@ use super::kit::context::{Context, lookup};
 use super::kit::reconcile::guarded;
 use super::kit::status;
 use super::kit::watched::Watched;
-use super::patch_job::agent_online;
+use super::patch_job::agent_lease_expires;
 use crate::api::host::CORDONED_BY_ANNOTATION;
 use crate::api::{Host, PatchJob, UpgradeTask};
 use crate::engine::patch::host::set_conditions;
 
-/// How often a Host is looked at again when nothing changes (its Lease may expire meanwhile).
+/// How often a Host whose agent is offline is looked at again when nothing changes (its agent
+/// may come back); one whose agent is online is looked at again when its Lease would run out.
 const RECHECK: Duration = Duration::from_secs(30);
 
 /// A reconcile that could not finish; it is retried.
@@ -54,7 +55,8 @@ async fn reconcile_host(host: &Host, ctx: &Context) -> Result<Action, Error> {
     let error = |object: String| move |source| Error { object, source };
     let api = Api::<Host>::namespaced(ctx.client.clone(), &namespace);
     let previous = host.status.clone().unwrap_or_default();
-    let online = agent_online(ctx, &namespace, host, now);
+    let expires = agent_lease_expires(ctx, &namespace, host);
+    let online = expires.is_some_and(|expires| now < expires);
 
     let mut patch = serde_json::Map::new();
     let mut conditions = previous.conditions.clone();
@@ -102,7 +104,11 @@ async fn reconcile_host(host: &Host, ctx: &Context) -> Result<Action, Error> {
             .await
             .map_err(error(format!("Node {node}")))?;
     }
-    Ok(Action::requeue(RECHECK))
+    Ok(Action::requeue(match expires {
+        // A renewal moves the expiry on; a second's margin so the look finds it run out.
+        Some(expires) if online => ctx.clock.until(expires) + Duration::from_secs(1),
+        _ => RECHECK,
+    }))
 }
 
 /// Whether the `PatchJob/<namespace>/<name>` that holds a host still exists.

@@ -31,7 +31,7 @@ use crate::api::upgrade_task::ParentKind;
 use crate::api::{Host, PatchJob, PatchJobStatus, UpgradeTask};
 use crate::engine::patch::plan::{self, Child, HostDecision, HostInfo, Input};
 use crate::engine::patch::state::HostTask;
-use crate::engine::patch::{HostCode, lease_fresh};
+use crate::engine::patch::{HostCode, lease_expires};
 use crate::engine::task_status::render;
 
 /// A reconcile that could not finish; it is retried.
@@ -105,6 +105,9 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
             products: h.status.as_ref().map_or(&[], |s| s.products.as_slice()),
         })
         .collect();
+    // Who holds each host (looked up per task: a fleet has thousands).
+    let held_by: std::collections::HashMap<&str, Option<&str>> =
+        hosts.iter().map(|h| (h.name, h.held_by)).collect();
     let (gate, closes_at) = window_gate(ctx, &job.spec.maintenance_windows, &namespace, now);
 
     // Plan.
@@ -125,10 +128,7 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
     let mut retry = None;
     for (i, decision) in &plan.decisions {
         if let HostDecision::Grant { .. } = decision {
-            let held = hosts
-                .iter()
-                .find(|h| h.name == tasks[*i].target)
-                .and_then(|h| h.held_by);
+            let held = held_by.get(tasks[*i].target).copied().flatten();
             if held != Some(holder.as_str())
                 && !lock(ctx, &namespace, tasks[*i].target, Some(&holder)).await?
             {
@@ -158,9 +158,7 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
     // Release the hosts whose task here has ended or is released.
     for task in &tasks {
         let done = task.code.code.is_terminal() || task.released;
-        let holds = hosts
-            .iter()
-            .any(|h| h.name == task.target && h.held_by == Some(holder.as_str()));
+        let holds = held_by.get(task.target).copied().flatten() == Some(holder.as_str());
         if done && holds {
             lock(ctx, &namespace, task.target, None).await?;
         }
@@ -210,19 +208,21 @@ fn child<'a>(
 
 /// Whether the Host's agent renews its Lease.
 pub fn agent_online(ctx: &Context, namespace: &str, host: &Host, now: Timestamp) -> bool {
+    agent_lease_expires(ctx, namespace, host).is_some_and(|expires| now < expires)
+}
+
+/// When the Host's agent's Lease runs out (`None`: it has none); it is online until then.
+pub fn agent_lease_expires(ctx: &Context, namespace: &str, host: &Host) -> Option<Timestamp> {
     let lease = super::kit::context::lookup(
         &ctx.stores.leases,
         namespace,
         &format!("{}{}", crate::api::host::LEASE_PREFIX, host.name_any()),
-    );
-    lease.is_some_and(|lease| {
-        let spec = lease.spec.as_ref();
-        lease_fresh(
-            spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
-            spec.and_then(|s| s.lease_duration_seconds),
-            now,
-        )
-    })
+    )?;
+    let spec = lease.spec.as_ref();
+    lease_expires(
+        spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
+        spec.and_then(|s| s.lease_duration_seconds),
+    )
 }
 
 /// Takes (`Some(holder)`) or releases (`None`) the lock of Host `host`, with compare-and-swap;

@@ -1,55 +1,55 @@
 //! The fleet's hosts in a simulation: their objects in the in-memory API (Host, and for a node
 //! its Node with a workload pod, a DaemonSet pod and a mirror pod, and the PodDisruptionBudget
-//! that refuses its drain while the fleet file says so) and one simulated agent per online host.
+//! that refuses its drain while the fleet file says so) and, for each online host, the real
+//! agent loop (`agent::run::run`, as `upkeep agent` runs it) on the host's simulated machine
+//! ([`super::hostsim`]), with its state directory in the simulation's temporary directory.
 //!
-//! A simulated agent does what `upkeep agent` does, over a simulated machine
-//! ([`super::hostsim::Machine`]): it reports the Host's facts, renews its Lease, watches its own
-//! tasks and runs each through the agent half of the pure engine (`engine::patch::agent::step`),
-//! writing the task's status with its own field manager and compare-and-swap, and its journal
-//! on the machine before every host-changing action. While the host reboots the agent is down
-//! (no Lease renewal, no step); after the boot it starts again from its journal and the task's
-//! status, as after a crash.
+//! Around the agent this plays what the machine and the cluster do: a reboot drops the agent's
+//! run (the machine is down for the host's reboot time; no Lease renewal, no step) and starts
+//! it again after the boot with the same state directory and a new boot id; an agent that goes
+//! away (`agentOfflineFrom`) is dropped for good; a drain guard is lifted when its time comes;
+//! the Host's defer-reboot annotation is dropped once the host deferred as often as the fleet
+//! file says.
 //!
-//! Invariants: no host-changing operation starts twice for one task (the journal is kept before
-//! the action, and a lost status write discards the round's journal change with the action);
-//! the agent never writes a task that is not its host's; the writes it makes are counted apart
-//! ([`AgentWrites`]) so the report's `apiWrites` stays the controllers'.
+//! Invariants: the rules of a host task are the engine's, run by the real agent, never
+//! restated here; the writes the agents (and the simulated cluster around them) make go through
+//! a client that counts them apart ([`AgentWrites`]) so the report's `apiWrites` stays the
+//! controllers'.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
+use super::apiserver::{ApiService, ResponseBody};
 use super::fleet_file::Fleet;
 use super::fleet_file::hosts::{AgentMode, FleetHost};
-use super::hostsim::Machine;
-use crate::api::host::{DEFER_REBOOT_ANNOTATION, LEASE_LABEL, LEASE_PREFIX};
-use crate::api::upgrade_task::{LABEL_TARGET, ParentKind};
-use crate::api::{Host, PatchJob, UpgradeTask};
+use crate::agent::backends::simulated::SimulatedHost;
+use crate::agent::run::AgentConfig;
+use crate::api::host::DEFER_REBOOT_ANNOTATION;
+use crate::api::upgrade_task::LABEL_TARGET;
+use crate::api::{Host, UpgradeTask};
 use crate::clock::Clock;
-use crate::engine::patch::agent;
-use crate::engine::patch::state::HostTask;
-use crate::engine::task_status::render;
+use crate::controller::kit::naming::label_value;
 
-/// The agent's field manager.
-pub const FIELD_MANAGER: &str = "upkeep-agent";
 /// How long a simulated agent's Lease lasts.
-const LEASE_SECONDS: i32 = 120;
+const LEASE: Duration = Duration::from_secs(120);
 /// How often a simulated agent renews its Lease.
-const RENEW: SignedDuration = SignedDuration::from_secs(40);
+const RENEW: Duration = Duration::from_secs(40);
 /// The version a simulated agent reports.
 const AGENT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-sim");
 
@@ -68,21 +68,97 @@ impl AgentWrites {
     }
 }
 
-/// The simulated machines of a fleet's hosts, by namespace and name.
-pub type Machines = BTreeMap<(String, String), Arc<Mutex<Machine>>>;
+/// One fleet host in a simulation: as the fleet file describes it, and its machine.
+#[derive(Clone, Debug)]
+pub struct SimHost {
+    /// The fleet file's entry.
+    pub host: FleetHost,
+    /// The simulated machine the agent runs on.
+    pub machine: SimulatedHost,
+    /// The agent's state directory.
+    pub state_dir: PathBuf,
+}
 
-/// The machines of `fleet`'s hosts for a simulation starting at `start`.
-pub fn machines(fleet: &Fleet, start: Timestamp) -> Machines {
-    fleet
-        .hosts
-        .iter()
-        .map(|h| {
-            (
-                (h.namespace().to_string(), h.name.clone()),
-                Arc::new(Mutex::new(Machine::new(h, &fleet.repository, start))),
-            )
-        })
-        .collect()
+/// The simulated hosts of a fleet, by namespace and name.
+pub type Machines = BTreeMap<(String, String), SimHost>;
+
+/// The machines of `fleet`'s hosts for a simulation starting at `start` on `clock`, their
+/// files under `dir` (state directories, roots, the package repository); the repository's
+/// directory when the fleet has one.
+pub fn machines(
+    fleet: &Fleet,
+    dir: &std::path::Path,
+    start: Timestamp,
+    clock: Clock,
+) -> Result<(Machines, Option<PathBuf>), super::hostsim::SetupError> {
+    let repository = (!fleet.repository.is_empty()).then(|| dir.join("repository"));
+    if let Some(repo) = &repository {
+        super::hostsim::build_repository(repo, &fleet.repository)?;
+    }
+    let now: crate::agent::installers::Now = Arc::new(move || clock.now());
+    let mut machines = Machines::new();
+    for host in &fleet.hosts {
+        let namespace = host.namespace().to_string();
+        let machine = super::hostsim::machine(
+            host,
+            &fleet.repository,
+            &dir.join("roots"),
+            start,
+            now.clone(),
+        )?;
+        let state_dir = dir.join("state").join(&namespace).join(&host.name);
+        machines.insert(
+            (namespace, host.name.clone()),
+            SimHost {
+                host: host.clone(),
+                machine,
+                state_dir,
+            },
+        );
+    }
+    Ok((machines, repository))
+}
+
+/// A client on the in-memory API whose successful writes are counted into `writes`.
+pub fn counted_client(service: ApiService, writes: Arc<AgentWrites>) -> Client {
+    Client::new(
+        Counted {
+            inner: service,
+            writes,
+        },
+        "default",
+    )
+}
+
+/// The in-memory API's service, counting the successful write requests through it.
+#[derive(Clone)]
+struct Counted {
+    inner: ApiService,
+    writes: Arc<AgentWrites>,
+}
+
+impl tower::Service<http::Request<kube::client::Body>> for Counted {
+    type Response = http::Response<ResponseBody>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::<http::Request<kube::client::Body>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
+        let write = request.method() != http::Method::GET;
+        let writes = self.writes.clone();
+        let response = self.inner.call(request);
+        async move {
+            let response = response.await?;
+            if write && response.status().is_success() {
+                writes.add();
+            }
+            Ok(response)
+        }
+        .boxed()
+    }
 }
 
 /// The label of the pod a host's drain guard protects.
@@ -239,43 +315,64 @@ async fn daemon_set(client: &Client, namespace: &str) -> Result<String, kube::Er
     Ok(created.metadata.uid.unwrap_or_default())
 }
 
-/// Runs the simulated agents of every online host and lifts the drain guards when their time
-/// comes, until dropped.
+/// Runs the agents of every online host and lifts the drain guards when their time comes, until
+/// dropped; `client` counts their writes apart, `repository` is the package repository.
 pub fn run(
     client: Client,
     machines: &Machines,
+    repository: Option<PathBuf>,
+    start: Timestamp,
     clock: Clock,
-    writes: Arc<AgentWrites>,
 ) -> BoxFuture<'static, ()> {
     let mut futures: Vec<BoxFuture<'static, ()>> = Vec::new();
-    for ((namespace, name), machine) in machines {
-        let (online, guard) = {
-            let Ok(m) = machine.lock() else { continue };
-            (m.host().agent == AgentMode::Online, m.drain_guard())
+    for ((namespace, name), sim) in machines {
+        let host = &sim.host;
+        let guard = if host
+            .fault(super::fleet_file::hosts::HostFaultStep::Drain)
+            .is_some()
+        {
+            None
+        } else {
+            host.drain_blocked_for.map(|d| start + signed(d.get()))
         };
-        if let Some(Some(at)) = guard {
+        if let Some(at) = guard {
             futures.push(
-                lift_guard(
+                lift_guard(client.clone(), namespace.clone(), name.clone(), at, clock).boxed(),
+            );
+        }
+        if host.defer_reboot > 0 {
+            futures.push(
+                honour_deferrals(
                     client.clone(),
                     namespace.clone(),
                     name.clone(),
-                    at,
-                    clock,
-                    writes.clone(),
+                    host.defer_reboot,
                 )
                 .boxed(),
             );
         }
-        if online {
-            let agent = Agent {
-                client: client.clone(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-                machine: machine.clone(),
-                clock,
-                writes: writes.clone(),
-            };
-            futures.push(agent.run().boxed());
+        if host.agent == AgentMode::Online {
+            let mut config = AgentConfig::new(name.clone(), namespace.clone(), &sim.state_dir);
+            config.node_name = host.node.then(|| name.clone());
+            config.version = AGENT_VERSION.into();
+            config.lease_duration = LEASE;
+            config.renew_every = RENEW;
+            config.package_repository = repository
+                .clone()
+                .map(crate::agent::package_fetch::PackageRepository::Dir);
+            config.durable_state = false;
+            let gone_at = host.agent_offline_from.map(|d| start + signed(d.get()));
+            futures.push(
+                agent(
+                    client.clone(),
+                    config,
+                    sim.machine.clone(),
+                    host.timings.reboot.get(),
+                    gone_at,
+                    clock,
+                )
+                .boxed(),
+            );
         }
     }
     async move {
@@ -285,301 +382,100 @@ pub fn run(
     .boxed()
 }
 
-async fn lift_guard(
+fn signed(d: Duration) -> jiff::SignedDuration {
+    jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
+}
+
+/// One host's agent: run, dropped while the host reboots and started again after the boot,
+/// dropped for good when it goes away.
+async fn agent(
     client: Client,
-    namespace: String,
-    host: String,
-    at: Timestamp,
+    config: AgentConfig,
+    machine: SimulatedHost,
+    reboot: Duration,
+    gone_at: Option<Timestamp>,
     clock: Clock,
-    writes: Arc<AgentWrites>,
 ) {
+    let gone = async {
+        match gone_at {
+            Some(at) => tokio::time::sleep(clock.until(at)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(gone);
+    let mut boots = machine.boots();
+    loop {
+        let run = crate::agent::run::run(
+            client.clone(),
+            config.clone(),
+            machine.machine(),
+            clock,
+            CancellationToken::new(),
+        );
+        tokio::select! {
+            biased;
+            () = &mut gone => return,
+            changed = boots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // The machine is down: nothing runs until it is up again.
+                tokio::select! {
+                    () = &mut gone => return,
+                    () = tokio::time::sleep(reboot) => {}
+                }
+            }
+            result = run => {
+                if let Err(error) = result {
+                    tracing::warn!(host = %config.host, %error, "the simulated agent stopped; starting it again");
+                }
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+    }
+}
+
+async fn lift_guard(client: Client, namespace: String, host: String, at: Timestamp, clock: Clock) {
     tokio::time::sleep(clock.until(at)).await;
     let api = Api::<PodDisruptionBudget>::namespaced(client, &namespace);
-    if api
+    let _ = api
         .delete(&guard_name(&host), &DeleteParams::default())
-        .await
-        .is_ok()
-    {
-        writes.add();
-    }
+        .await;
 }
 
-/// One simulated agent.
-struct Agent {
-    client: Client,
-    namespace: String,
-    name: String,
-    machine: Arc<Mutex<Machine>>,
-    clock: Clock,
-    writes: Arc<AgentWrites>,
-}
-
-/// A round that lost a write: try again at once with fresh objects.
-struct Lost;
-
-impl Agent {
-    async fn run(self) {
-        let gone_at = self.with(|m| m.agent_gone_at()).flatten();
-        let tasks_api = Api::<UpgradeTask>::namespaced(self.client.clone(), &self.namespace);
-        let config = watcher::Config::default().labels(&format!("{LABEL_TARGET}={}", self.name));
-        let mut events = watcher(tasks_api.clone(), config)
-            .default_backoff()
-            .touched_objects()
-            .boxed();
-        let mut facts_written: Option<Value> = None;
-        let mut renew_at = self.clock.now();
-        let mut wake: Option<Timestamp> = None;
-        loop {
-            let now = self.clock.now();
-            if gone_at.is_some_and(|g| now >= g) {
-                return;
-            }
-            if let Some(up) = self.with(|m| m.down_until(now)).flatten() {
-                // Rebooting: nothing runs on the host.
-                tokio::time::sleep(self.clock.until(up)).await;
-                renew_at = self.clock.now();
-                continue;
-            }
-            if now >= renew_at {
-                self.renew(now).await;
-                renew_at = now + RENEW;
-            }
-            let mut next = self.round(&tasks_api).await;
-            for _ in 0..3 {
-                if next.is_ok() {
-                    break;
-                }
-                next = self.round(&tasks_api).await;
-            }
-            let retry = now + SignedDuration::from_secs(10);
-            wake = next.unwrap_or(Some(retry)).or(wake.filter(|w| *w > now));
-            self.report_facts(&mut facts_written).await;
-            let mut until = renew_at;
-            if let Some(w) = wake {
-                until = until.min(w);
-            }
-            if let Some(g) = gone_at {
-                until = until.min(g);
-            }
-            let sleep = self.clock.until(until).max(Duration::from_millis(1));
-            tokio::select! {
-                biased;
-                () = tokio::time::sleep(sleep) => {}
-                event = events.next() => {
-                    if event.is_none() {
-                        return;
-                    }
-                }
-            }
+/// Drops the Host's defer-reboot annotation once one of its tasks deferred `wanted` times.
+async fn honour_deferrals(client: Client, namespace: String, host: String, wanted: u32) {
+    let tasks = Api::<UpgradeTask>::namespaced(client.clone(), &namespace);
+    let config =
+        watcher::Config::default().labels(&format!("{LABEL_TARGET}={}", label_value(&host)));
+    let mut events = watcher(tasks, config)
+        .default_backoff()
+        .touched_objects()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let Ok(task) = event else { continue };
+        let used = task
+            .status
+            .as_ref()
+            .and_then(|s| s.deferrals.as_ref())
+            .map_or(0, |d| d.used);
+        if used < wanted {
+            continue;
         }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Machine) -> T) -> Option<T> {
-        self.machine.lock().ok().map(|mut m| f(&mut m))
-    }
-
-    async fn renew(&self, now: Timestamp) {
-        let name = format!("{LEASE_PREFIX}{}", self.name);
-        let lease = Lease {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some([(LEASE_LABEL.to_string(), self.name.clone())].into()),
-                ..Default::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(self.name.clone()),
-                lease_duration_seconds: Some(LEASE_SECONDS),
-                renew_time: Some(MicroTime(now)),
-                ..Default::default()
-            }),
+        let api: Api<Host> = Api::namespaced(client.clone(), &namespace);
+        let Ok(found) = api.get(&host).await else {
+            continue;
         };
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        if api
-            .patch(&name, &params, &Patch::Apply(&lease))
-            .await
-            .is_ok()
-        {
-            self.writes.add();
-        }
-    }
-
-    /// The Host's facts, written when they changed.
-    async fn report_facts(&self, written: &mut Option<Value>) {
-        let now = self.clock.now();
-        let Some(facts) = self.with(|m| {
-            let (reboot, by) = m.reboot_signal();
-            let mut updates = serde_json::to_value(m.updates_status(now)).unwrap_or_default();
-            json!({
-                "agent": {"version": AGENT_VERSION, "bootId": m.boot_id()},
-                "os": m.os(),
-                "rebootRequired": reboot,
-                "rebootRequiredBy": by,
-                "products": m.products(),
-                "history": m.history(),
-                "updates": updates.take(),
-            })
-        }) else {
-            return;
-        };
-        let unchanged = written.as_ref().is_some_and(|w| {
-            let mut a = w.clone();
-            let mut b = facts.clone();
-            a["updates"]["checkedAt"] = Value::Null;
-            b["updates"]["checkedAt"] = Value::Null;
-            a == b
-        });
-        if unchanged {
-            return;
-        }
-        let api: Api<Host> = Api::namespaced(self.client.clone(), &self.namespace);
-        let patch = json!({ "status": facts });
-        if api
-            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .is_ok()
-        {
-            self.writes.add();
-            *written = Some(facts);
-        }
-    }
-
-    /// Steps every task of this host that has not ended; when to look again.
-    async fn round(&self, api: &Api<UpgradeTask>) -> Result<Option<Timestamp>, Lost> {
-        let selector = format!("{LABEL_TARGET}={}", self.name);
-        let Ok(list) = api
-            .list(&kube::api::ListParams::default().labels(&selector))
-            .await
-        else {
-            return Ok(Some(self.clock.now() + SignedDuration::from_secs(10)));
-        };
-        let mut tasks: Vec<UpgradeTask> = list
-            .items
-            .into_iter()
-            .filter(|t| t.spec.parent_kind == ParentKind::PatchJob)
-            .filter(|t| {
-                t.status
-                    .as_ref()
-                    .is_some_and(|s| s.code.is_some() && !s.terminal)
-            })
-            .collect();
-        tasks.sort_by_key(|t| {
-            (
-                t.metadata.creation_timestamp.clone().map(|c| c.0),
-                t.name_any(),
-            )
-        });
-        let mut wake: Option<Timestamp> = None;
-        for task in &tasks {
-            if let Some(at) = self.drive(task).await? {
-                wake = Some(wake.map_or(at, |w| w.min(at)));
-            }
-        }
-        Ok(wake)
-    }
-
-    /// Runs one task through the engine until it waits.
-    async fn drive(&self, task: &UpgradeTask) -> Result<Option<Timestamp>, Lost> {
-        let Some(status) = task.status.as_ref() else {
-            return Ok(None);
-        };
-        let Ok(mut state) = HostTask::from_status(status) else {
-            return Ok(None);
-        };
-        let jobs: Api<PatchJob> = Api::namespaced(self.client.clone(), &self.namespace);
-        let Ok(Some(job)) = jobs.get_opt(&task.spec.parent).await else {
-            return Ok(None);
-        };
-        self.honour_deferrals(&state).await;
-        let key = format!(
-            "{}/{}/{}",
-            self.namespace,
-            task.name_any(),
-            task.metadata.uid.clone().unwrap_or_default()
-        );
-        let Some((mut journal, boot_id)) = self.with(|m| (m.journal(&key), m.boot_id())) else {
-            return Ok(None);
-        };
-        let ctx = agent::Context {
-            task: &key,
-            spec: &job.spec,
-            boot_id: &boot_id,
-        };
-        let mut written = (state.clone(), status.clone(), task.resource_version());
-        let mut input = None;
-        loop {
-            let now = self.clock.now();
-            let step = agent::step(&ctx, &mut state, &mut journal, input.take(), now);
-            if (step.persist_first || step.action.is_none()) && state != written.0 {
-                let rendered = render(&state, Some(&written.1), task.metadata.generation, now);
-                match self.write(task, &rendered, written.2.as_deref()).await {
-                    Some(version) => written = (state.clone(), rendered, Some(version)),
-                    None => return Err(Lost),
-                }
-            }
-            if step.persist_first || step.action.is_none() {
-                let kept = journal.clone();
-                self.with(|m| m.keep_journal(&key, kept));
-            }
-            let Some(action) = step.action else {
-                return Ok(step.wake_at);
-            };
-            let Some(observation) = self.with(|m| m.answer(&key, &job.spec, action, now)) else {
-                return Ok(None);
-            };
-            if self.with(|m| m.down_until(now).is_some()).unwrap_or(false) {
-                // The host went down under the agent: what it had not kept is lost.
-                return Ok(None);
-            }
-            input = Some(observation);
-        }
-    }
-
-    /// Drops the Host's defer-reboot annotation once the host deferred as often as the fleet
-    /// file says.
-    async fn honour_deferrals(&self, state: &HostTask) {
-        let wanted = self.with(|m| m.host().defer_reboot).unwrap_or(0);
-        if wanted == 0 || state.deferrals.used < wanted {
-            return;
-        }
-        let api: Api<Host> = Api::namespaced(self.client.clone(), &self.namespace);
-        let Ok(host) = api.get(&self.name).await else {
-            return;
-        };
-        if !host.annotations().contains_key(DEFER_REBOOT_ANNOTATION) {
+        if !found.annotations().contains_key(DEFER_REBOOT_ANNOTATION) {
             return;
         }
         let patch = json!({"metadata": {"annotations": {DEFER_REBOOT_ANNOTATION: null}}});
         if api
-            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&host, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .is_ok()
         {
-            self.writes.add();
+            return;
         }
-    }
-
-    /// Writes a task's status with compare-and-swap; its new resourceVersion, or `None` when
-    /// it lost.
-    async fn write(
-        &self,
-        task: &UpgradeTask,
-        status: &crate::api::upgrade_task::UpgradeTaskStatus,
-        version: Option<&str>,
-    ) -> Option<String> {
-        let name = task.name_any();
-        let api: Api<UpgradeTask> = Api::namespaced(self.client.clone(), &self.namespace);
-        let body = json!({"apiVersion": crate::api::API_VERSION, "kind": "UpgradeTask",
-            "metadata": {"name": name, "resourceVersion": version}, "status": status});
-        let written = api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .ok()?;
-        self.writes.add();
-        written.resource_version()
     }
 }

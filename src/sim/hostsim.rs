@@ -1,709 +1,246 @@
-//! A simulated host: the machine a simulated agent runs on, with a simulated package manager
-//! (the fleet file's offered updates, installed as exact pins), a simulated installer of
-//! maintenance packages (the engine's own rules of `engine::packages` applied to the products'
-//! records, with the repository's packages) and a simulated rebooter (a new boot id after the
-//! reboot time). It answers the agent engine's actions ([`Machine::answer`]) on virtual time.
+//! A fleet file's host as a simulated machine: the [`SimulatedHost`] the real agent runs on
+//! (`agent::backends::simulated`), set up from the host's OS, installed packages, offered
+//! updates, durations, faults and busy package manager; its products as real product
+//! locations under a directory standing for its root file system (their installed packages
+//! put there by the real builtin installer); the fleet's repository as real `.pak` files built
+//! from its entries. Nothing here decides how an upgrade goes: the agent and its engine do.
 //!
-//! Invariants: an operation started with a key is started once: starting the same key again
-//! answers how the first stands; nothing changes on the machine before an operation's time has
-//! passed; the agent's journal (its state directory) survives a reboot; the same inputs give the
-//! same answers.
+//! Invariants: the same fleet file gives the same machines (timestamps from the simulation's
+//! start, no randomness); every file lives under the simulation's own temporary directory.
 
-use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use jiff::Timestamp;
 
 use super::fleet_file::hosts::{FleetHost, FleetPackage, HostFaultKind, HostFaultStep};
-use crate::api::codes::PackageResult;
-use crate::api::common::GoDuration;
-use crate::api::host::{
-    HISTORY_LIMIT, HistoryAction, HistoryEvent, InstalledPackage, OsStatus, PackageManagerKind,
-    ProductStatus, RebootRequired, UpdatesStatus,
-};
-use crate::api::patch_job::{Operation, PatchJobSpec};
-use crate::api::upgrade_task::PackageOutcome;
-use crate::engine::packages::plan::{
-    self, Decision, EventNames, EventSubject, PackageInfo, Removal, Step as PackageStep,
-};
-use crate::engine::patch::agent::{Action, HostFacts, Journal, Observation, Op, OpStatus};
-use crate::engine::targets::glob_pattern;
-use crate::engine::updates::Pin;
+use crate::agent::backends::simulated::{Fault, SimulatedHost};
+use crate::agent::installers::{BuiltinInstaller, Installer, Now, ProductTarget};
+use crate::agent::products::{PRODUCT_FILE, ProductFile, backup_path};
+use crate::api::host::UpdateType;
+use crate::api::host::{OsStatus, PackageManagerKind};
+use crate::api::patch_job::PackageType;
+use crate::engine::packages::manifest::{Component, PackageManifest};
 
 /// The process id the simulation gives another job holding the package manager.
 const OTHER_JOB_PID: u32 = 4242;
 
-/// An operation started on the machine.
-#[derive(Clone, Debug)]
-struct Running {
-    /// When it ends; `None` never (a hang).
-    ends: Option<Timestamp>,
-    /// How it ends.
-    outcome: OpStatus,
-    /// What it changes on the machine when it ends successfully.
-    effect: Effect,
-    /// Whether the effect was applied.
-    applied: bool,
+/// Why a simulated machine could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("setting up the simulated host {host}: {message}")]
+pub struct SetupError {
+    /// The host (or `repository`).
+    pub host: String,
+    /// What went wrong.
+    pub message: String,
 }
 
-/// What an operation changes when it ends.
-#[derive(Clone, Debug)]
-enum Effect {
-    None,
-    Install(Vec<Pin>),
-    Package { task: String, index: usize },
-    Reboot,
+fn setup(host: &str) -> impl Fn(String) -> SetupError + '_ {
+    move |message| SetupError {
+        host: host.to_string(),
+        message,
+    }
 }
 
-/// A simulated host's machine.
-#[derive(Debug)]
-pub struct Machine {
-    host: FleetHost,
-    repository: Vec<FleetPackage>,
-    /// When the simulation started (`agentOfflineFrom`, `busyFor` and `drainBlockedFor` count
-    /// from here).
+/// Builds the fleet's repository as `.pak` files under `dir`, each at its `source`.
+pub fn build_repository(dir: &Path, repository: &[FleetPackage]) -> Result<(), SetupError> {
+    let work = dir.join(".src");
+    for package in repository {
+        pak(&work, &dir.join(&package.source), &manifest(package)).map_err(setup("repository"))?;
+    }
+    Ok(())
+}
+
+fn manifest(package: &FleetPackage) -> PackageManifest {
+    PackageManifest {
+        id: package.id.clone(),
+        type_: package.type_,
+        product: package.product.clone(),
+        applies_to: package.applies_to.clone(),
+        version: package.version.clone(),
+        description: None,
+        fixes: package.fixes.clone(),
+        components: vec![Component {
+            name: package.id.clone(),
+            update_type: UpdateType::Add,
+            files: vec![format!("lib/upkeep-sim/{}.txt", package.id)],
+        }],
+    }
+}
+
+/// Builds the package `manifest` (one added file per component) into `out`.
+fn pak(work: &Path, out: &Path, manifest: &PackageManifest) -> Result<(), String> {
+    let src = work.join(&manifest.id);
+    let fail = |e: std::io::Error| format!("{}: {e}", src.display());
+    for component in &manifest.components {
+        for file in &component.files {
+            let path = src.join("files").join(file);
+            std::fs::create_dir_all(path.parent().unwrap_or(&src)).map_err(fail)?;
+            std::fs::write(&path, format!("{}\n", manifest.id)).map_err(fail)?;
+        }
+    }
+    let yaml = serde_saphyr::to_string(manifest).map_err(|e| e.to_string())?;
+    std::fs::write(src.join("package.yaml"), yaml).map_err(fail)?;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    crate::pak::build::build(&src, out).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The machine of `host`, with its root (for products) under `root`; `now` is the simulation's
+/// clock; must run on the simulation's runtime (the busy lock counts from now).
+pub fn machine(
+    host: &FleetHost,
+    repository: &[FleetPackage],
+    root: &Path,
     start: Timestamp,
-    boot: u32,
-    /// While rebooting: when the system is up again.
-    down_until: Option<Timestamp>,
-    /// Installed package versions by name.
-    installed: BTreeMap<String, String>,
-    reboot_required: RebootRequired,
-    reboot_required_by: Vec<String>,
-    products: Vec<ProductStatus>,
-    history: Vec<HistoryEvent>,
-    ops: BTreeMap<String, Running>,
-    /// The agent's journals by task (its state directory, kept across reboots).
-    journals: BTreeMap<String, Journal>,
-    /// Install / Uninstall: each task's package steps, fixed at its first package.
-    steps: BTreeMap<String, Vec<PackageStep>>,
-    /// Installs (of updates or packages) the agent asked to start and that ran.
-    installs_started: usize,
-    /// Reboots the agent asked to start.
-    reboots_started: usize,
-}
-
-impl Machine {
-    /// The machine of `host`, as the simulation starting at `start` finds it.
-    pub fn new(host: &FleetHost, repository: &[FleetPackage], start: Timestamp) -> Self {
-        let mut installed: BTreeMap<String, String> = host
-            .installed
-            .iter()
-            .map(|name| (name.clone(), String::new()))
-            .collect();
-        for update in &host.updates {
-            if let Some(from) = &update.from {
-                installed.insert(update.name.clone(), from.clone());
-            }
-        }
-        let products = host
-            .products
-            .iter()
-            .map(|p| ProductStatus {
-                id: p.id.clone(),
-                name: p.name.clone().unwrap_or_else(|| p.id.clone()),
-                version: p.version.clone(),
-                location: p.location(),
-                packages: p
-                    .packages
-                    .iter()
-                    .map(|k| InstalledPackage {
-                        id: k.id.clone(),
-                        type_: k.type_,
-                        installed_at: None,
-                        backup: k.backup,
-                        fixes: repository
-                            .iter()
-                            .find(|r| r.id == k.id)
-                            .map(|r| r.fixes.clone())
-                            .unwrap_or_default(),
-                        previous_version: None,
-                    })
-                    .collect(),
-            })
-            .collect();
-        Self {
-            host: host.clone(),
-            repository: repository.to_vec(),
-            start,
-            boot: 1,
-            down_until: None,
-            installed,
-            reboot_required: RebootRequired::No,
-            reboot_required_by: Vec::new(),
-            products,
-            history: Vec::new(),
-            ops: BTreeMap::new(),
-            journals: BTreeMap::new(),
-            steps: BTreeMap::new(),
-            installs_started: 0,
-            reboots_started: 0,
-        }
+    now: Now,
+) -> Result<SimulatedHost, SetupError> {
+    let sim = SimulatedHost::new(&host.name);
+    for name in &host.installed {
+        sim.install_package(name, "");
     }
-
-    /// How many installs the agent asked to start (a refusal at once, for a held package
-    /// manager lock or a package that does not apply, is none); a second ask with a known key
-    /// counts again.
-    pub fn installs_started(&self) -> usize {
-        self.installs_started
-    }
-
-    /// How many reboots the agent asked to start; a second ask with a known key counts again.
-    pub fn reboots_started(&self) -> usize {
-        self.reboots_started
-    }
-
-    /// The host as the fleet file describes it.
-    pub fn host(&self) -> &FleetHost {
-        &self.host
-    }
-
-    /// The boot id of the running system.
-    pub fn boot_id(&self) -> String {
-        format!("{}-boot-{}", self.host.name, self.boot)
-    }
-
-    /// While the host reboots: when it is up again.
-    pub fn down_until(&self, now: Timestamp) -> Option<Timestamp> {
-        self.down_until.filter(|up| now < *up)
-    }
-
-    /// When the agent goes away for good, if it does.
-    pub fn agent_gone_at(&self) -> Option<Timestamp> {
-        self.host.agent_offline_from.map(|d| self.start + signed(d))
-    }
-
-    /// When the PodDisruptionBudget guarding the node's workload goes; `None` never (a drain
-    /// fault), and no guard at all when the host has neither.
-    pub fn drain_guard(&self) -> Option<Option<Timestamp>> {
-        if self.host.fault(HostFaultStep::Drain).is_some() {
-            return Some(None);
-        }
-        self.host
-            .drain_blocked_for
-            .map(|d| Some(self.start + signed(d)))
-    }
-
-    /// The agent's journal for `task`.
-    pub fn journal(&self, task: &str) -> Journal {
-        self.journals.get(task).cloned().unwrap_or_default()
-    }
-
-    /// Keeps the agent's journal for `task`.
-    pub fn keep_journal(&mut self, task: &str, journal: Journal) {
-        self.journals.insert(task.to_string(), journal);
-    }
-
-    /// The operating system as the agent reports it.
-    pub fn os(&self) -> OsStatus {
-        let manager = self.host.os.package_manager();
-        OsStatus {
-            id: self.host.os.id.clone(),
-            version_id: self.host.os.version_id.clone(),
-            pretty_name: format!(
-                "{} {} (simulated)",
-                self.host.os.id, self.host.os.version_id
-            ),
-            kernel: self
-                .installed_version("linux-image-amd64")
-                .map_or_else(|| "6.1.0-sim".to_string(), |v| format!("{v}-amd64")),
-            arch: "amd64".into(),
-            package_manager: manager,
-        }
-    }
-
-    fn installed_version(&self, name: &str) -> Option<String> {
-        self.installed.get(name).filter(|v| !v.is_empty()).cloned()
-    }
-
-    /// The updates still offered.
-    pub fn offered(&self) -> Vec<crate::engine::updates::Update> {
-        self.host
-            .updates
-            .iter()
-            .filter(|u| self.installed.get(&u.name) != Some(&u.to))
-            .map(|u| crate::engine::updates::Update {
-                name: u.name.clone(),
-                from: self
-                    .installed
-                    .get(&u.name)
-                    .cloned()
-                    .filter(|v| !v.is_empty()),
-                to: u.to.clone(),
-                security: u.security,
-            })
-            .collect()
-    }
-
-    /// The updates summary of Host status.
-    pub fn updates_status(&self, now: Timestamp) -> UpdatesStatus {
-        let offered = self.offered();
-        UpdatesStatus {
-            available: u32::try_from(offered.len()).unwrap_or(u32::MAX),
-            security: u32::try_from(offered.iter().filter(|u| u.security).count())
-                .unwrap_or(u32::MAX),
-            checked_at: Some(Time(now)),
-        }
-    }
-
-    /// Whether the host needs a reboot, and the packages that say so.
-    pub fn reboot_signal(&self) -> (RebootRequired, Vec<String>) {
-        (self.reboot_required, self.reboot_required_by.clone())
-    }
-
-    /// The products as the agent reports them.
-    pub fn products(&self) -> &[ProductStatus] {
-        &self.products
-    }
-
-    /// The newest install and uninstall events (at most [`HISTORY_LIMIT`]).
-    pub fn history(&self) -> &[HistoryEvent] {
-        let from = self.history.len().saturating_sub(HISTORY_LIMIT);
-        &self.history[from..]
-    }
-
-    /// Applies the effects of the operations whose time has come (a reboot included: the new
-    /// boot starts when the reboot begins, and the host is down until its reboot time passed).
-    pub fn advance(&mut self, now: Timestamp) {
-        let due: Vec<String> = self
-            .ops
-            .iter()
-            .filter(|(_, r)| !r.applied && r.ends.is_some_and(|e| e <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            let Some(running) = self.ops.get_mut(&key) else {
-                continue;
-            };
-            running.applied = true;
-            let effect = running.effect.clone();
-            let ok = !matches!(running.outcome, OpStatus::Failed(_));
-            if ok {
-                let ended = running.ends.unwrap_or(now);
-                if let Some(outcome) = self.apply(&effect, ended)
-                    && let Some(r) = self.ops.get_mut(&key)
-                {
-                    r.outcome = OpStatus::Package(outcome);
-                }
-            }
-        }
-    }
-
-    /// Answers one action of the agent engine for task `task` of a job with `spec`.
-    pub fn answer(
-        &mut self,
-        task: &str,
-        spec: &PatchJobSpec,
-        action: Action,
-        now: Timestamp,
-    ) -> Observation {
-        self.advance(now);
-        let rerun = matches!(action, Action::Rerun { .. });
-        match action {
-            Action::CheckApplicability => Observation::Applicability(self.facts(task, spec, now)),
-            Action::Scan => Observation::Updates(Ok(self.offered())),
-            Action::ReadRebootSignal => Observation::Reboot(self.reboot_required),
-            Action::Poll { op, key } => {
-                let status = match self.ops.get(&key) {
-                    Some(r) if r.ends.is_some_and(|e| e <= now) => r.outcome.clone(),
-                    Some(_) => OpStatus::Running,
-                    None => OpStatus::Unknown,
-                };
-                Observation::Op(op, status)
-            }
-            Action::Start { op, key, pins } | Action::Rerun { op, key, pins } => {
-                let ran = if self.ops.contains_key(&key) {
-                    // A Start again for a known key would be a second run (the journal lost);
-                    // a Rerun of an interrupted operation asks how it stands.
-                    !rerun
-                } else {
-                    let running = self.begin(task, spec, &op, pins, now);
-                    let ran = !running.applied;
-                    self.ops.insert(key.clone(), running);
-                    self.advance(now);
-                    ran
-                };
-                match op {
-                    Op::Install | Op::Package(_) if ran => self.installs_started += 1,
-                    Op::Reboot => self.reboots_started += 1,
-                    _ => {}
-                }
-                let status = match self.ops.get(&key) {
-                    Some(r) if r.ends.is_some_and(|e| e <= now) => r.outcome.clone(),
-                    Some(_) => OpStatus::Running,
-                    None => OpStatus::Unknown,
-                };
-                Observation::Op(op, status)
-            }
-        }
-    }
-
-    fn facts(&mut self, task: &str, spec: &PatchJobSpec, now: Timestamp) -> HostFacts {
-        let wanted = spec
-            .patch
-            .as_ref()
-            .map_or(&[][..], |p| p.packages.as_slice());
-        let patterns: Vec<glob::Pattern> =
-            wanted.iter().filter_map(|w| glob_pattern(w).ok()).collect();
-        let installed = self
-            .installed
-            .keys()
-            .filter(|name| patterns.is_empty() || patterns.iter().any(|p| p.matches(name)))
-            .cloned()
-            .collect();
-        let packages_not_applicable = match spec.operation {
-            Operation::Patch => None,
-            Operation::Install | Operation::Uninstall => {
-                let steps = self.package_steps(task, spec, now);
-                let skipped: Vec<String> = steps
-                    .iter()
-                    .filter_map(|s| match &s.decision {
-                        Decision::Skip(r) => Some(r.message.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                (skipped.len() == steps.len()).then(|| {
-                    if skipped.is_empty() {
-                        "the job names no package".to_string()
-                    } else {
-                        skipped.join("; ")
-                    }
-                })
-            }
-        };
-        HostFacts {
-            package_manager: self.host.os.package_manager().is_some(),
-            installed,
-            packages_not_applicable,
-        }
-    }
-
-    /// The package steps of `task`, planned once on the products as they are then.
-    fn package_steps(
-        &mut self,
-        task: &str,
-        spec: &PatchJobSpec,
-        now: Timestamp,
-    ) -> Vec<PackageStep> {
-        if let Some(steps) = self.steps.get(task) {
-            return steps.clone();
-        }
-        let steps = match spec.operation {
-            Operation::Install => {
-                let infos: Vec<PackageInfo> = spec.packages.iter().map(|p| self.info(p)).collect();
-                plan::plan_install(&self.products, &infos, now)
-            }
-            _ => {
-                let removals: Vec<Removal> = spec
-                    .packages
-                    .iter()
-                    .map(|p| Removal {
-                        id: p.id.clone(),
-                        product: p.product.clone(),
-                    })
-                    .collect();
-                plan::plan_uninstall(&self.products, &removals)
-            }
-        };
-        self.steps.insert(task.to_string(), steps.clone());
-        steps
-    }
-
-    /// What the engine knows of a job's package: the repository's entry for its source (or
-    /// id), else what the job says of it (which applies to no version).
-    fn info(&self, package: &crate::api::patch_job::MaintenancePackage) -> PackageInfo {
-        let entry = self.repository.iter().find(|r| {
-            package.source.as_deref().is_some_and(|s| s == r.source) || r.id == package.id
-        });
-        PackageInfo {
-            id: package.id.clone(),
-            type_: package.type_,
-            product: package.product.clone(),
-            applies_to: entry.map_or_else(|| ">=0".to_string(), |e| e.applies_to.clone()),
-            version: entry.and_then(|e| e.version.clone()),
-            fixes: entry.map(|e| e.fixes.clone()).unwrap_or_default(),
-            components: Vec::new(),
-        }
-    }
-
-    fn begin(
-        &mut self,
-        task: &str,
-        spec: &PatchJobSpec,
-        op: &Op,
-        pins: Vec<Pin>,
-        now: Timestamp,
-    ) -> Running {
-        let timings = self.host.timings.clone();
-        let at = |d: GoDuration| Some(now + signed(d));
-        let done = |ends, effect| Running {
-            ends,
-            outcome: OpStatus::Done,
-            effect,
-            applied: false,
-        };
-        let failed = |ends, error: String| Running {
-            ends,
-            outcome: OpStatus::Failed(error),
-            effect: Effect::None,
-            applied: false,
-        };
-        match op {
-            Op::PreAction(i) | Op::PostAction(i) => {
-                let (step, list) = match op {
-                    Op::PreAction(_) => (
-                        HostFaultStep::PreAction,
-                        spec.actions.as_ref().map(|a| &a.pre),
-                    ),
-                    _ => (
-                        HostFaultStep::PostAction,
-                        spec.actions.as_ref().map(|a| &a.post),
-                    ),
-                };
-                let action = list.and_then(|l| l.get(*i));
-                let name = action.map_or("?", |a| a.name.as_str());
-                let timeout = action.map_or(GoDuration::from_mins(10), |a| a.timeout);
-                match self.host.fault(step) {
-                    Some(HostFaultKind::Error) => failed(
-                        at(timings.action),
-                        format!("action {name} exited with code 1 (simulated fault)"),
-                    ),
-                    Some(HostFaultKind::Hang) => failed(
-                        at(timeout),
-                        format!("action {name} did not end within its timeout {timeout} and was killed"),
-                    ),
-                    None => done(at(timings.action), Effect::None),
-                }
-            }
-            Op::Download => match self.host.fault(HostFaultStep::Download) {
-                Some(HostFaultKind::Error) => failed(at(timings.download), self.download_error()),
-                Some(HostFaultKind::Hang) => done(None, Effect::None),
-                None => match self.missing_source(spec) {
-                    Some(missing) => failed(at(timings.download), missing),
-                    None => done(at(timings.download), Effect::None),
-                },
-            },
-            Op::Install | Op::Package(_) => {
-                if let Some(holder) = self.busy(now) {
-                    return Running {
-                        ends: Some(now),
-                        outcome: OpStatus::Locked(holder),
-                        effect: Effect::None,
-                        applied: true,
-                    };
-                }
-                match (self.host.fault(HostFaultStep::Install), op) {
-                    (Some(HostFaultKind::Error), Op::Install) => {
-                        failed(at(timings.install), self.install_error())
-                    }
-                    (Some(HostFaultKind::Hang), _) => done(None, Effect::None),
-                    (_, Op::Package(index)) => {
-                        let steps = self.package_steps(task, spec, now);
-                        let step = steps.get(*index);
-                        let refused = step.and_then(|s| match &s.decision {
-                            Decision::Run => None,
-                            Decision::Skip(r) | Decision::Refuse(r) => Some((s, r)),
-                        });
-                        if let Some((s, r)) = refused {
-                            let result = matches!(s.decision, Decision::Refuse(_))
-                                .then(|| PackageResult::Failure.name().to_string());
-                            return Running {
-                                ends: Some(now),
-                                outcome: OpStatus::Package(PackageOutcome {
-                                    id: s.id.clone(),
-                                    result,
-                                    reason: Some(r.reason.as_str().to_string()),
-                                }),
-                                effect: Effect::None,
-                                applied: true,
-                            };
-                        }
-                        let faulty = self.host.fault(HostFaultStep::Install).is_some();
-                        let id = step.map_or_else(String::new, |s| s.id.clone());
-                        Running {
-                            ends: at(timings.install),
-                            outcome: OpStatus::Package(PackageOutcome {
-                                id,
-                                result: Some(PackageResult::Failure.name().to_string()),
-                                reason: Some("InstallFailed".into()),
-                            }),
-                            effect: if faulty {
-                                Effect::None
-                            } else {
-                                Effect::Package {
-                                    task: task.to_string(),
-                                    index: *index,
-                                }
-                            },
-                            applied: false,
-                        }
-                    }
-                    (_, _) => done(at(timings.install), Effect::Install(pins)),
-                }
-            }
-            Op::Reboot => match self.host.fault(HostFaultStep::Reboot) {
-                Some(HostFaultKind::Error) => failed(
-                    Some(now),
-                    "systemctl reboot: Failed to reboot system via logind: Access denied (simulated fault)"
-                        .into(),
-                ),
-                Some(HostFaultKind::Hang) => Running {
-                    ends: None,
-                    outcome: OpStatus::Running,
-                    effect: Effect::None,
-                    applied: false,
-                },
-                None => done(Some(now), Effect::Reboot),
-            },
-        }
-    }
-
-    fn busy(&self, now: Timestamp) -> Option<String> {
-        let job = self.host.running_job.as_ref()?;
-        let until = self.start + signed(self.host.busy_for());
-        (now < until).then(|| format!("process {OTHER_JOB_PID} ({job})"))
-    }
-
-    fn download_error(&self) -> String {
-        match self.host.os.package_manager() {
-            Some(PackageManagerKind::Dnf) => {
-                "Error: Failed to download packages: Curl error (28): Timeout was reached (simulated fault)".into()
-            }
-            Some(PackageManagerKind::Zypper) => {
-                "Download (curl) error: Timeout was reached (simulated fault)".into()
-            }
-            _ => "E: Failed to fetch http://deb.debian.org/debian: Connection timed out (simulated fault)"
-                .into(),
-        }
-    }
-
-    fn install_error(&self) -> String {
-        match self.host.os.package_manager() {
-            Some(PackageManagerKind::Dnf) => {
-                "Error: Transaction test error: file conflicts (simulated fault)".into()
-            }
-            Some(PackageManagerKind::Zypper) => {
-                "Problem occurred during or after installation (simulated fault)".into()
-            }
-            _ => "E: Sub-process /usr/bin/dpkg returned an error code (1) (simulated fault)".into(),
-        }
-    }
-
-    /// Install: the first package whose source the repository lacks.
-    fn missing_source(&self, spec: &PatchJobSpec) -> Option<String> {
-        if spec.operation != Operation::Install {
-            return None;
-        }
-        spec.packages.iter().find_map(|p| {
-            let source = p.source.as_deref().unwrap_or_default();
-            (!self.repository.iter().any(|r| r.source == source)).then(|| {
-                format!(
-                    "package {}: {source:?} is not in the package repository (the fleet file's repository)",
-                    p.id
-                )
-            })
-        })
-    }
-
-    /// Applies an operation's effect at `at`; a package's outcome when it was one.
-    fn apply(&mut self, effect: &Effect, at: Timestamp) -> Option<PackageOutcome> {
-        match effect {
-            Effect::None => None,
-            Effect::Install(pins) => {
-                for pin in pins {
-                    self.installed.insert(pin.name.clone(), pin.version.clone());
-                    let needs = self
-                        .host
-                        .updates
-                        .iter()
-                        .any(|u| u.name == pin.name && u.reboot_required);
-                    if needs {
-                        self.reboot_required = RebootRequired::Yes;
-                        if !self.reboot_required_by.contains(&pin.name) {
-                            self.reboot_required_by.push(pin.name.clone());
-                        }
-                    }
-                }
-                None
-            }
-            Effect::Reboot => {
-                self.boot += 1;
-                self.down_until = Some(at + signed(self.host.timings.reboot));
-                self.reboot_required = RebootRequired::No;
-                self.reboot_required_by.clear();
-                None
-            }
-            Effect::Package { task, index } => {
-                let step = self.steps.get(task)?.get(*index)?.clone();
-                Some(self.run_package(&step, at))
-            }
-        }
-    }
-
-    fn run_package(&mut self, step: &PackageStep, end: Timestamp) -> PackageOutcome {
-        let start = end - signed(self.host.timings.install);
-        let spec_package = self.repository.iter().find(|r| r.id == step.id).cloned();
-        let Some(at) = self.products.iter().position(|p| p.id == step.product) else {
-            return PackageOutcome {
-                id: step.id.clone(),
-                result: Some(PackageResult::Failure.name().into()),
-                reason: Some("NotApplicable".into()),
-            };
-        };
-        let product = &self.products[at];
-        let stamp = end.strftime("%Y%m%d_%H%M%S");
-        let (next, verb) = match step.action {
-            HistoryAction::Install => {
-                let info = PackageInfo {
-                    id: step.id.clone(),
-                    type_: spec_package
-                        .as_ref()
-                        .map_or(crate::api::patch_job::PackageType::InterimFix, |p| p.type_),
-                    product: step.product.clone(),
-                    applies_to: spec_package
-                        .as_ref()
-                        .map_or_else(|| ">=0".into(), |p| p.applies_to.clone()),
-                    version: spec_package.as_ref().and_then(|p| p.version.clone()),
-                    fixes: spec_package
-                        .as_ref()
-                        .map(|p| p.fixes.clone())
-                        .unwrap_or_default(),
-                    components: Vec::new(),
-                };
-                (plan::after_install(product, &info, end), "install")
-            }
-            HistoryAction::Uninstall => (plan::after_uninstall(product, &step.id), "uninstall"),
-        };
-        let names = EventNames {
-            primary_content: spec_package
-                .as_ref()
-                .map(|p| p.source.rsplit('/').next().unwrap_or(&p.source).to_string())
-                .unwrap_or_else(|| format!("{}.pak", step.id)),
-            log_name: format!("logs/update/{stamp}_{}_{verb}.log", step.id),
-            backup_name: crate::agent::products::backup_path(&step.id),
-        };
-        let events = plan::history_events(
-            EventSubject {
-                product: &step.product,
-                id: &step.id,
-                components: &[],
-            },
-            step.action,
-            PackageResult::Success,
-            &names,
-            start,
-            end,
+    for update in &host.updates {
+        sim.install_package(&update.name, update.from.clone().unwrap_or_default());
+        sim.offer(
+            &update.name,
+            &update.to,
+            update.security,
+            update.reboot_required,
         );
-        self.history.extend(events);
-        self.products[at] = next;
-        PackageOutcome {
-            id: step.id.clone(),
-            result: Some(PackageResult::Success.name().into()),
-            reason: None,
+    }
+    let manager = host.os.package_manager();
+    sim.set_os(OsStatus {
+        id: host.os.id.clone(),
+        version_id: host.os.version_id.clone(),
+        pretty_name: format!("{} {} (simulated)", host.os.id, host.os.version_id),
+        kernel: "6.1.0-sim".into(),
+        arch: "amd64".into(),
+        package_manager: manager,
+    });
+    let timings = &host.timings;
+    sim.set_durations(timings.download.get(), timings.install.get())
+        .set_action_time(timings.action.get());
+    for (step, fault) in [
+        (HostFaultStep::Download, Fault::Download),
+        (HostFaultStep::Install, Fault::Install),
+        (HostFaultStep::PreAction, Fault::PreAction),
+        (HostFaultStep::PostAction, Fault::PostAction),
+        (HostFaultStep::Reboot, Fault::Reboot),
+    ] {
+        match host.fault(step) {
+            Some(HostFaultKind::Error) => {
+                sim.set_fault(fault, Some(&error_line(fault, manager)));
+            }
+            Some(HostFaultKind::Hang) => {
+                sim.hang(fault);
+            }
+            None => {}
         }
     }
+    if let Some(job) = &host.running_job {
+        let until = tokio::time::Instant::now() + host.busy_for().get();
+        sim.hold_lock_until(&format!("process {OTHER_JOB_PID} ({job})"), until);
+    }
+    if !host.products.is_empty() {
+        let root = root.join(host.namespace()).join(&host.name);
+        products(host, repository, &root, start).map_err(setup(&host.name))?;
+        sim.set_root(root, now);
+    }
+    Ok(sim)
 }
 
-fn signed(d: GoDuration) -> SignedDuration {
-    SignedDuration::try_from(d.get()).unwrap_or(SignedDuration::MAX)
+/// The line a failing step reports, as the host's package manager (or init system) words it.
+fn error_line(fault: Fault, manager: Option<PackageManagerKind>) -> String {
+    let line = match (fault, manager) {
+        (Fault::Download, Some(PackageManagerKind::Dnf)) => {
+            "Error: Failed to download packages: Curl error (28): Timeout was reached"
+        }
+        (Fault::Download, Some(PackageManagerKind::Zypper)) => {
+            "Download (curl) error: Timeout was reached"
+        }
+        (Fault::Download, _) => {
+            "E: Failed to fetch http://deb.debian.org/debian: Connection timed out"
+        }
+        (Fault::Install, Some(PackageManagerKind::Dnf)) => {
+            "Error: Transaction test error: file conflicts"
+        }
+        (Fault::Install, Some(PackageManagerKind::Zypper)) => {
+            "Problem occurred during or after installation"
+        }
+        (Fault::Install, _) => "E: Sub-process /usr/bin/dpkg returned an error code (1)",
+        (Fault::Reboot, _) => "systemctl reboot: Failed to reboot system via logind: Access denied",
+        (_, _) => "exit status 1",
+    };
+    format!("{line} (simulated fault)")
+}
+
+/// Writes the host's products under `root`: each location's product file, and its installed
+/// packages installed there by the builtin installer (their backups removed where the fleet
+/// file says they have none).
+fn products(
+    host: &FleetHost,
+    repository: &[FleetPackage],
+    root: &Path,
+    start: Timestamp,
+) -> Result<(), String> {
+    let installer = BuiltinInstaller::new(Arc::new(move || start));
+    let work = root.join(".upkeep-sim");
+    for product in &host.products {
+        let location = product.location();
+        let dir = root.join(location.trim_start_matches('/'));
+        let file = ProductFile {
+            id: product.id.clone(),
+            name: product.name.clone().unwrap_or_else(|| product.id.clone()),
+            version: product.version.clone(),
+            extra: Default::default(),
+        };
+        write_product(&dir, &file)?;
+        for installed in &product.packages {
+            let entry = repository.iter().find(|r| r.id == installed.id);
+            let mut package = entry.cloned().unwrap_or_else(|| FleetPackage {
+                source: format!("{}.pak", installed.id),
+                id: installed.id.clone(),
+                type_: installed.type_,
+                product: product.id.clone(),
+                applies_to: ">=0".into(),
+                version: None,
+                fixes: Vec::new(),
+                size: String::new(),
+            });
+            package.type_ = installed.type_;
+            if package.type_ != PackageType::InterimFix {
+                package.version = Some(product.version.clone());
+            }
+            let file_path = work.join(format!("{}.pak", installed.id));
+            pak(&work, &file_path, &manifest(&package))?;
+            let target = ProductTarget {
+                id: product.id.clone(),
+                location: dir.clone(),
+            };
+            let outcome = installer.install(&target, &file_path, Some(&installed.id));
+            if outcome.events.is_empty() {
+                return Err(format!(
+                    "{} could not be put on {}: {}",
+                    installed.id, product.id, outcome.run.message
+                ));
+            }
+            if !installed.backup {
+                let _ = std::fs::remove_file(dir.join(backup_path(&installed.id)));
+            }
+        }
+        // The fleet file's version is the product's with its packages.
+        write_product(&dir, &file)?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+fn write_product(dir: &Path, file: &ProductFile) -> Result<(), String> {
+    let path: PathBuf = dir.join(PRODUCT_FILE);
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    std::fs::create_dir_all(path.parent().unwrap_or(dir)).map_err(fail)?;
+    let yaml = serde_saphyr::to_string(file).map_err(|e| e.to_string())?;
+    std::fs::write(&path, yaml).map_err(fail)
 }

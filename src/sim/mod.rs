@@ -1,7 +1,7 @@
 //! The simulation: simulated devices (the fleet model) and drivers onto them, the device
-//! simulator served over HTTP, simulated hosts with their agents (`hostsim`, `agents`), the
-//! in-memory Kubernetes API, simulated hook Jobs, and the virtual-clock runner behind
-//! `upkeep simulate`.
+//! simulator served over HTTP, simulated hosts (`hostsim`: a fleet host's simulated machine;
+//! `agents`: their objects and the real agent loop on each), the in-memory Kubernetes API,
+//! simulated hook Jobs, and the virtual-clock runner behind `upkeep simulate`.
 
 pub mod agents;
 pub mod devicesim;

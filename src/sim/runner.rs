@@ -73,6 +73,9 @@ pub enum SimulateError {
     /// The runtime or the HTTP listener could not start.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A fleet host's simulated machine could not be set up.
+    #[error(transparent)]
+    Hosts(#[from] super::hostsim::SetupError),
 }
 
 /// What a simulated host was asked to do over a run (for crash tests: an install or a reboot
@@ -141,6 +144,12 @@ pub struct World {
     pub machines: Machines,
     /// The writes the simulated agents made (left out of the report's `apiWrites`).
     pub agent_writes: Arc<AgentWrites>,
+    /// The fleet's package repository as the agents find it.
+    package_repository: Option<std::path::PathBuf>,
+    /// When the simulation started.
+    start: Timestamp,
+    /// The hosts' files (state directories, roots, repository), removed with the world.
+    _files: tempfile::TempDir,
     repository: Arc<StaticRepository>,
     /// Manifests still to apply (`simulate.upkeep.dev/apply-after`), earliest first.
     later: std::sync::Mutex<Vec<(Timestamp, Value)>>,
@@ -166,12 +175,20 @@ impl World {
             }
         }
         later.sort_by_key(|(at, _)| *at);
+        let files = tempfile::Builder::new()
+            .prefix("upkeep-simulate-")
+            .tempdir()?;
+        let (machines, package_repository) =
+            agents::machines(&scenario.fleet, files.path(), scenario.start, clock)?;
         Ok(Self {
             server,
             model: Arc::new(FleetModel::new(&scenario.fleet)),
             clock,
-            machines: agents::machines(&scenario.fleet, scenario.start),
+            machines,
             agent_writes: Arc::default(),
+            package_repository,
+            start: scenario.start,
+            _files: files,
             repository: Arc::new(scenario.fleet.repository()),
             later: std::sync::Mutex::new(later),
         })
@@ -214,27 +231,34 @@ impl World {
         super::jobs::run(self.server.client(), self.model.clone(), self.clock).boxed()
     }
 
-    /// The simulated agents of the fleet's hosts, until dropped.
+    /// The agents of the fleet's online hosts (the real agent loop on each simulated machine),
+    /// until dropped; dropped and run again, they resume from their state directories, as
+    /// after a crash.
     pub fn agents(&self) -> BoxFuture<'static, ()> {
         agents::run(
-            self.server.client(),
+            agents::counted_client(self.server.service(), self.agent_writes.clone()),
             &self.machines,
+            self.package_repository.clone(),
+            self.start,
             self.clock,
-            self.agent_writes.clone(),
         )
     }
 
-    /// What each simulated host was asked to do so far, by host name.
+    /// The installs and reboots each simulated host made so far, by host name (a crash test
+    /// checks that none ran twice for one task): an install counts when it changed the
+    /// machine (a rerun of pins already in place does not), a maintenance package when the
+    /// installer installed or uninstalled it, a reboot when the host went down.
     pub fn host_operations(&self) -> BTreeMap<String, HostOperations> {
         self.machines
             .iter()
-            .map(|((_, name), machine)| {
-                let m = machine.lock().unwrap_or_else(|p| p.into_inner());
-                let operations = HostOperations {
-                    installs: m.installs_started(),
-                    reboots: m.reboots_started(),
-                };
-                (name.clone(), operations)
+            .map(|((_, name), sim)| {
+                (
+                    name.clone(),
+                    HostOperations {
+                        installs: sim.machine.installs(),
+                        reboots: sim.machine.reboots(),
+                    },
+                )
             })
             .collect()
     }

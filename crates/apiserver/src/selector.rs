@@ -48,13 +48,8 @@ impl LabelSelector {
         Ok(Self(reqs))
     }
 
-    /// Whether an object with these labels (`metadata.labels`) matches.
-    pub fn matches(&self, object: &Value) -> bool {
-        if self.0.is_empty() {
-            return true;
-        }
-        let labels = object.pointer("/metadata/labels");
-        let get = |key: &str| -> Option<&str> { labels?.get(key)?.as_str() };
+    /// Whether an object whose label `key` is `get(key)` (`metadata.labels`) matches.
+    fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.0.iter().all(|req| match req {
             LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
             LabelReq::NotEq(k, v) => get(k) != Some(v.as_str()),
@@ -256,13 +251,31 @@ struct FieldReq {
     negate: bool,
 }
 
-/// Whether both selectors select `stored` (parsing the object only when one is not empty).
+/// Whether both selectors select `stored`: labels, `metadata.name` and `metadata.namespace` from
+/// what the store keeps apart, the object parsed only for another field. (A watch tests every
+/// write of its resource: with thousands of watches, parsing each version for each would be
+/// most of the server's work.)
 pub(crate) fn selects(labels: &LabelSelector, fields: &FieldSelector, stored: &Stored) -> bool {
-    if labels.0.is_empty() && fields.0.is_empty() {
-        return true;
+    if !labels.matches_with(|key| stored.label(key)) {
+        return false;
     }
-    let value = stored.value();
-    labels.matches(&value) && fields.matches(&value)
+    let mut parsed: Option<Value> = None;
+    fields.0.iter().all(|req| {
+        let kept = match req.field.label.as_str() {
+            "metadata.name" => Some(stored.name()),
+            "metadata.namespace" => Some(stored.namespace()),
+            _ => None,
+        }
+        .filter(|_| req.field.paths == [req.field.label.as_str()]);
+        let actual = match kept {
+            Some(kept) => std::borrow::Cow::Borrowed(kept),
+            None => std::borrow::Cow::Owned(field_value(
+                parsed.get_or_insert_with(|| stored.value()),
+                &req.field,
+            )),
+        };
+        (actual == req.value.as_str()) != req.negate
+    })
 }
 
 /// A parsed field selector; the empty selector matches everything.
@@ -303,14 +316,6 @@ impl FieldSelector {
             });
         }
         Ok(Self(reqs))
-    }
-
-    /// Whether `object` (in its store's form) matches.
-    pub fn matches(&self, object: &Value) -> bool {
-        self.0.iter().all(|req| {
-            let actual = field_value(object, &req.field);
-            (actual == req.value) != req.negate
-        })
     }
 
     /// The name the selector pins with `metadata.name=…`, if any (a fast path for lookups).

@@ -30,6 +30,9 @@ pub(crate) struct Stored {
     namespace: Box<str>,
     uid: Box<str>,
     owners: BTreeSet<String>,
+    /// `metadata.labels`, sorted by key: what watches and lists with a label selector test
+    /// on every version, without parsing its JSON.
+    labels: Box<[(Box<str>, Box<str>)]>,
 }
 
 impl Stored {
@@ -48,6 +51,13 @@ impl Stored {
             namespace: field("/metadata/namespace"),
             uid: field("/metadata/uid"),
             owners: owner_uids(Some(&value)),
+            labels: value
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
+                .collect(),
             json: compact_json(&value),
             rv,
         }
@@ -87,6 +97,14 @@ impl Stored {
     /// The uids of its owners (`metadata.ownerReferences`).
     pub fn owners(&self) -> &BTreeSet<String> {
         &self.owners
+    }
+
+    /// The value of its label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.labels[i].1)
     }
 }
 

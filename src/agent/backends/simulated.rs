@@ -1,12 +1,18 @@
 //! A simulated host for `upkeep simulate` and tests: a deterministic, in-memory package manager
 //! ([`SimulatedPackageManager`]), a rebooter that records each reboot and gives the host a new
-//! boot id ([`SimulatedRebooter`]), actions that succeed unless told to fail, and the facts of a
-//! Debian-like OS — all sharing one [`SimulatedHost`], and bundled as a [`Machine`] by
-//! [`SimulatedHost::machine`], on which the real agent loop runs unchanged.
+//! boot id ([`SimulatedRebooter`]), actions that succeed unless told to fail, the facts of its
+//! OS (Debian-like unless set), and its products read from a directory standing for its root
+//! file system, changed by the real installers — all sharing one [`SimulatedHost`], and bundled
+//! as a [`Machine`] by [`SimulatedHost::machine`], on which the real agent loop runs unchanged
+//! (`upkeep simulate` runs one per fleet host).
 //!
-//! Faults are injected per operation ([`Fault`]): the scan, the download, the install or the
-//! reboot fails with a given line, or the package manager's lock is held by someone. Operations
-//! take the configured time on tokio's clock (the simulation's virtual clock).
+//! Faults are injected per operation ([`Fault`]): the scan, the download, the install, an
+//! action or the reboot fails with a given line or hangs ([`SimulatedHost::hang`]), or the
+//! package manager's lock is held by someone (until an instant). Operations take the configured
+//! time on tokio's clock (the simulation's virtual clock).
+//!
+//! A reboot is like a real one: the call never returns to the running system (the machine goes
+//! down; a harness drops the agent on [`SimulatedHost::boots`] changing and starts it again).
 //!
 //! Invariants: the same calls give the same results (no randomness, no wall clock); like the
 //! real backends, an install of pins already installed at their version is a no-op, and a lock
@@ -19,15 +25,18 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
+use std::path::{Path, PathBuf};
+
 use super::{PackageError, PackageGlobs, PackageManager, Pin, RebootSignal, Update};
 use crate::agent::actions::{ActionOutcome, ActionResult};
-use crate::agent::installers::{BuiltinInstaller, Installer};
-use crate::agent::machine::{ActionRunner, FactsSource, InstallerSource, Machine};
+use crate::agent::installers::{self, InstallOutcome, Installer, Now, ProductTarget};
+use crate::agent::machine::{ActionRunner, FactsSource, InstallerSource, Machine, RootFacts};
 use crate::agent::reboot::{RebootError, Rebooter};
 use crate::api::host::{
     HistoryEvent, HostProduct, OsStatus, PackageManagerKind, ProductStatus, RebootRequired,
 };
 use crate::api::patch_job::Action as JobAction;
+use crate::engine::patch::agent::Op;
 
 /// An operation a fault can be injected into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,8 +49,12 @@ pub enum Fault {
     Install,
     /// The package manager's lock is held (downloads and installs report `Locked`).
     Lock,
-    /// The reboot request is refused.
+    /// The reboot request is refused (a hang: accepted, and the host never goes down).
     Reboot,
+    /// A pre action exits 1 with the line as its output (a hang: it runs past its timeout).
+    PreAction,
+    /// A post action, likewise.
+    PostAction,
 }
 
 /// Something the simulated host did, in order.
@@ -57,6 +70,8 @@ pub enum SimEvent {
     Action(String),
     /// The host rebooted into this boot id.
     Reboot(String),
+    /// A maintenance package of this id was installed or uninstalled (`true`: install).
+    Package(String, bool),
 }
 
 #[derive(Clone, Debug)]
@@ -66,7 +81,6 @@ struct Offer {
     reboot: bool,
 }
 
-#[derive(Debug)]
 struct SimState {
     name: String,
     installed: BTreeMap<String, String>,
@@ -74,10 +88,29 @@ struct SimState {
     reboot_by: Vec<String>,
     boot: u64,
     faults: BTreeMap<Fault, String>,
+    hangs: BTreeSet<Fault>,
+    /// The lock fault ends at this instant.
+    lock_until: Option<tokio::time::Instant>,
     failing_actions: BTreeSet<String>,
     events: Vec<SimEvent>,
     download_time: Duration,
     install_time: Duration,
+    action_time: Duration,
+    os: OsStatus,
+    /// The directory standing for the root file system (products live under it).
+    root: Option<PathBuf>,
+    /// Where the installers read time.
+    now: Now,
+}
+
+impl std::fmt::Debug for SimState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimState")
+            .field("name", &self.name)
+            .field("boot", &self.boot)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One simulated host; clones share it.
@@ -100,10 +133,23 @@ impl SimulatedHost {
                 reboot_by: Vec::new(),
                 boot: 1,
                 faults: BTreeMap::new(),
+                hangs: BTreeSet::new(),
+                lock_until: None,
                 failing_actions: BTreeSet::new(),
                 events: Vec::new(),
                 download_time: Duration::from_secs(30),
                 install_time: Duration::from_secs(120),
+                action_time: Duration::ZERO,
+                os: OsStatus {
+                    id: "debian".into(),
+                    version_id: "12".into(),
+                    pretty_name: "Debian GNU/Linux 12 (simulated)".into(),
+                    kernel: "6.1.0-sim".into(),
+                    arch: "amd64".into(),
+                    package_manager: Some(PackageManagerKind::Apt),
+                },
+                root: None,
+                now: Arc::new(jiff::Timestamp::now),
             })),
             boots: Arc::new(boots),
         }
@@ -152,6 +198,43 @@ impl SimulatedHost {
         self
     }
 
+    /// Makes `fault`'s operation hang: a download or an install never ends, an action runs
+    /// past its timeout, a reboot is accepted and never happens.
+    pub fn hang(&self, fault: Fault) -> &Self {
+        self.lock().hangs.insert(fault);
+        self
+    }
+
+    /// Holds the package manager's lock for `holder` until the instant `until` (tokio's clock).
+    pub fn hold_lock_until(&self, holder: &str, until: tokio::time::Instant) -> &Self {
+        let mut state = self.lock();
+        state.faults.insert(Fault::Lock, holder.to_string());
+        state.lock_until = Some(until);
+        self
+    }
+
+    /// The operating system the host reports; with no package manager the machine has none.
+    pub fn set_os(&self, os: OsStatus) -> &Self {
+        self.lock().os = os;
+        self
+    }
+
+    /// How long an action runs.
+    pub fn set_action_time(&self, time: Duration) -> &Self {
+        self.lock().action_time = time;
+        self
+    }
+
+    /// The directory standing for the host's root file system: products are read from their
+    /// locations under it and changed there by the real installers, which read time from
+    /// `now`.
+    pub fn set_root(&self, root: impl Into<PathBuf>, now: Now) -> &Self {
+        let mut state = self.lock();
+        state.root = Some(root.into());
+        state.now = now;
+        self
+    }
+
     /// Makes the action named `name` exit 1.
     pub fn fail_action(&self, name: impl Into<String>) -> &Self {
         self.lock().failing_actions.insert(name.into());
@@ -187,9 +270,10 @@ impl SimulatedHost {
         self.lock().events.clone()
     }
 
-    /// How many installs ran (no-op installs of pins already installed are not counted).
+    /// How many installs ran (no-op installs of pins already installed are not counted), with
+    /// the maintenance packages installed or uninstalled.
     pub fn installs(&self) -> usize {
-        self.count(|e| matches!(e, SimEvent::Install(_)))
+        self.count(|e| matches!(e, SimEvent::Install(_) | SimEvent::Package(..)))
     }
 
     /// How many reboots happened.
@@ -219,8 +303,9 @@ impl SimulatedHost {
 
     /// The whole machine, for the agent loop.
     pub fn machine(&self) -> Machine {
+        let packages = self.lock().os.package_manager.is_some();
         Machine {
-            packages: Some(Arc::new(self.package_manager())),
+            packages: packages.then(|| Arc::new(self.package_manager()) as Arc<dyn PackageManager>),
             rebooter: Arc::new(self.rebooter()),
             actions: Arc::new(self.clone()),
             facts: Arc::new(self.clone()),
@@ -230,7 +315,10 @@ impl SimulatedHost {
 
     fn pins_fault(&self, fault: Fault) -> Result<(), PackageError> {
         let state = self.lock();
-        if let Some(holder) = state.faults.get(&Fault::Lock) {
+        let held = state
+            .lock_until
+            .is_none_or(|until| tokio::time::Instant::now() < until);
+        if let Some(holder) = state.faults.get(&Fault::Lock).filter(|_| held) {
             return Err(PackageError::Locked {
                 holder: holder.clone(),
             });
@@ -248,7 +336,11 @@ pub struct SimulatedPackageManager(SimulatedHost);
 
 impl PackageManager for SimulatedPackageManager {
     fn kind(&self) -> PackageManagerKind {
-        PackageManagerKind::Apt
+        self.0
+            .lock()
+            .os
+            .package_manager
+            .unwrap_or(PackageManagerKind::Apt)
     }
 
     fn refresh_and_scan(&self) -> BoxFuture<'_, Result<Vec<Update>, PackageError>> {
@@ -295,7 +387,13 @@ impl PackageManager for SimulatedPackageManager {
     fn download<'a>(&'a self, pins: &'a [Pin]) -> BoxFuture<'a, Result<(), PackageError>> {
         async move {
             self.0.pins_fault(Fault::Download)?;
-            let time = self.0.lock().download_time;
+            let (time, hangs) = {
+                let state = self.0.lock();
+                (state.download_time, state.hangs.contains(&Fault::Download))
+            };
+            if hangs {
+                std::future::pending::<()>().await;
+            }
             tokio::time::sleep(time).await;
             self.0.lock().events.push(SimEvent::Download(pins.to_vec()));
             Ok(())
@@ -316,7 +414,13 @@ impl PackageManager for SimulatedPackageManager {
             if pending.is_empty() {
                 return Ok(());
             }
-            let time = self.0.lock().install_time;
+            let (time, hangs) = {
+                let state = self.0.lock();
+                (state.install_time, state.hangs.contains(&Fault::Install))
+            };
+            if hangs {
+                std::future::pending::<()>().await;
+            }
             tokio::time::sleep(time).await;
             let mut state = self.0.lock();
             for pin in &pending {
@@ -352,7 +456,8 @@ impl PackageManager for SimulatedPackageManager {
 }
 
 /// The simulated rebooter of a [`SimulatedHost`]: each reboot is recorded, clears the reboot
-/// flag and starts a new boot (a new boot id).
+/// flag and starts a new boot (a new boot id); the call then never returns, as the running
+/// system is gone.
 #[derive(Clone, Debug)]
 pub struct SimulatedRebooter(SimulatedHost);
 
@@ -364,6 +469,9 @@ impl Rebooter for SimulatedRebooter {
                 if let Some(line) = state.faults.get(&Fault::Reboot) {
                     return Err(RebootError::Refused(line.clone()));
                 }
+                if state.hangs.contains(&Fault::Reboot) {
+                    return Ok(());
+                }
                 state.boot += 1;
                 state.reboot_by.clear();
                 let id = format!("{}-boot-{}", state.name, state.boot);
@@ -371,62 +479,129 @@ impl Rebooter for SimulatedRebooter {
                 state.boot
             };
             self.0.boots.send_replace(boot);
-            Ok(())
+            std::future::pending().await
         }
         .boxed()
     }
 }
 
 impl ActionRunner for SimulatedHost {
-    fn run<'a>(&'a self, action: &'a JobAction) -> BoxFuture<'a, Result<ActionOutcome, String>> {
+    fn run<'a>(
+        &'a self,
+        op: &'a Op,
+        action: &'a JobAction,
+    ) -> BoxFuture<'a, Result<ActionOutcome, String>> {
         async move {
-            let failing = {
+            let phase = match op {
+                Op::PostAction(_) => Fault::PostAction,
+                _ => Fault::PreAction,
+            };
+            let (failing, hangs, time) = {
                 let mut state = self.lock();
                 state.events.push(SimEvent::Action(action.name.clone()));
-                state.failing_actions.contains(&action.name)
+                let failing = state.faults.get(&phase).cloned().or_else(|| {
+                    state
+                        .failing_actions
+                        .contains(&action.name)
+                        .then(|| "simulated failure".to_string())
+                });
+                (failing, state.hangs.contains(&phase), state.action_time)
             };
+            if hangs {
+                tokio::time::sleep(action.timeout.0).await;
+                return Ok(ActionOutcome {
+                    result: ActionResult::TimedOut,
+                    output: String::new(),
+                    elapsed: action.timeout.0,
+                });
+            }
+            tokio::time::sleep(time).await;
             Ok(ActionOutcome {
-                result: ActionResult::Exited(i32::from(failing)),
-                output: if failing {
-                    "simulated failure".into()
-                } else {
-                    String::new()
-                },
-                elapsed: Duration::ZERO,
+                result: ActionResult::Exited(i32::from(failing.is_some())),
+                output: failing.unwrap_or_default(),
+                elapsed: time,
             })
         }
         .boxed()
     }
 }
 
+impl SimulatedHost {
+    /// The facts of the root, when the host has one.
+    fn root_facts(&self) -> Option<RootFacts> {
+        self.lock()
+            .root
+            .clone()
+            .map(|root| RootFacts { root: Some(root) })
+    }
+}
+
 impl FactsSource for SimulatedHost {
     fn os(&self) -> Result<OsStatus, String> {
-        Ok(OsStatus {
-            id: "debian".into(),
-            version_id: "12".into(),
-            pretty_name: "Debian GNU/Linux 12 (simulated)".into(),
-            kernel: "6.1.0-sim".into(),
-            arch: "amd64".into(),
-            package_manager: Some(PackageManagerKind::Apt),
-        })
+        Ok(self.lock().os.clone())
     }
 
     fn boot_id(&self) -> Result<String, String> {
         Ok(SimulatedHost::boot_id(self))
     }
 
-    fn products(&self, _: &[HostProduct]) -> Vec<ProductStatus> {
-        Vec::new()
+    fn products(&self, products: &[HostProduct]) -> Vec<ProductStatus> {
+        self.root_facts()
+            .map(|f| f.products(products))
+            .unwrap_or_default()
     }
 
-    fn history(&self, _: &[HostProduct]) -> Vec<HistoryEvent> {
-        Vec::new()
+    fn history(&self, products: &[HostProduct]) -> Vec<HistoryEvent> {
+        self.root_facts()
+            .map(|f| f.history(products))
+            .unwrap_or_default()
+    }
+
+    fn location(&self, product: &HostProduct) -> PathBuf {
+        match self.root_facts() {
+            Some(facts) => facts.location(product),
+            None => PathBuf::from(&product.location),
+        }
     }
 }
 
 impl InstallerSource for SimulatedHost {
-    fn installer(&self, _: &HostProduct) -> Box<dyn Installer> {
-        Box::new(BuiltinInstaller::new(Arc::new(jiff::Timestamp::now)))
+    fn installer(&self, product: &HostProduct) -> Box<dyn Installer> {
+        let now = self.lock().now.clone();
+        Box::new(Recording {
+            inner: installers::for_product(product, now),
+            host: self.clone(),
+        })
+    }
+}
+
+/// A real installer whose installs and uninstalls the host records.
+struct Recording {
+    inner: Box<dyn Installer>,
+    host: SimulatedHost,
+}
+
+impl Recording {
+    fn record(&self, outcome: InstallOutcome, install: bool) -> InstallOutcome {
+        if !outcome.events.is_empty() {
+            let id = outcome.run.id.clone();
+            self.host.lock().events.push(SimEvent::Package(id, install));
+        }
+        outcome
+    }
+}
+
+impl Installer for Recording {
+    fn install(&self, product: &ProductTarget, package: &Path, id: Option<&str>) -> InstallOutcome {
+        self.record(self.inner.install(product, package, id), true)
+    }
+
+    fn uninstall(&self, product: &ProductTarget, id: &str) -> InstallOutcome {
+        self.record(self.inner.uninstall(product, id), false)
+    }
+
+    fn recover(&self, product: &ProductTarget) -> Result<Option<InstallOutcome>, String> {
+        self.inner.recover(product)
     }
 }
 
@@ -456,8 +631,12 @@ mod tests {
         pm.install(&[pin("kernel", "1.1")]).await.unwrap();
         assert_eq!(host.installs(), 1, "the rerun is a no-op");
         assert_eq!(pm.reboot_required().await.required, RebootRequired::Yes);
-        let boots = host.boots();
-        host.rebooter().reboot().await.unwrap();
+        let mut boots = host.boots();
+        let rebooter = host.rebooter();
+        tokio::select! {
+            _ = rebooter.reboot() => panic!("a reboot never returns to the running system"),
+            changed = boots.changed() => changed.unwrap(),
+        }
         assert_eq!(host.boot_id(), "web-1-boot-2");
         assert_eq!(*boots.borrow(), 2);
         assert_eq!(pm.reboot_required().await.required, RebootRequired::No);
@@ -485,5 +664,15 @@ mod tests {
         host.set_fault(Fault::Reboot, Some("no"));
         assert!(host.rebooter().reboot().await.is_err());
         assert_eq!(host.reboots(), 0);
+        // A lock held until an instant frees then.
+        let until = tokio::time::Instant::now() + Duration::from_secs(600);
+        host.set_fault(Fault::Download, None)
+            .hold_lock_until("process 7 (unattended-upgr)", until);
+        assert!(matches!(
+            pm.download(&[pin("libfoo", "1.1")]).await,
+            Err(PackageError::Locked { .. })
+        ));
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(pm.download(&[pin("libfoo", "1.1")]).await, Ok(()));
     }
 }

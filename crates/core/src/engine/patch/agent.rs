@@ -266,6 +266,14 @@ impl Step {
     }
 }
 
+/// Whether [`step`] has anything to do for `task` now: not once it ended, nor while a task the
+/// agent received waits for the controller's start grant. An agent need not read the task's job
+/// (or anything else) for a task that has nothing to do; a change of the task is what gives it
+/// something.
+pub fn has_work(task: &HostTask) -> bool {
+    !task.is_terminal() && (!task.progress.received || task.is_started())
+}
+
 /// Moves the task on by one step.
 pub fn step(
     ctx: &Context<'_>,
@@ -274,7 +282,7 @@ pub fn step(
     input: Option<Observation>,
     now: Timestamp,
 ) -> Step {
-    if task.is_terminal() {
+    if !has_work(task) {
         return Step::idle();
     }
     if !task.progress.received {

@@ -44,16 +44,6 @@ pub fn lease_expires(
     }
 }
 
-/// Whether an agent whose Lease was last renewed at `renewed` for `duration_seconds` is online
-/// at `now`: the Lease is within its duration.
-pub fn lease_fresh(
-    renewed: Option<Timestamp>,
-    duration_seconds: Option<i32>,
-    now: Timestamp,
-) -> bool {
-    lease_expires(renewed, duration_seconds).is_some_and(|expires| now < expires)
-}
-
 /// A host task's code with whether it started, as the rollout counts it: `2057 Execution
 /// Blocked` before the start (another job holds the host) is a queued task, after it (the
 /// package manager's lock is held) an executing one.

@@ -579,3 +579,34 @@ proptest! {
         crash_everywhere(w)?;
     }
 }
+
+#[test]
+fn the_agent_has_work_until_it_received_the_task_then_only_once_it_is_started_and_not_after_its_end()
+ {
+    use crate::engine::patch::state::HostTask;
+    let mut task = HostTask::new(at(0), 0);
+    assert!(agent::has_work(&task), "a new task is to be received");
+    task.progress.received = true;
+    assert!(
+        !agent::has_work(&task),
+        "received, waiting for the start grant"
+    );
+    task.started_at = Some(at(10));
+    assert!(agent::has_work(&task), "started");
+    task.end(Completed, None, String::from("done"), at(20));
+    assert!(!agent::has_work(&task), "ended");
+
+    // What has_work says is what step does: a task without work is left as it is.
+    let mut waiting = HostTask::new(at(0), 0);
+    waiting.progress.received = true;
+    let before = waiting.clone();
+    let w = World::new(None);
+    let ctx = agent::Context {
+        task: "t",
+        spec: &w.spec,
+        boot_id: "b",
+    };
+    let step = agent::step(&ctx, &mut waiting, &mut Default::default(), None, at(30));
+    assert!(step.action.is_none() && step.wake_at.is_none());
+    assert_eq!(waiting, before);
+}
