@@ -51,13 +51,7 @@ impl Stored {
             namespace: field("/metadata/namespace"),
             uid: field("/metadata/uid"),
             owners: owner_uids(Some(&value)),
-            labels: value
-                .pointer("/metadata/labels")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
-                .collect(),
+            labels: sorted_labels(&value),
             json: compact_json(&value),
             rv,
         }
@@ -106,6 +100,19 @@ impl Stored {
             .ok()
             .map(|i| &*self.labels[i].1)
     }
+}
+
+/// The object's `metadata.labels`, sorted by key (whatever order a JSON map keeps).
+fn sorted_labels(value: &Value) -> Box<[(Box<str>, Box<str>)]> {
+    let mut labels: Vec<(Box<str>, Box<str>)> = value
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
+        .collect();
+    labels.sort_unstable();
+    labels.into_boxed_slice()
 }
 
 /// `value` as JSON in a buffer of exactly its size (serializing grows a buffer by doubling,
