@@ -1,8 +1,10 @@
 //! The agent loop (`upkeep agent`): registers the machine's Host (creating it when absent),
 //! renews its Lease `upkeep-host-<name>`, watches its own tasks (UpgradeTasks labelled
-//! `upkeep.dev/target=<host>` of parent kind PatchJob) and drives each through the engine on the
+//! `upkeep.dev/target=<host>` of parent kind PatchJob) and its own Host (`metadata.name`), drives
+//! each task that has work (`engine::patch::agent::has_work`) through the engine on the
 //! [`Machine`] ([`Driver`]), and keeps the Host's status current: agent version and boot id, OS,
-//! reboot signal, updates, products and their bounded history.
+//! reboot signal, updates, products and their bounded history. A pass reads from the watches;
+//! only a task with work has its PatchJob read.
 //!
 //! What it writes, each with the field manager `upkeep-agent` by server-side apply: its tasks'
 //! status (with compare-and-swap on the task: a write that loses is decided again from the task
