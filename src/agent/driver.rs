@@ -171,6 +171,21 @@ impl Driver {
         }
     }
 
+    /// Writes `journal` of the task `key` to the state directory unless it equals `kept`, the
+    /// copy the directory holds, and makes it the kept copy.
+    fn keep_journal(
+        &self,
+        key: &str,
+        journal: &agent::Journal,
+        kept: &mut agent::Journal,
+    ) -> Result<(), DriveError> {
+        if journal != kept {
+            self.state.save_journal(key, journal)?;
+            kept.clone_from(journal);
+        }
+        Ok(())
+    }
+
     /// Drives the task `key` (`namespace/name/uid`) of the job `spec` until it waits for
     /// something or ends.
     #[tracing::instrument(skip_all, fields(task = %key))]
@@ -185,6 +200,8 @@ impl Driver {
         };
         let mut saved = task.clone();
         let mut journal = self.state.journal(key)?;
+        // The journal as the state directory holds it: written again only when it changed.
+        let mut kept = journal.clone();
         let mut input = None;
         loop {
             let boot_id = self.machine.facts.boot_id().map_err(DriveError::BootId)?;
@@ -204,7 +221,7 @@ impl Driver {
                 return Ok(Driven::Halted);
             }
             if step.persist_first {
-                self.state.save_journal(key, &journal)?;
+                self.keep_journal(key, &journal, &mut kept)?;
                 if let Some(Action::Start { op, .. }) = &step.action
                     && self.halt(Checkpoint::JournalPersisted(op.clone()))
                 {
@@ -227,12 +244,13 @@ impl Driver {
                         task = fresh;
                         saved = task.clone();
                         journal = self.state.journal(key)?;
+                        kept = journal.clone();
                         continue;
                     }
                 }
             }
             let Some(action) = step.action else {
-                self.state.save_journal(key, &journal)?;
+                self.keep_journal(key, &journal, &mut kept)?;
                 if task.is_terminal() {
                     return Ok(Driven::Terminal);
                 }

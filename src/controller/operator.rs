@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connections::Connections;
 use super::hooks::JobHooks;
+use super::kit::changes::changed;
 use super::kit::context::{Context, Settings, Stores};
 use super::kit::events::Events;
 use super::kit::index::TaskIndex;
@@ -262,9 +263,14 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                     move |w| jobs_of_window(w.meta().namespace.clone()),
                 )
                 // A Host's lock released or its agent back: the jobs of its namespace may go on.
-                .watches(api::<Watched<Host>>(&client, ns), cfg(), move |h| {
-                    jobs_of_namespace(h.meta().namespace.clone())
-                })
+                // Only a change of what a job reads of a Host (not the agent's facts) counts.
+                .watches_stream(
+                    changed(
+                        watcher(api::<Watched<Host>>(&client, ns), cfg()).default_backoff(),
+                        patch_job::host_fingerprint,
+                    ),
+                    move |h| jobs_of_namespace(h.meta().namespace.clone()),
+                )
                 .graceful_shutdown_on(stop())
                 .run(patch_job::reconcile, error_policy, ctx.clone())
                 .for_each(|_| futures::future::ready(()));

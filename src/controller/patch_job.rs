@@ -26,7 +26,7 @@ use super::kit::tasks::create_task;
 use super::kit::watched::Watched;
 use super::kit::windows::window_gate;
 use crate::api::codes::PatchCode;
-use crate::api::host::PatchManagement;
+use crate::api::host::{PatchManagement, ProductStatus};
 use crate::api::upgrade_task::ParentKind;
 use crate::api::{Host, PatchJob, PatchJobStatus, UpgradeTask};
 use crate::engine::patch::plan::{self, Child, HostDecision, HostInfo, Input};
@@ -96,13 +96,16 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
     let hosts: Vec<HostInfo<'_>> = host_objects
         .iter()
         .filter_map(|g| g.0.as_ref().ok())
-        .map(|h: &Host| HostInfo {
-            name: h.metadata.name.as_deref().unwrap_or_default(),
-            labels: h.metadata.labels.as_ref().unwrap_or(&EMPTY),
-            disabled: h.spec.patch_management == PatchManagement::Disabled,
-            online: agent_online(ctx, &namespace, h, now),
-            held_by: h.status.as_ref().and_then(|s| s.held_by.as_deref()),
-            products: h.status.as_ref().map_or(&[], |s| s.products.as_slice()),
+        .map(|h: &Host| {
+            let read = HostRead::of(h);
+            HostInfo {
+                name: read.name,
+                labels: read.labels,
+                disabled: read.disabled,
+                online: agent_online(ctx, &namespace, h, now),
+                held_by: read.held_by,
+                products: read.products,
+            }
         })
         .collect();
     // Who holds each host (looked up per task: a fleet has thousands).
@@ -178,6 +181,50 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
         Some(at) => Action::requeue(ctx.clock.until(at).max(std::time::Duration::from_millis(1))),
         None => Action::await_change(),
     })
+}
+
+/// What a round reads of a Host itself (its agent's liveness comes from its Lease).
+#[derive(serde::Serialize)]
+struct HostRead<'a> {
+    name: &'a str,
+    labels: &'a BTreeMap<String, String>,
+    disabled: bool,
+    held_by: Option<&'a str>,
+    products: &'a [ProductStatus],
+    /// Not read by a round, but the Host controller writes it when the Lease runs out or is
+    /// renewed again: the change that tells the jobs an agent went or came back.
+    reported_online: bool,
+    deleting: bool,
+}
+
+impl<'a> HostRead<'a> {
+    fn of(h: &'a Host) -> Self {
+        let status = h.status.as_ref();
+        Self {
+            name: h.metadata.name.as_deref().unwrap_or_default(),
+            labels: h.metadata.labels.as_ref().unwrap_or(&EMPTY),
+            disabled: h.spec.patch_management == PatchManagement::Disabled,
+            held_by: status.and_then(|s| s.held_by.as_deref()),
+            products: status.map_or(&[], |s| s.products.as_slice()),
+            reported_online: status.is_some_and(|s| s.agent.online),
+            deleting: h.metadata.deletion_timestamp.is_some(),
+        }
+    }
+}
+
+/// A fingerprint of what a PatchJob's round reads of `host`: a change of the Host that leaves
+/// it alone (the agent's facts, its updates, its conditions) concerns no job.
+pub fn host_fingerprint(host: &Watched<Host>) -> u64 {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    let mut hasher = DefaultHasher::new();
+    match &host.0 {
+        Ok(h) => serde_json::to_vec(&HostRead::of(h))
+            .unwrap_or_default()
+            .hash(&mut hasher),
+        // An object that does not parse: any change may matter.
+        Err(invalid) => invalid.metadata.resource_version.hash(&mut hasher),
+    }
+    hasher.finish()
 }
 
 /// A task as the plan sees it; `None` for a code this version does not know.

@@ -1,7 +1,8 @@
-//! What every controller shares: the context a reconcile gets (client, clock, caches), the
+//! What every controller shares: the watch filter that passes only changes that matter, the context a reconcile gets (client, clock, caches), the
 //! guarded watch objects, the task index, status writes with upkeep's field manager, Events,
 //! metrics, object naming, and the wrapper every reconcile runs in.
 
+pub mod changes;
 pub mod context;
 pub mod events;
 pub mod index;
