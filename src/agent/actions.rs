@@ -434,6 +434,7 @@ mod tests {
             name: "test".into(),
             command: command.into(),
             timeout: GoDuration(timeout),
+            rerun_if_interrupted: false,
         }
     }
 

@@ -87,6 +87,8 @@ pub struct HostOperations {
     pub installs: usize,
     /// Reboots started.
     pub reboots: usize,
+    /// Pre or post actions started and cut off before their end (their agent stopped).
+    pub actions_cut_off: usize,
 }
 
 /// Drivers onto the simulated fleet.
@@ -257,6 +259,7 @@ impl World {
                     HostOperations {
                         installs: sim.machine.installs(),
                         reboots: sim.machine.reboots(),
+                        actions_cut_off: sim.machine.actions_cut_off(),
                     },
                 )
             })

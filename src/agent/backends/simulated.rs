@@ -92,6 +92,8 @@ struct SimState {
     /// The lock fault ends at this instant.
     lock_until: Option<tokio::time::Instant>,
     failing_actions: BTreeSet<String>,
+    /// Actions that ran to their end (an agent stopped mid-action cuts its action off).
+    actions_ended: usize,
     events: Vec<SimEvent>,
     download_time: Duration,
     install_time: Duration,
@@ -136,6 +138,7 @@ impl SimulatedHost {
                 hangs: BTreeSet::new(),
                 lock_until: None,
                 failing_actions: BTreeSet::new(),
+                actions_ended: 0,
                 events: Vec::new(),
                 download_time: Duration::from_secs(30),
                 install_time: Duration::from_secs(120),
@@ -274,6 +277,18 @@ impl SimulatedHost {
     /// the maintenance packages installed or uninstalled.
     pub fn installs(&self) -> usize {
         self.count(|e| matches!(e, SimEvent::Install(_) | SimEvent::Package(..)))
+    }
+
+    /// How many actions were started and did not run to their end: the agent that ran them
+    /// stopped (as a real agent's actions are killed with it) or was still waiting for them.
+    pub fn actions_cut_off(&self) -> usize {
+        let state = self.lock();
+        let started = state
+            .events
+            .iter()
+            .filter(|e| matches!(e, SimEvent::Action(_)))
+            .count();
+        started.saturating_sub(state.actions_ended)
     }
 
     /// How many reboots happened.
@@ -516,6 +531,7 @@ impl ActionRunner for SimulatedHost {
                 });
             }
             tokio::time::sleep(time).await;
+            self.lock().actions_ended += 1;
             Ok(ActionOutcome {
                 result: ActionResult::Exited(i32::from(failing.is_some())),
                 output: failing.unwrap_or_default(),

@@ -105,6 +105,12 @@ pub struct Action {
     /// How long the command may run. Default `10m`.
     #[serde(default = "default_action_timeout")]
     pub timeout: GoDuration,
+    /// The command is safe to run again (a health check, say): when the agent stops while it
+    /// runs (a crash, a restart of the agent), the restarted agent runs it again instead of
+    /// failing the task. Default `false`: an interrupted action fails the task, for an action
+    /// that changes the host must not run twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rerun_if_interrupted: bool,
 }
 
 fn default_action_timeout() -> GoDuration {

@@ -14,7 +14,8 @@
 //! each operation's key before it starts, and a restarted agent asks how that operation stands
 //! instead of starting it again; one cut off without a result is a download or an install asked
 //! for again with the same exact pins ([`Action::Rerun`]), a package recovered, an action failed
-//! (never run twice), a reboot judged by the boot id; a package manager locked by someone else
+//! (never run twice) unless its job declares it safe to run again (`rerunIfInterrupted`: it is
+//! run again), a reboot judged by the boot id; a package manager locked by someone else
 //! keeps the task at `2057` (nothing visible changes, so nothing is written) and is tried again
 //! every [`LOCK_RETRY`] until a try finds it free; no step starts at or after the window deadline the controller
 //! gave with the start (`2037 Timed Out`, its reason naming the step), and none under way is
@@ -575,8 +576,12 @@ fn operation(
             // The reboot is judged by the boot id; an unknown answer changes nothing.
             after_reboot_due(ctx, task, journal, now)
         }
-        OpStatus::Unknown if matches!(op, Op::Download | Op::Install | Op::Package(_)) => {
-            // Cut off: asked for again with the same pins (see `Action::Rerun`).
+        OpStatus::Unknown
+            if matches!(op, Op::Download | Op::Install | Op::Package(_))
+                || reruns_if_interrupted(ctx.spec, &op) =>
+        {
+            // Cut off: asked for again with the same pins (see `Action::Rerun`), or an action
+            // its job declares safe to run again.
             let key = match &journal.running {
                 Some((running, key)) if *running == op => key.clone(),
                 _ => ctx.key(&op, journal),
@@ -650,6 +655,17 @@ fn operation(
             Step::wait(retry)
         }
     }
+}
+
+/// Whether `op` is an action the job declares safe to run again (`rerunIfInterrupted`).
+fn reruns_if_interrupted(spec: &PatchJobSpec, op: &Op) -> bool {
+    let actions = spec.actions.as_ref();
+    let action = match op {
+        Op::PreAction(i) => actions.and_then(|a| a.pre.get(*i)),
+        Op::PostAction(i) => actions.and_then(|a| a.post.get(*i)),
+        _ => None,
+    };
+    action.is_some_and(|a| a.rerun_if_interrupted)
 }
 
 /// A step finished: where the task stands now.

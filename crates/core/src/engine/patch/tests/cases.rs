@@ -450,6 +450,44 @@ fn an_interrupted_action_fails_the_task_and_is_not_run_again() {
     );
 }
 
+#[test]
+fn an_interrupted_action_declared_safe_to_rerun_runs_again_and_the_task_goes_on() {
+    let mut w = World::new(None)
+        .with_actions(&[], &["health"])
+        .fault("post-0", Fault::Hang);
+    if let Some(actions) = w.spec.actions.as_mut() {
+        actions.post[0].rerun_if_interrupted = true;
+    }
+    w.run();
+    // The agent stops mid-action: the action left no result.
+    w.host.ops.retain(|k, _| !k.ends_with("/post-0"));
+    w.host.faults.clear();
+    let spec = w.spec.clone();
+    let ctx = agent::Context {
+        task: "default/job-web-1/uid",
+        spec: &spec,
+        boot_id: "boot-1",
+    };
+    let (mut task, mut journal) = (w.stored.clone(), w.journal.clone());
+    let step = agent::step(
+        &ctx,
+        &mut task,
+        &mut journal,
+        Some(Observation::Op(Op::PostAction(0), OpStatus::Unknown)),
+        w.now,
+    );
+    assert_eq!(
+        step.action,
+        Some(Action::Rerun {
+            op: Op::PostAction(0),
+            key: "default/job-web-1/uid/post-0".into(),
+            pins: Vec::new(),
+        })
+    );
+    w.run();
+    assert_eq!(w.stored.code, Completed, "{}", w.stored.message);
+}
+
 fn package(id: &str) -> MaintenancePackage {
     MaintenancePackage {
         id: id.into(),

@@ -157,6 +157,7 @@ impl World {
             name: name.to_string(),
             command: format!("run {name}"),
             timeout: GoDuration::from_mins(10),
+            rerun_if_interrupted: false,
         };
         self.spec.actions = Some(Actions {
             pre: pre.iter().map(action).collect(),
