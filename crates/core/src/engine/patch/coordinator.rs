@@ -193,10 +193,12 @@ fn reboot(ctx: &Context<'_>, task: &mut HostTask, now: Timestamp) -> Step {
     match ctx.node.filter(|_| ctx.spec.drain.enabled) {
         None => grant(task, now),
         Some(node) if !node.unschedulable => {
-            // Record the cordon before making it, so a crash in between still uncordons.
+            // The cordon and upkeep's annotation naming this task are one write to the node:
+            // a crash right after it still finds the node marked as ours and uncordons it, so
+            // the task need not be written first (it is written with the drain's outcome).
             task.progress.cordoned = true;
             task.progress.drain_since = Some(time(now));
-            Step::act(Action::Cordon, true)
+            Step::act(Action::Cordon, false)
         }
         Some(_) => {
             if task.progress.drain_since.is_none() {
