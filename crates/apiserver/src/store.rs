@@ -462,10 +462,12 @@ impl State {
         }
     }
 
-    /// Counts a successful write of `object_key`.
-    pub fn count(&mut self, object_key: ObjectKey, bump: impl Fn(&mut WriteCounts)) {
+    /// Counts a successful write in the totals and, when given, for its object.
+    pub fn count(&mut self, object_key: Option<ObjectKey>, bump: impl Fn(&mut WriteCounts)) {
         bump(&mut self.totals);
-        bump(self.per_object.entry(object_key).or_default());
+        if let Some(key) = object_key {
+            bump(self.per_object.entry(key).or_default());
+        }
     }
 }
 
