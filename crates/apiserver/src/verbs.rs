@@ -1199,7 +1199,7 @@ impl<'a> Gc<'a> {
                         let other_owners_alive = current
                             .owners()
                             .iter()
-                            .any(|o| *o != uid && state.by_uid(o).is_some());
+                            .any(|o| **o != *uid && state.by_uid(o).is_some());
                         if other_owners_alive {
                             strip_owner(state, &child, &uid);
                         } else {
