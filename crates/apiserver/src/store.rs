@@ -65,6 +65,18 @@ impl Stored {
         serde_json::from_slice(&self.json).unwrap_or_default()
     }
 
+    /// Its `metadata`, parsed from the JSON without building the rest of the object (metadata
+    /// watches see every version of their kind, and the status is most of an object).
+    pub fn metadata(&self) -> Option<Value> {
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            metadata: Option<Value>,
+        }
+        serde_json::from_slice::<Metadata>(&self.json)
+            .ok()
+            .and_then(|m| m.metadata)
+    }
+
     /// The object as JSON.
     pub fn json(&self) -> Bytes {
         self.json.clone()
