@@ -508,7 +508,8 @@ impl ApiServer {
         self.shared.lock().totals
     }
 
-    /// Write counts of one object (zero if never written).
+    /// Write counts of one object (zero if never written). Events are counted only in the
+    /// totals ([`ApiServer::write_counts`]), not per object.
     pub fn object_write_counts(&self, kind: &str, namespace: &str, name: &str) -> WriteCounts {
         let key = ObjectKey {
             kind: kind.to_string(),
@@ -523,7 +524,7 @@ impl ApiServer {
             .unwrap_or_default()
     }
 
-    /// Write counts of every object written so far.
+    /// Write counts of every object written so far (but Events, counted only in the totals).
     pub fn write_counts_by_object(&self) -> BTreeMap<ObjectKey, WriteCounts> {
         self.shared.lock().per_object.clone()
     }

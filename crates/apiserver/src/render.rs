@@ -87,7 +87,7 @@ impl Renderer<'_> {
     pub fn object(&self, stored: &Stored) -> Bytes {
         match self.format {
             Format::Full => self.full(stored),
-            Format::Metadata => to_bytes(&partial_metadata(&stored.value())),
+            Format::Metadata => to_bytes(&partial_metadata(stored.metadata())),
             Format::Table { .. } => self.table(std::slice::from_ref(&stored), stored.rv),
         }
     }
@@ -202,7 +202,9 @@ impl Renderer<'_> {
                 }
                 match include {
                     IncludeObject::None => {}
-                    IncludeObject::Metadata => row["object"] = partial_metadata(&object),
+                    IncludeObject::Metadata => {
+                        row["object"] = partial_metadata(object.get("metadata").cloned())
+                    }
                     IncludeObject::Object => row["object"] = self.view(stored),
                 }
                 row
@@ -258,12 +260,12 @@ fn to_bytes(value: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-/// `PartialObjectMetadata` of an object.
-pub(crate) fn partial_metadata(object: &Value) -> Value {
+/// `PartialObjectMetadata` of an object with this `metadata`.
+pub(crate) fn partial_metadata(metadata: Option<Value>) -> Value {
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "metadata": metadata.unwrap_or_else(|| json!({})),
     })
 }
 

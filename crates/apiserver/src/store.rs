@@ -29,7 +29,9 @@ pub(crate) struct Stored {
     name: Box<str>,
     namespace: Box<str>,
     uid: Box<str>,
-    owners: BTreeSet<String>,
+    /// The uids of its owners, sorted and without repeats (a set's tree node would take
+    /// hundreds of bytes for the one owner most objects have).
+    owners: Box<[Box<str>]>,
     /// `metadata.labels`, sorted by key: what watches and lists with a label selector test
     /// on every version, without parsing its JSON.
     labels: Box<[(Box<str>, Box<str>)]>,
@@ -50,7 +52,7 @@ impl Stored {
             name: field("/metadata/name"),
             namespace: field("/metadata/namespace"),
             uid: field("/metadata/uid"),
-            owners: owner_uids(Some(&value)),
+            owners: owner_uids(&value),
             labels: sorted_labels(&value),
             json: compact_json(&value),
             rv,
@@ -61,6 +63,18 @@ impl Stored {
     pub fn value(&self) -> Value {
         // The bytes were serialized from a `Value`, so they parse back to the same one.
         serde_json::from_slice(&self.json).unwrap_or_default()
+    }
+
+    /// Its `metadata`, parsed from the JSON without building the rest of the object (metadata
+    /// watches see every version of their kind, and the status is most of an object).
+    pub fn metadata(&self) -> Option<Value> {
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            metadata: Option<Value>,
+        }
+        serde_json::from_slice::<Metadata>(&self.json)
+            .ok()
+            .and_then(|m| m.metadata)
     }
 
     /// The object as JSON.
@@ -88,8 +102,8 @@ impl Stored {
         &self.uid
     }
 
-    /// The uids of its owners (`metadata.ownerReferences`).
-    pub fn owners(&self) -> &BTreeSet<String> {
+    /// The uids of its owners (`metadata.ownerReferences`), sorted.
+    pub fn owners(&self) -> &[Box<str>] {
         &self.owners
     }
 
@@ -443,43 +457,45 @@ impl State {
         if let Some(u) = new_uid.filter(|u| !u.is_empty()) {
             self.uids.insert(u.to_string(), at.clone());
         }
-        let none = BTreeSet::new();
-        let old_owners = old.map_or(&none, Stored::owners);
-        let new_owners = new.map_or(&none, Stored::owners);
-        for gone in old_owners.difference(new_owners) {
-            if let Some(set) = self.children.get_mut(gone) {
+        let old_owners = old.map_or(&[][..], Stored::owners);
+        let new_owners = new.map_or(&[][..], Stored::owners);
+        for gone in old_owners.iter().filter(|o| !new_owners.contains(o)) {
+            if let Some(set) = self.children.get_mut(&**gone) {
                 set.remove(at);
                 if set.is_empty() {
-                    self.children.remove(gone);
+                    self.children.remove(&**gone);
                 }
             }
         }
-        for added in new_owners.difference(old_owners) {
+        for added in new_owners.iter().filter(|o| !old_owners.contains(o)) {
             self.children
-                .entry(added.clone())
+                .entry(added.to_string())
                 .or_default()
                 .insert(at.clone());
         }
     }
 
-    /// Counts a successful write of `object_key`.
-    pub fn count(&mut self, object_key: ObjectKey, bump: impl Fn(&mut WriteCounts)) {
+    /// Counts a successful write in the totals and, when given, for its object.
+    pub fn count(&mut self, object_key: Option<ObjectKey>, bump: impl Fn(&mut WriteCounts)) {
         bump(&mut self.totals);
-        bump(self.per_object.entry(object_key).or_default());
+        if let Some(key) = object_key {
+            bump(self.per_object.entry(key).or_default());
+        }
     }
 }
 
-/// The uids in an object's `metadata.ownerReferences`.
-pub(crate) fn owner_uids(value: Option<&Value>) -> BTreeSet<String> {
-    value
-        .and_then(|v| v.pointer("/metadata/ownerReferences"))
+/// The uids in an object's `metadata.ownerReferences`, sorted and without repeats.
+fn owner_uids(value: &Value) -> Box<[Box<str>]> {
+    let mut uids: Vec<Box<str>> = value
+        .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("uid").and_then(Value::as_str).map(Box::from))
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids.into_boxed_slice()
 }
 
 fn set_resource_version(value: &mut Value, rv: u64) {

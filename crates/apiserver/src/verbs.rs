@@ -79,10 +79,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// Counts a write in the totals and, but for Events, per object: Events are many, each
+    /// written once and soon expired, and a count kept for every Event a long run made would
+    /// outgrow the Events themselves.
     fn count(&self, state: &mut State, name: &str, bump: impl Fn(&mut WriteCounts)) {
-        if !self.dry_run {
-            state.count(self.object_key(name), bump);
+        if self.dry_run {
+            return;
         }
+        let object = (self.info.kind != "Event").then(|| self.object_key(name));
+        state.count(object, bump);
     }
 
     fn writer<'w>(&'w self, api_version: &'w str, now: &'w str) -> Writer<'w> {
@@ -1150,7 +1155,8 @@ impl<'a> Gc<'a> {
             self.queue.push_back(Work::OwnerGone(uid));
         }
         for owner in removed.owners() {
-            self.queue.push_back(Work::CheckForeground(owner.clone()));
+            self.queue
+                .push_back(Work::CheckForeground(owner.to_string()));
         }
         let info = self.registry.get(res);
         if info.group.is_empty() && info.kind == "Namespace" {
@@ -1193,7 +1199,7 @@ impl<'a> Gc<'a> {
                         let other_owners_alive = current
                             .owners()
                             .iter()
-                            .any(|o| *o != uid && state.by_uid(o).is_some());
+                            .any(|o| **o != *uid && state.by_uid(o).is_some());
                         if other_owners_alive {
                             strip_owner(state, &child, &uid);
                         } else {

@@ -81,6 +81,48 @@ async fn writes_are_counted_per_object_and_in_total() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn events_are_counted_in_the_totals_only() {
+    bounded(async {
+        let server = server();
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::default_namespaced(server.client());
+        let event = |name: &str| {
+            serde_json::from_value(json!({
+                "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": name, "namespace": "default"},
+                "eventTime": "2026-03-01T00:00:00.000000Z",
+                "reason": "Started", "type": "Normal", "action": "Upgrade",
+                "reportingController": "upkeep.dev/upkeep", "reportingInstance": "upkeep-0",
+            }))
+            .unwrap()
+        };
+        events
+            .create(&PostParams::default(), &event("e1"))
+            .await
+            .unwrap();
+        events
+            .create(&PostParams::default(), &event("e2"))
+            .await
+            .unwrap();
+        create(&tasks(&server), &task("t1", "dp")).await;
+        let total = server.write_counts();
+        assert_eq!((total.creates, total.total()), (3, 3));
+        assert_eq!(
+            server.object_write_counts("Event", "default", "e1"),
+            WriteCounts::default(),
+            "no count is kept per Event"
+        );
+        let kinds: Vec<_> = server
+            .write_counts_by_object()
+            .into_keys()
+            .map(|k| k.kind)
+            .collect();
+        assert_eq!(kinds, ["UpgradeTask"]);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn snapshots_and_raw_inserts() {
     bounded(async {
         let server = server();
