@@ -96,7 +96,7 @@ pub async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action,
         },
         None => None,
     };
-    let cctx = coordinator::Context {
+    let mut cctx = coordinator::Context {
         spec: &job.spec,
         node: node.as_ref().map(|n| node_state(n, &task_key)),
         lease_expires: lease_expires(renewed, duration),
@@ -122,7 +122,15 @@ pub async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action,
             )));
             continue;
         };
+        let changes_node = matches!(action, NodeAction::Cordon | NodeAction::Uncordon);
         input = Some(perform(ctx, &nodes, node_name, &task_key, action).await);
+        if changes_node {
+            // The coordinator decides from the node as it now is (upkeep's mark on it says
+            // whether upkeep holds it). A failed read ends the round: the next one starts
+            // from the node as it then is.
+            let now = nodes.get_opt(node_name).await.map_err(write_error)?;
+            cctx.node = now.as_ref().map(|n| node_state(n, &task_key));
+        }
     };
     Ok(match wake {
         Some(at) => Action::requeue(ctx.clock.until(at).max(std::time::Duration::from_millis(1))),

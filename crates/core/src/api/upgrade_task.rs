@@ -193,7 +193,9 @@ pub struct PatchProgress {
     /// the task ends when the host boots by other means.
     #[serde(default)]
     pub released: bool,
-    /// C: upkeep cordoned the node for this task (it was schedulable before).
+    /// C: upkeep cordoned the node for this task (it was schedulable before). It stays true
+    /// after the uncordon: whether the node is still cordoned for the task is the node's
+    /// `upkeep.dev/cordoned-by` annotation, set and removed in the same write as the cordon.
     #[serde(default)]
     pub cordoned: bool,
     /// C: when the current drain began; `drain.timeout` counts from here.

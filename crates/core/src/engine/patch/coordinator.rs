@@ -120,8 +120,14 @@ pub fn step(
     match input {
         Some(Observation::Cordoned(Ok(()))) => return Step::act(Action::Drain, false),
         Some(Observation::Uncordoned(Ok(()))) => {
-            task.progress.cordoned = false;
-            return Step::wait(now);
+            // `progress.cordoned` stays: it records that upkeep cordoned the node for this
+            // task, and the node (no longer marked) says it is released, so an ended task is
+            // not written again for the uncordon.
+            return if task.is_terminal() {
+                Step::default()
+            } else {
+                Step::wait(now)
+            };
         }
         Some(Observation::Cordoned(Err(error)) | Observation::Uncordoned(Err(error))) => {
             task.message = format!("changing the node failed: {error}; trying again");
@@ -131,7 +137,7 @@ pub fn step(
         None => {}
     }
     if task.is_terminal() {
-        return release_node(ctx, task);
+        return release_node(ctx);
     }
     if !task.is_started() {
         return Step::default();
@@ -174,7 +180,7 @@ fn reboot(ctx: &Context<'_>, task: &mut HostTask, now: Timestamp) -> Step {
             ),
             now,
         );
-        return release_node(ctx, task);
+        return release_node(ctx);
     }
     if let Some(next) = task.progress.next_attempt.clone()
         && now < next.0
@@ -239,7 +245,7 @@ fn defer(ctx: &Context<'_>, task: &mut HostTask, why: &str, now: Timestamp) -> S
         task.enter(PatchCode::RebootDeferred, message, now);
     }
     // The node serves again while the reboot waits.
-    match release_node(ctx, task) {
+    match release_node(ctx) {
         step if step.action.is_some() => step,
         _ => Step::wait(next),
     }
@@ -278,7 +284,7 @@ fn drained(
                     ),
                     now,
                 );
-                release_node(ctx, task)
+                release_node(ctx)
             }
         }
         Ok(report) if now >= since.checked_add(timeout).unwrap_or(Timestamp::MAX) => {
@@ -295,7 +301,7 @@ fn drained(
                     why,
                     now,
                 );
-                release_node(ctx, task)
+                release_node(ctx)
             }
         }
         Ok(_) => Step::wait(now + DRAIN_POLL),
@@ -307,13 +313,12 @@ fn drained(
     }
 }
 
-/// Uncordons the node when upkeep cordoned it for this task.
-fn release_node(ctx: &Context<'_>, task: &mut HostTask) -> Step {
-    let ours = task.progress.cordoned || ctx.node.is_some_and(|n| n.cordoned_by_us);
-    if ours && ctx.node.is_some() {
+/// Uncordons the node when it carries upkeep's mark for this task (made in the same write as
+/// the cordon, so the node alone says whether upkeep still holds it).
+fn release_node(ctx: &Context<'_>) -> Step {
+    if ctx.node.is_some_and(|n| n.cordoned_by_us) {
         return Step::act(Action::Uncordon, false);
     }
-    task.progress.cordoned = false;
     Step::default()
 }
 
@@ -345,7 +350,7 @@ fn agent_gone(ctx: &Context<'_>, task: &mut HostTask, now: Timestamp) -> Option<
         ),
         now,
     );
-    Some(release_node(ctx, task))
+    Some(release_node(ctx))
 }
 
 #[cfg(test)]
