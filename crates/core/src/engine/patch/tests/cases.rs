@@ -399,6 +399,25 @@ fn job_failed_agent_offline_mid_task() {
     assert_eq!(w.reason(), Some(PatchReason::AgentOffline));
 }
 
+/// What the agent does next when it finds `op` cut off (started, and gone without a result).
+fn cut_off(w: &World, op: Op) -> Option<Action> {
+    let spec = w.spec.clone();
+    let ctx = agent::Context {
+        task: "default/job-web-1/uid",
+        spec: &spec,
+        boot_id: "boot-1",
+    };
+    let (mut task, mut journal) = (w.stored.clone(), w.journal.clone());
+    agent::step(
+        &ctx,
+        &mut task,
+        &mut journal,
+        Some(Observation::Op(op, OpStatus::Unknown)),
+        w.now,
+    )
+    .action
+}
+
 #[test]
 fn an_interrupted_install_is_asked_for_again_with_the_same_pins() {
     let mut w = World::new(None).fault("install", Fault::Hang);
@@ -407,22 +426,8 @@ fn an_interrupted_install_is_asked_for_again_with_the_same_pins() {
     // The host restarts mid-install: the operation left no result.
     w.host.ops.retain(|k, _| !k.ends_with("/install"));
     w.host.faults.clear();
-    let spec = w.spec.clone();
-    let ctx = agent::Context {
-        task: "default/job-web-1/uid",
-        spec: &spec,
-        boot_id: "boot-1",
-    };
-    let (mut task, mut journal) = (w.stored.clone(), w.journal.clone());
-    let step = agent::step(
-        &ctx,
-        &mut task,
-        &mut journal,
-        Some(Observation::Op(Op::Install, OpStatus::Unknown)),
-        w.now,
-    );
     assert_eq!(
-        step.action,
+        cut_off(&w, Op::Install),
         Some(Action::Rerun {
             op: Op::Install,
             key: "default/job-web-1/uid/install".into(),
@@ -462,22 +467,8 @@ fn an_interrupted_action_declared_safe_to_rerun_runs_again_and_the_task_goes_on(
     // The agent stops mid-action: the action left no result.
     w.host.ops.retain(|k, _| !k.ends_with("/post-0"));
     w.host.faults.clear();
-    let spec = w.spec.clone();
-    let ctx = agent::Context {
-        task: "default/job-web-1/uid",
-        spec: &spec,
-        boot_id: "boot-1",
-    };
-    let (mut task, mut journal) = (w.stored.clone(), w.journal.clone());
-    let step = agent::step(
-        &ctx,
-        &mut task,
-        &mut journal,
-        Some(Observation::Op(Op::PostAction(0), OpStatus::Unknown)),
-        w.now,
-    );
     assert_eq!(
-        step.action,
+        cut_off(&w, Op::PostAction(0)),
         Some(Action::Rerun {
             op: Op::PostAction(0),
             key: "default/job-web-1/uid/post-0".into(),
