@@ -128,8 +128,8 @@ pub async fn reconcile_task(task: &UpgradeTask, ctx: &Context) -> Result<Action,
             // The coordinator decides from the node as it now is (upkeep's mark on it says
             // whether upkeep holds it). A failed read ends the round: the next one starts
             // from the node as it then is.
-            let now = nodes.get_opt(node_name).await.map_err(write_error)?;
-            cctx.node = now.as_ref().map(|n| node_state(n, &task_key));
+            let fresh = nodes.get_opt(node_name).await.map_err(write_error)?;
+            cctx.node = fresh.as_ref().map(|n| node_state(n, &task_key));
         }
     };
     Ok(match wake {
