@@ -194,6 +194,7 @@ struct HostRead<'a> {
     /// Not read by a round, but the Host controller writes it when the Lease runs out or is
     /// renewed again: the change that tells the jobs an agent went or came back.
     reported_online: bool,
+    /// Not read by a round either: a Host being deleted leaves the jobs' view soon.
     deleting: bool,
 }
 

@@ -226,6 +226,15 @@ impl Context<'_> {
     fn has_actions(&self) -> bool {
         !self.pre().is_empty() || !self.post().is_empty()
     }
+
+    /// The job's action `op` stands for, when it is one.
+    fn action(&self, op: &Op) -> Option<&JobAction> {
+        match op {
+            Op::PreAction(i) => self.pre().get(*i),
+            Op::PostAction(i) => self.post().get(*i),
+            _ => None,
+        }
+    }
 }
 
 /// The agent's next move.
@@ -479,8 +488,8 @@ fn start(
         && now >= until.0
     {
         let what = match &op {
-            Op::PreAction(i) => format!("pre action {}", name_of(ctx.pre(), *i)),
-            Op::PostAction(i) => format!("post action {}", name_of(ctx.post(), *i)),
+            Op::PreAction(_) => format!("pre action {}", name_of(ctx, &op)),
+            Op::PostAction(_) => format!("post action {}", name_of(ctx, &op)),
             Op::Download => "the download".into(),
             Op::Install | Op::Package(_) => "the install".into(),
             Op::Reboot => "the reboot".into(),
@@ -502,8 +511,8 @@ fn start(
     Step::act_after_persist(Action::Start { op, key, pins })
 }
 
-fn name_of(actions: &[JobAction], i: usize) -> &str {
-    actions.get(i).map_or("?", |a| a.name.as_str())
+fn name_of<'a>(ctx: &'a Context<'_>, op: &Op) -> &'a str {
+    ctx.action(op).map_or("?", |a| a.name.as_str())
 }
 
 fn selected(
@@ -578,7 +587,7 @@ fn operation(
         }
         OpStatus::Unknown
             if matches!(op, Op::Download | Op::Install | Op::Package(_))
-                || reruns_if_interrupted(ctx.spec, &op) =>
+                || ctx.action(&op).is_some_and(|a| a.rerun_if_interrupted) =>
         {
             // Cut off: asked for again with the same pins (see `Action::Rerun`), or an action
             // its job declares safe to run again.
@@ -655,17 +664,6 @@ fn operation(
             Step::wait(retry)
         }
     }
-}
-
-/// Whether `op` is an action the job declares safe to run again (`rerunIfInterrupted`).
-fn reruns_if_interrupted(spec: &PatchJobSpec, op: &Op) -> bool {
-    let actions = spec.actions.as_ref();
-    let action = match op {
-        Op::PreAction(i) => actions.and_then(|a| a.pre.get(*i)),
-        Op::PostAction(i) => actions.and_then(|a| a.post.get(*i)),
-        _ => None,
-    };
-    action.is_some_and(|a| a.rerun_if_interrupted)
 }
 
 /// A step finished: where the task stands now.
