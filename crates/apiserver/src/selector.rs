@@ -251,8 +251,8 @@ struct FieldReq {
     negate: bool,
 }
 
-/// Whether both selectors select `stored`: labels, `metadata.name` and `metadata.namespace` from
-/// what the store keeps apart, the object parsed only for another field. (A watch tests every
+/// Whether both selectors select `stored`: labels, `metadata.name`, `metadata.namespace` and
+/// `spec.nodeName` from what the store keeps apart, the object parsed only for another field. (A watch tests every
 /// write of its resource: with thousands of watches, parsing each version for each would be
 /// most of the server's work.)
 pub(crate) fn selects(labels: &LabelSelector, fields: &FieldSelector, stored: &Stored) -> bool {
@@ -264,6 +264,7 @@ pub(crate) fn selects(labels: &LabelSelector, fields: &FieldSelector, stored: &S
         let kept = match req.field.label.as_str() {
             "metadata.name" => Some(stored.name()),
             "metadata.namespace" => Some(stored.namespace()),
+            "spec.nodeName" => Some(stored.node_name()),
             _ => None,
         }
         .filter(|_| req.field.paths == [req.field.label.as_str()]);

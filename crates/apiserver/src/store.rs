@@ -35,6 +35,9 @@ pub(crate) struct Stored {
     /// `metadata.labels`, sorted by key: what watches and lists with a label selector test
     /// on every version, without parsing its JSON.
     labels: Box<[(Box<str>, Box<str>)]>,
+    /// `spec.nodeName` (a Pod's; empty when absent): what a drain and a kubelet select pods by,
+    /// kept apart so such a list does not parse every pod of the cluster.
+    node_name: Box<str>,
 }
 
 impl Stored {
@@ -54,6 +57,7 @@ impl Stored {
             uid: field("/metadata/uid"),
             owners: owner_uids(&value),
             labels: sorted_labels(&value),
+            node_name: field("/spec/nodeName"),
             json: compact_json(&value),
             rv,
         }
@@ -105,6 +109,11 @@ impl Stored {
     /// The uids of its owners (`metadata.ownerReferences`), sorted.
     pub fn owners(&self) -> &[Box<str>] {
         &self.owners
+    }
+
+    /// `spec.nodeName` (empty when absent).
+    pub fn node_name(&self) -> &str {
+        &self.node_name
     }
 
     /// The value of its label `key`.
