@@ -209,6 +209,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
         expectations: Default::default(),
         device_patch_expectations: Default::default(),
         patch_expectations: Default::default(),
+        patch_job_rounds: Default::default(),
         recent: Default::default(),
         announced: Default::default(),
         settings,

@@ -67,8 +67,17 @@ impl From<super::kit::tasks::CreateError> for Error {
 /// Reconciles one PatchJob.
 pub async fn reconcile(guard: Arc<Watched<PatchJob>>, ctx: Arc<Context>) -> Result<Action, Error> {
     guarded("PatchJob", &guard, &ctx.metrics, async |job| {
+        let (namespace, name) = (job.namespace().unwrap_or_default(), job.name_any());
         if job.metadata.deletion_timestamp.is_some() {
+            ctx.patch_job_rounds.forget(&namespace, &name);
             return Ok(Action::await_change());
+        }
+        let every = ctx.settings.patch_job_round_every;
+        if let Some(due) = ctx
+            .patch_job_rounds
+            .hold(&namespace, &name, ctx.clock.now(), every)
+        {
+            return Ok(Action::requeue(ctx.clock.until(due).max(MIN_REQUEUE)));
         }
         Box::pin(reconcile_job(job, &ctx)).await
     })
@@ -76,6 +85,9 @@ pub async fn reconcile(guard: Arc<Watched<PatchJob>>, ctx: Arc<Context>) -> Resu
 }
 
 static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+
+/// The shortest requeue (a requeue of zero would spin).
+const MIN_REQUEUE: std::time::Duration = std::time::Duration::from_millis(1);
 
 async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
     let namespace = job.namespace().unwrap_or_default();
@@ -178,7 +190,7 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
         (a, b) => a.or(b),
     };
     Ok(match plan::next_look(&tasks, wake, now) {
-        Some(at) => Action::requeue(ctx.clock.until(at).max(std::time::Duration::from_millis(1))),
+        Some(at) => Action::requeue(ctx.clock.until(at).max(MIN_REQUEUE)),
         None => Action::await_change(),
     })
 }

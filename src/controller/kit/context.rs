@@ -30,6 +30,8 @@ pub struct Settings {
     pub device_refresh: Duration,
     /// How soon to retry after a lost compare-and-swap or an API error.
     pub retry: Duration,
+    /// The least time between two rounds of one PatchJob (see [`super::pacing`]).
+    pub patch_job_round_every: Duration,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
         Self {
             device_refresh: Duration::from_secs(600),
             retry: Duration::from_secs(5),
+            patch_job_round_every: Duration::from_secs(1),
         }
     }
 }
@@ -231,6 +234,8 @@ pub struct Context {
     pub device_patch_expectations: Expectations<DevicePatchCode>,
     /// PatchJob rollout decisions not yet in the cache.
     pub patch_expectations: Expectations<HostCode>,
+    /// When each PatchJob's last round ran.
+    pub patch_job_rounds: super::pacing::Pacing,
     /// The task controller's own last writes.
     pub recent: Recent,
     /// The code each task was last announced with (an Event), by whoever wrote it.

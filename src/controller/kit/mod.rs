@@ -1,6 +1,6 @@
 //! What every controller shares: the watch filter that passes only changes that matter, the context a reconcile gets (client, clock, caches), the
 //! guarded watch objects, the task index, status writes with upkeep's field manager, Events,
-//! metrics, object naming, and the wrapper every reconcile runs in.
+//! metrics, object naming, the pacing of rollout rounds, and the wrapper every reconcile runs in.
 
 pub mod changes;
 pub mod context;
@@ -8,6 +8,7 @@ pub mod events;
 pub mod index;
 pub mod metrics;
 pub mod naming;
+pub mod pacing;
 pub mod reconcile;
 pub mod rollout;
 pub mod status;
