@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::resources::{FieldLabel, ResourceInfo};
 use super::status::ApiError;
-use super::store::Stored;
+use super::store::{Interest, Stored};
 
 /// One label requirement.
 #[derive(Clone, Debug, PartialEq)]
@@ -249,6 +249,23 @@ struct FieldReq {
     field: FieldLabel,
     value: String,
     negate: bool,
+}
+
+/// What an object must have for both selectors to select it, when they say: a name
+/// (`metadata.name=N`), else a label value (the first `key=value` or `key in (value)`). A watch
+/// with one waits only for the writes of the objects that have it.
+pub(crate) fn interest(labels: &LabelSelector, fields: &FieldSelector) -> Option<Interest> {
+    let name = fields.0.iter().find(|req| {
+        !req.negate && req.field.label == "metadata.name" && req.field.paths == ["metadata.name"]
+    });
+    if let Some(req) = name {
+        return Some(Interest::Name(req.value.clone()));
+    }
+    labels.0.iter().find_map(|req| match req {
+        LabelReq::Eq(k, v) => Some(Interest::Label(k.clone(), v.clone())),
+        LabelReq::In(k, vs) if vs.len() == 1 => Some(Interest::Label(k.clone(), vs[0].clone())),
+        _ => None,
+    })
 }
 
 /// Whether both selectors select `stored`: labels, `metadata.name`, `metadata.namespace` and

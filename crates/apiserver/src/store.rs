@@ -8,11 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::resources::ResourceId;
 use super::{ObjectKey, WriteCounts};
@@ -208,8 +209,105 @@ pub(crate) struct ResourceStore {
     /// Events up to this version may have left the log; a watch from an older version is
     /// expired.
     pub floor: u64,
-    /// Carries the version of the latest event; watches wait on it.
-    pub notify: watch::Sender<u64>,
+    /// The watches waiting for the next event.
+    pub waiters: Waiters,
+}
+
+/// The watches of one resource that wait for its next event. A watch whose selectors require
+/// a name or a label value (an agent's watch of its own Host and its own tasks) waits under
+/// that key and is woken only by a write of an object that has it, before or after the write;
+/// any other watch is woken by every write. With one such watch per host, waking every watch on
+/// every write would cost the fleet's size on each write.
+#[derive(Debug)]
+pub(crate) struct Waiters {
+    /// Carries the version of the latest event; the watches without a key wait on it.
+    pub all: watch::Sender<u64>,
+    by_name: HashMap<String, Vec<Arc<Waiter>>>,
+    by_label: HashMap<String, HashMap<String, Vec<Arc<Waiter>>>>,
+}
+
+/// One keyed watch's wait: woken by the events of the objects with its key, it knows the first
+/// of them it has not read yet, so it can tell whether the log lost one of them or only events
+/// it would have skipped.
+#[derive(Debug, Default)]
+pub(crate) struct Waiter {
+    /// The version of the first event for it since it last read (0: none). Read and written
+    /// under the state's lock.
+    pending: AtomicU64,
+    /// Wakes the watch.
+    pub wake: Notify,
+}
+
+impl Waiter {
+    /// Takes the first unread event's version (0: none).
+    pub fn take_pending(&self) -> u64 {
+        self.pending.swap(0, Ordering::Relaxed)
+    }
+
+    /// Whether an event for it came since it last read.
+    pub fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) != 0
+    }
+
+    fn woken(&self, rv: u64) {
+        if self.pending.load(Ordering::Relaxed) == 0 {
+            self.pending.store(rv, Ordering::Relaxed);
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// The key a watch waits under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// `metadata.name` is this.
+    Name(String),
+    /// Label `.0` is `.1`.
+    Label(String, String),
+}
+
+impl Waiters {
+    fn new() -> Self {
+        Self {
+            all: watch::Sender::new(0),
+            by_name: HashMap::new(),
+            by_label: HashMap::new(),
+        }
+    }
+
+    /// A wait for the events of the objects with `interest`.
+    pub fn keyed(&mut self, interest: Interest) -> Arc<Waiter> {
+        let waiter = Arc::new(Waiter::default());
+        let list = match interest {
+            Interest::Name(name) => self.by_name.entry(name).or_default(),
+            Interest::Label(key, value) => self
+                .by_label
+                .entry(key)
+                .or_default()
+                .entry(value)
+                .or_default(),
+        };
+        // Watches that ended hold no reference any more.
+        list.retain(|w| Arc::strong_count(w) > 1);
+        list.push(waiter.clone());
+        waiter
+    }
+
+    /// Wakes the watches event `rv` (of `object`, before it `prev`) may concern.
+    fn wake(&mut self, rv: u64, object: &Stored, prev: Option<&Stored>) {
+        self.all.send_replace(rv);
+        let versions = std::iter::once(object).chain(prev);
+        for version in versions {
+            if let Some(list) = self.by_name.get(version.name()) {
+                list.iter().for_each(|w| w.woken(rv));
+            }
+            for (key, value) in version.labels.iter() {
+                if let Some(list) = self.by_label.get(&**key).and_then(|v| v.get(&**value)) {
+                    list.iter().for_each(|w| w.woken(rv));
+                }
+            }
+        }
+    }
 }
 
 impl ResourceStore {
@@ -218,7 +316,7 @@ impl ResourceStore {
             objects: BTreeMap::new(),
             log: VecDeque::new(),
             floor: 0,
-            notify: watch::Sender::new(0),
+            waiters: Waiters::new(),
         }
     }
 
@@ -452,7 +550,9 @@ impl State {
                 store.floor = evicted.rv;
             }
         }
-        store.notify.send_replace(rv);
+        if let Some(entry) = store.log.back() {
+            store.waiters.wake(rv, &entry.object, entry.prev.as_deref());
+        }
     }
 
     fn reindex(&mut self, at: &ObjRef, old: Option<&Stored>, new: Option<&Stored>) {

@@ -2,7 +2,11 @@
 //!
 //! A watch keeps a cursor (the version it has delivered up to) and reads the log after it, so
 //! no per-watch queue exists and fan-out costs one log read per woken watch. It subscribes to
-//! the resource's notifier under the same lock that reads the log, so no event falls in a gap.
+//! the resource's waiters under the same lock that reads the log, so no event falls in a gap.
+//! A watch whose selectors require a name or a label value waits under that key
+//! ([`super::store::Waiters`]) and is woken only by the writes of objects that have it; its
+//! cursor then lags behind writes it would skip, and the log losing those is no reason to
+//! expire it (only losing one of its own is).
 //! A watch whose cursor is older than the log retains gets an `ERROR` event with a 410
 //! `Expired` `Status` (HTTP stays 200), as kube's watcher expects, and ends. Bookmarks go out
 //! every bookmark interval of (virtual) time when asked for; the stream ends after
@@ -22,9 +26,9 @@ use tokio::time::{Instant, Sleep};
 use super::Shared;
 use super::render::{Format, Renderer};
 use super::resources::ResourceId;
-use super::selector::{FieldSelector, LabelSelector, selects};
+use super::selector::{FieldSelector, LabelSelector, interest, selects};
 use super::status::ApiError;
-use super::store::{EventType, LogEntry, Stored};
+use super::store::{EventType, LogEntry, Stored, Waiter};
 
 /// Where a watch starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,11 +109,34 @@ enum Phase {
     Done,
 }
 
+/// How a subscribed watch waits for the next event.
+enum Wait {
+    /// Woken by every write of the resource.
+    All(watch::Receiver<u64>),
+    /// Woken by the writes of objects with its key.
+    Keyed(Arc<Waiter>),
+}
+
+impl Wait {
+    /// Waits for the next event; `false` when no more can come.
+    async fn changed(&mut self) -> bool {
+        match self {
+            Self::All(rx) => rx.changed().await.is_ok(),
+            Self::Keyed(waiter) => {
+                waiter.wake.notified().await;
+                true
+            }
+        }
+    }
+}
+
 struct Watch {
     shared: Arc<Shared>,
     req: WatchRequest,
     cursor: u64,
-    rx: Option<watch::Receiver<u64>>,
+    /// The version when it subscribed: a keyed watch knows of the events for it after this.
+    subscribed_at: u64,
+    wait: Option<Wait>,
     /// Fires at the end of the watch's timeout.
     deadline: Pin<Box<Sleep>>,
     /// Fires when the next bookmark is due.
@@ -129,7 +156,8 @@ pub(crate) fn stream(shared: Arc<Shared>, req: WatchRequest) -> impl Stream<Item
         shared,
         req,
         cursor: 0,
-        rx: None,
+        subscribed_at: 0,
+        wait: None,
         phase: Phase::Start,
     };
     futures::stream::unfold(watch, |mut w| async move {
@@ -178,7 +206,7 @@ impl Watch {
                     }
                 }
                 Phase::Live => {
-                    if let Some(rx) = self.rx.as_mut() {
+                    if let Some(Wait::All(rx)) = self.wait.as_mut() {
                         rx.borrow_and_update();
                     }
                     match self.read() {
@@ -193,16 +221,13 @@ impl Watch {
                         }
                         Read::Initial(_) => {}
                     }
-                    let Some(rx) = self.rx.as_mut() else {
+                    let Some(wait) = self.wait.as_mut() else {
                         self.phase = Phase::Done;
                         continue;
                     };
                     let bookmarks = self.req.bookmarks;
                     let wake = tokio::select! {
-                        changed = rx.changed() => match changed {
-                            Ok(()) => Wake::Changed,
-                            Err(_) => Wake::Closed,
-                        },
+                        open = wait.changed() => if open { Wake::Changed } else { Wake::Closed },
                         () = self.bookmark.as_mut(), if bookmarks => Wake::Bookmark,
                         () = self.deadline.as_mut() => Wake::Closed,
                     };
@@ -212,6 +237,7 @@ impl Watch {
                         Wake::Bookmark => {
                             let next = self.bookmark.deadline() + self.shared.bookmark_interval;
                             self.bookmark.as_mut().reset(next);
+                            self.catch_up();
                             return Some(self.bookmark_line(false));
                         }
                     }
@@ -222,9 +248,14 @@ impl Watch {
 
     /// Subscribes and reads the starting point, under one lock.
     fn start(&mut self) -> Read {
-        let state = self.shared.lock();
+        let mut state = self.shared.lock();
+        let store = &mut state.stores[self.req.res];
+        self.wait = Some(match interest(&self.req.labels, &self.req.fields) {
+            Some(key) => Wait::Keyed(store.waiters.keyed(key)),
+            None => Wait::All(store.waiters.all.subscribe()),
+        });
+        self.subscribed_at = state.rv;
         let store = &state.stores[self.req.res];
-        self.rx = Some(store.notify.subscribe());
         let initial = self.req.send_initial_events || self.req.start == Start::Current;
         if initial {
             self.cursor = state.rv;
@@ -251,6 +282,16 @@ impl Watch {
     fn read(&mut self) -> Read {
         let state = self.shared.lock();
         let store = &state.stores[self.req.res];
+        if let Some(Wait::Keyed(waiter)) = &self.wait {
+            // Only an event for this watch that left the log expires it: the ones before the
+            // log's start that it was not woken for are ones it would have skipped (it knows
+            // which were for it only since it subscribed).
+            let pending = waiter.take_pending();
+            let known = self.cursor >= self.subscribed_at;
+            if known && self.cursor < store.floor && (pending == 0 || pending > store.floor) {
+                self.cursor = store.floor;
+            }
+        }
         match store.entries_after(self.cursor) {
             Ok(entries) => {
                 self.cursor = self.cursor.max(state.rv);
@@ -261,6 +302,17 @@ impl Watch {
                 self.cursor,
                 oldest - 1
             )),
+        }
+    }
+
+    /// Moves a keyed watch's cursor to the present when no event for it is unread, so its
+    /// bookmark says how far it is current.
+    fn catch_up(&mut self) {
+        if let Some(Wait::Keyed(waiter)) = &self.wait {
+            let state = self.shared.lock();
+            if self.cursor >= self.subscribed_at && !waiter.has_pending() {
+                self.cursor = self.cursor.max(state.rv);
+            }
         }
     }
 

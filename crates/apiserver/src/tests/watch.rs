@@ -283,3 +283,42 @@ async fn a_malformed_object_does_not_stop_a_watch() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_watch_for_one_label_value_is_not_expired_by_the_writes_it_skips_only_by_its_own() {
+    bounded(async {
+        let server = super::ApiServer::builder(super::clock())
+            .crds(upkeep_core::api::crds())
+            .event_log_capacity(3)
+            .build();
+        let api = tasks(&server);
+        let rv = server.resource_version().to_string();
+        let wp = WatchParams::default().labels("site=x");
+        let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+        create(&api, &labelled("x-1", &[("site", "x")])).await;
+        assert_eq!(next(&mut stream).await, "ADDED x-1");
+
+        // Five writes it is not woken for push its position out of the log of three.
+        for i in 0..5 {
+            create(&api, &labelled(&format!("y-{i}"), &[("site", "y")])).await;
+        }
+        create(&api, &labelled("x-2", &[("site", "x")])).await;
+        assert_eq!(next(&mut stream).await, "ADDED x-2");
+        // Its bookmark says it is current, though it was woken for none of the later writes.
+        create(&api, &labelled("y-5", &[("site", "y")])).await;
+        let now = server.resource_version();
+        assert_eq!(next(&mut stream).await, format!("BOOKMARK {now}"));
+
+        // An event for it that left the log before it read it expires it, as it must.
+        create(&api, &labelled("x-3", &[("site", "x")])).await;
+        for i in 6..10 {
+            create(&api, &labelled(&format!("y-{i}"), &[("site", "y")])).await;
+        }
+        assert_eq!(next(&mut stream).await, "ERROR 410 Expired");
+
+        // A keyed watch from an old version it never saw cannot tell what it missed: expired.
+        let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+        assert_eq!(next(&mut stream).await, "ERROR 410 Expired");
+    })
+    .await;
+}
