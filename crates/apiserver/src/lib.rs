@@ -161,6 +161,11 @@ use self::validation::Validations;
 /// The default number of events each resource's log keeps for watches to resume from.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 100_000;
 
+/// How long each resource's log keeps an event by default for watches to resume from: five
+/// minutes, as kube-apiserver compacts etcd's history every five minutes. A watch from a version
+/// older than that gets 410 `Expired` and lists again, as with a real cluster.
+pub const DEFAULT_EVENT_LOG_HISTORY: SignedDuration = SignedDuration::from_mins(5);
+
 /// How long Events live by default, as with kube-apiserver's `--event-ttl`.
 pub const DEFAULT_EVENT_TTL: SignedDuration = SignedDuration::from_hours(1);
 
@@ -224,8 +229,11 @@ impl Drop for Locked<'_> {
 
 impl Shared {
     fn lock(&self) -> Locked<'_> {
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // The time the writes under this lock happen at, for the log's history.
+        guard.clock = self.now(false);
         Locked {
-            guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            guard,
             shared: self,
         }
     }
@@ -308,6 +316,7 @@ pub struct ApiServerBuilder {
     now: NowFn,
     crds: Vec<CustomResourceDefinition>,
     capacity: usize,
+    history: SignedDuration,
     event_ttl: SignedDuration,
     bookmark_interval: Duration,
     namespaces: Vec<String>,
@@ -319,6 +328,7 @@ impl std::fmt::Debug for ApiServerBuilder {
         f.debug_struct("ApiServerBuilder")
             .field("crds", &self.crds.len())
             .field("capacity", &self.capacity)
+            .field("history", &self.history)
             .field("event_ttl", &self.event_ttl)
             .field("bookmark_interval", &self.bookmark_interval)
             .field("namespaces", &self.namespaces)
@@ -345,6 +355,13 @@ impl ApiServerBuilder {
     /// 410 `Expired`.
     pub fn event_log_capacity(mut self, events: usize) -> Self {
         self.capacity = events;
+        self
+    }
+
+    /// How long each resource's log keeps an event (default [`DEFAULT_EVENT_LOG_HISTORY`], on
+    /// the server's clock), within its capacity.
+    pub fn event_log_history(mut self, history: SignedDuration) -> Self {
+        self.history = history;
         self
     }
 
@@ -380,6 +397,7 @@ impl ApiServerBuilder {
         let registry = Registry::new(&self.crds);
         let validations = Validations::new(registry.all(), self.validate);
         let mut state = State::new(registry.all().len(), self.capacity, self.event_ttl);
+        state.keep_history(self.history);
         let disruption = disruption::Stores::of(&registry);
         if let Some(stores) = &disruption {
             state.track_disruption_inputs(stores.inputs());
@@ -448,6 +466,7 @@ impl ApiServer {
             now: Arc::new(now),
             crds: Vec::new(),
             capacity: DEFAULT_EVENT_LOG_CAPACITY,
+            history: DEFAULT_EVENT_LOG_HISTORY,
             event_ttl: DEFAULT_EVENT_TTL,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             namespaces: INITIAL_NAMESPACES.iter().map(|s| s.to_string()).collect(),

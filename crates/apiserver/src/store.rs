@@ -170,6 +170,8 @@ impl EventType {
 #[derive(Clone, Debug)]
 pub(crate) struct LogEntry {
     pub rv: u64,
+    /// When it was logged (the server's clock).
+    pub at: Timestamp,
     pub kind: EventType,
     /// The object after the write (for a delete: as last seen, with the delete's version).
     pub object: Arc<Stored>,
@@ -358,6 +360,10 @@ pub(crate) struct State {
     uids: HashMap<String, ObjRef>,
     children: HashMap<String, BTreeSet<ObjRef>>,
     capacity: usize,
+    /// How long a log keeps an event.
+    history: SignedDuration,
+    /// The time of the writes being made: the server's clock when the state was locked.
+    pub clock: Timestamp,
     /// How long an Event lives after it was created.
     event_ttl: SignedDuration,
     /// Events in the order they expire: when, where, and the uid (a newer Event of the same
@@ -383,6 +389,8 @@ impl State {
             uids: HashMap::new(),
             children: HashMap::new(),
             capacity: capacity.max(1),
+            history: SignedDuration::MAX,
+            clock: Timestamp::UNIX_EPOCH,
             event_ttl,
             expiring: VecDeque::new(),
             totals: WriteCounts::default(),
@@ -390,6 +398,11 @@ impl State {
             disruption_inputs: Vec::new(),
             dirty: BTreeSet::new(),
         }
+    }
+
+    /// Keeps each event in its log for `history` (within the capacity).
+    pub fn keep_history(&mut self, history: SignedDuration) {
+        self.history = history;
     }
 
     /// Marks the namespace of every later change to one of `stores` (see [`State::take_dirty`]).
@@ -539,13 +552,19 @@ impl State {
     ) {
         let rv = object.rv;
         let store = &mut self.stores[res];
+        let at = self.clock;
         store.log.push_back(LogEntry {
             rv,
             kind,
             object,
             prev,
+            at,
         });
-        while store.log.len() > self.capacity {
+        // Compaction: the events past the capacity, and the ones older than the history.
+        let oldest_kept = at.saturating_sub(self.history).unwrap_or(Timestamp::MIN);
+        while store.log.len() > self.capacity
+            || store.log.front().is_some_and(|e| e.at < oldest_kept)
+        {
             if let Some(evicted) = store.log.pop_front() {
                 store.floor = evicted.rv;
             }

@@ -322,3 +322,34 @@ async fn a_watch_for_one_label_value_is_not_expired_by_the_writes_it_skips_only_
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_log_keeps_five_minutes_of_events_as_a_compacted_etcd_would() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        let before = server.resource_version().to_string();
+        create(&api, &task("t1", "dp-1")).await;
+        tokio::time::sleep(Duration::from_secs(4 * 60)).await;
+        let recent = server.resource_version().to_string();
+        create(&api, &task("t2", "dp-2")).await;
+        tokio::time::sleep(Duration::from_secs(2 * 60)).await;
+        // The write that compacts: t1's event is six minutes old, t2's two.
+        create(&api, &task("t3", "dp-3")).await;
+
+        let mut old = api
+            .watch(&WatchParams::default(), &before)
+            .await
+            .unwrap()
+            .boxed();
+        assert_eq!(next(&mut old).await, "ERROR 410 Expired");
+        let mut fresh = api
+            .watch(&WatchParams::default(), &recent)
+            .await
+            .unwrap()
+            .boxed();
+        assert_eq!(next(&mut fresh).await, "ADDED t2");
+        assert_eq!(next(&mut fresh).await, "ADDED t3");
+    })
+    .await;
+}
