@@ -213,6 +213,9 @@ pub(crate) struct ResourceStore {
     pub floor: u64,
     /// The watches waiting for the next event.
     pub waiters: Waiters,
+    /// The keys of the objects with each label value, by label and value: a list selecting
+    /// one value (an agent's list of its own tasks) reads those objects only.
+    labelled: HashMap<Box<str>, HashMap<Box<str>, BTreeSet<ObjKey>>>,
 }
 
 /// The watches of one resource that wait for its next event. A watch whose selectors require
@@ -319,6 +322,7 @@ impl ResourceStore {
             log: VecDeque::new(),
             floor: 0,
             waiters: Waiters::new(),
+            labelled: HashMap::new(),
         }
     }
 
@@ -335,6 +339,51 @@ impl ResourceStore {
                     .take_while(move |(k, _)| k.namespace == ns)
                     .map(|(_, v)| v),
             ),
+        }
+    }
+
+    /// The objects with label `key` set to `value`, in key order.
+    pub fn with_label<'a>(
+        &'a self,
+        key: &str,
+        value: &str,
+    ) -> impl Iterator<Item = &'a Arc<Stored>> + 'a {
+        self.labelled
+            .get(key)
+            .and_then(|values| values.get(value))
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.objects.get(k))
+    }
+
+    /// Keeps the label index up to date for `key` going from `old` to `new`.
+    fn relabel(&mut self, key: &ObjKey, old: Option<&Stored>, new: Option<&Stored>) {
+        let none: &[(Box<str>, Box<str>)] = &[];
+        let old = old.map_or(none, |s| &s.labels[..]);
+        let new = new.map_or(none, |s| &s.labels[..]);
+        if old == new {
+            return;
+        }
+        for (k, v) in old.iter().filter(|l| !new.contains(l)) {
+            if let Some(values) = self.labelled.get_mut(k) {
+                if let Some(keys) = values.get_mut(v) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        values.remove(v);
+                    }
+                }
+                if values.is_empty() {
+                    self.labelled.remove(k);
+                }
+            }
+        }
+        for (k, v) in new.iter().filter(|l| !old.contains(l)) {
+            self.labelled
+                .entry(k.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(key.clone());
         }
     }
 
@@ -506,6 +555,7 @@ impl State {
         set_resource_version(&mut value, rv);
         let stored = Arc::new(Stored::new(value, rv));
         let prev = self.stores[res].objects.insert(key.clone(), stored.clone());
+        self.stores[res].relabel(&key, prev.as_deref(), Some(&stored));
         let kind = if prev.is_some() {
             EventType::Modified
         } else {
@@ -526,6 +576,7 @@ impl State {
         mut last: Value,
     ) -> Option<Arc<Stored>> {
         let prev = self.stores[res].objects.remove(key)?;
+        self.stores[res].relabel(key, Some(&prev), None);
         self.mark(res, key);
         self.rv += 1;
         let rv = self.rv;

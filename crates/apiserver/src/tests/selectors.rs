@@ -1,6 +1,6 @@
 //! Label selectors (every operator) and field selectors on list.
 
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 
 use super::*;
 
@@ -97,6 +97,35 @@ async fn field_selectors() {
         );
         assert_eq!(err.code, 400);
         assert_eq!(err.message, "field label not supported: spec.target");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_list_by_one_label_value_follows_relabels_deletes_and_namespaces() {
+    bounded(async {
+        let (server, api) = seeded().await;
+        let site = |v: &str| ListParams::default().labels(&format!("site={v}"));
+        let relabel = |v: &str| Patch::Merge(json!({"metadata": {"labels": {"site": v}}}));
+        api.patch("b", &PatchParams::default(), &relabel("x"))
+            .await
+            .unwrap();
+        api.patch("d", &PatchParams::default(), &relabel("x"))
+            .await
+            .unwrap();
+        assert_eq!(names(&api, &site("x")).await, ["a", "b", "d"]);
+        assert_eq!(names(&api, &site("y")).await, Vec::<String>::new());
+        api.delete("a", &Default::default()).await.unwrap();
+        let both = ListParams::default().labels("site=x,tier=2");
+        assert_eq!(names(&api, &both).await, ["b"]);
+        assert_eq!(names(&api, &site("x")).await, ["b", "d"]);
+        // Another namespace's object with the label is not this namespace's.
+        let other: Api<UpgradeTask> = Api::namespaced(server.client(), "other");
+        create(&other, &labelled("e", &[("site", "x")])).await;
+        assert_eq!(names(&api, &site("x")).await, ["b", "d"]);
+        assert_eq!(names(&other, &site("x")).await, ["e"]);
+        let all: Api<UpgradeTask> = Api::all(server.client());
+        assert_eq!(names(&all, &site("x")).await, ["b", "d", "e"]);
     })
     .await;
 }
