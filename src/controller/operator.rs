@@ -6,8 +6,8 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::{Future, FutureExt as _, StreamExt as _};
-use kube::core::{DeserializeGuard, PartialObjectMeta};
+use futures::{Future, FutureExt as _, Stream, StreamExt as _};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -29,6 +29,7 @@ use super::{
 use k8s_openapi::api::coordination::v1::Lease;
 
 use crate::api::host::LEASE_LABEL;
+use crate::api::upgrade_task::{LABEL_PARENT_KIND, ParentKind};
 use crate::api::{
     Device, DevicePatch, FirmwareUpgrade, Host, MaintenanceWindow, PatchJob, UpgradeTask,
 };
@@ -87,6 +88,44 @@ where
     (store, feed)
 }
 
+/// The one watch of UpgradeTasks: it keeps the UpgradeTask controller's cache (the returned
+/// store) and `index`, and names each task it sees added or changed on the returned stream (the
+/// controller's trigger); the future keeps it. A second watch for the index would send and
+/// decode every task change twice. The names wait on the stream until the controller runs.
+fn task_watch(
+    client: &Client,
+    ns: Option<&str>,
+    index: TaskIndex,
+) -> (
+    Store<Watched<UpgradeTask>>,
+    impl Stream<Item = reflector::ObjectRef<Watched<UpgradeTask>>> + Send + use<>,
+    impl Future<Output = ()> + use<>,
+) {
+    let (store, writer) = reflector::store();
+    let (refs, triggers) = futures::channel::mpsc::unbounded();
+    let events = watcher(
+        api::<Watched<UpgradeTask>>(client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff();
+    let feed = reflector::reflector(writer, events).for_each(move |event| {
+        match event {
+            Ok(event) => {
+                index.apply(&event);
+                if let watcher::Event::Apply(task) | watcher::Event::InitApply(task) = &event {
+                    // The controller is gone only when the operator stops.
+                    let _ = refs.unbounded_send(reflector::ObjectRef::from_obj(task));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the UpgradeTask watch failed; it restarts with backoff")
+            }
+        }
+        futures::future::ready(())
+    });
+    (store, triggers, feed)
+}
+
 /// The objects of `store` in a namespace, for a watch that maps a change there (a window, a
 /// Host) onto every parent of that namespace.
 fn of_namespace<K>(
@@ -103,6 +142,14 @@ where
             .map(|o| reflector::ObjectRef::from_obj(o.as_ref()))
             .collect()
     }
+}
+
+/// The watch of the UpgradeTasks a parent kind owns: only its own (labelled with the kind by
+/// `kit::tasks::create_task`), so that a change to another kind's task is neither sent to nor
+/// decoded by this kind's controller (at fleet scale, every task write would otherwise reach
+/// all three parent controllers).
+fn own_tasks(kind: &str) -> watcher::Config {
+    watcher::Config::default().labels(&format!("{LABEL_PARENT_KIND}={kind}"))
 }
 
 /// The loop of a rollout parent kind (FirmwareUpgrade, DevicePatch): it owns its tasks and looks
@@ -132,7 +179,10 @@ where
     let of_window_namespace = of_namespace(controller.store());
     controller
         // Only the owner reference matters here: read tasks' metadata, not their status.
-        .owns(api::<PartialObjectMeta<UpgradeTask>>(client, ns), cfg())
+        .owns(
+            api::<PartialObjectMeta<UpgradeTask>>(client, ns),
+            own_tasks(&K::kind(&())),
+        )
         .watches(
             api::<Watched<MaintenanceWindow>>(client, ns),
             cfg(),
@@ -179,13 +229,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
         watcher::Config::default().labels(LEASE_LABEL),
     );
     let tasks = TaskIndex::default();
-    let tasks_feed = tasks.clone().run(
-        watcher(
-            api::<DeserializeGuard<UpgradeTask>>(&client, ns),
-            watcher::Config::default(),
-        )
-        .default_backoff(),
-    );
+    let (task_store, task_refs, tasks_feed) = task_watch(&client, ns, tasks.clone());
     metrics.count_tasks_of(tasks.clone());
     metrics.count_hosts_of(hosts.clone());
     let ctx = Arc::new(Context {
@@ -248,7 +292,8 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             );
             let dpatch_loop =
                 rollout_loop(&client, ns, ctx.clone(), stop(), device_patch::reconcile);
-            let task_loop = Controller::new(api::<Watched<UpgradeTask>>(&client, ns), cfg())
+            let task_loop = Controller::for_stream(futures::stream::empty(), task_store)
+                .reconcile_on(task_refs)
                 .owns(api::<k8s_openapi::api::batch::v1::Job>(&client, ns), cfg())
                 .graceful_shutdown_on(stop())
                 .run(upgrade_task::reconcile, error_policy, ctx.clone())
@@ -257,7 +302,10 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             let jobs_of_namespace = of_namespace(job_controller.store());
             let jobs_of_window = jobs_of_namespace.clone();
             let job_loop = job_controller
-                .owns(api::<PartialObjectMeta<UpgradeTask>>(&client, ns), cfg())
+                .owns(
+                    api::<PartialObjectMeta<UpgradeTask>>(&client, ns),
+                    own_tasks(ParentKind::PatchJob.as_str()),
+                )
                 .watches(
                     api::<Watched<MaintenanceWindow>>(&client, ns),
                     cfg(),
@@ -309,7 +357,11 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
             Box::pin(leases_feed)
         );
     };
+    // Biased: in a fixed order, so that a simulation runs the same every time (the UpgradeTask
+    // controller's triggers come from the task watch among the feeds; an unbiased select polls
+    // the two in a random order, and the writes they make interleave differently).
     tokio::select! {
+        biased;
         () = Box::pin(controllers) => {}
         () = Box::pin(feeds) => {}
         () = shutdown.cancelled() => {}

@@ -3,18 +3,18 @@
 //! the rollout, the summary and the metrics read), not the whole object: at fleet scale a second
 //! copy of every task's status and history would cost more memory than everything else. Tasks
 //! that cannot be read (written by hand or by another version) are left out rather than stopping
-//! the watch.
+//! the watch. It reads the events of the task watch the UpgradeTask controller's cache is kept
+//! by (see `controller::operator`), so each task change is sent and decoded once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use futures::{Stream, StreamExt as _};
 use jiff::Timestamp;
 use kube::ResourceExt as _;
-use kube::core::DeserializeGuard;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
+use super::watched::Watched;
 use crate::api::UpgradeTask;
 use crate::api::upgrade_task::{ParentKind, TaskResult};
 
@@ -141,31 +141,32 @@ impl TaskIndex {
         let _ = ready.wait_for(|r| *r).await;
     }
 
-    fn apply(&self, event: watcher::Event<DeserializeGuard<UpgradeTask>>) {
+    /// Takes in one event of the task watch.
+    pub fn apply(&self, event: &watcher::Event<Watched<UpgradeTask>>) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         match event {
-            watcher::Event::Apply(DeserializeGuard(Ok(task))) => {
-                let view = Arc::new(TaskView::of(&task));
+            watcher::Event::Apply(Watched(Ok(task))) => {
+                let view = Arc::new(TaskView::of(task));
                 inner
                     .by_parent
-                    .entry(key(&task))
+                    .entry(key(task))
                     .or_default()
                     .insert(view.name.clone(), view);
             }
-            watcher::Event::Delete(DeserializeGuard(Ok(task))) => {
-                if let Some(tasks) = inner.by_parent.get_mut(&key(&task)) {
+            watcher::Event::Delete(Watched(Ok(task))) => {
+                if let Some(tasks) = inner.by_parent.get_mut(&key(task)) {
                     tasks.remove(&task.name_any());
                 }
             }
-            watcher::Event::Apply(DeserializeGuard(Err(invalid)))
-            | watcher::Event::InitApply(DeserializeGuard(Err(invalid))) => {
-                let name = invalid.metadata.name.unwrap_or_default();
+            watcher::Event::Apply(Watched(Err(invalid)))
+            | watcher::Event::InitApply(Watched(Err(invalid))) => {
+                let name = invalid.metadata.name.as_deref().unwrap_or_default();
                 tracing::warn!(task = %name, error = %invalid.error, "an UpgradeTask cannot be read; it is left out");
             }
-            watcher::Event::Delete(DeserializeGuard(Err(_))) => {}
+            watcher::Event::Delete(Watched(Err(_))) => {}
             watcher::Event::Init => inner.buffer = Some(Vec::new()),
-            watcher::Event::InitApply(DeserializeGuard(Ok(task))) => {
-                let entry = (key(&task), Arc::new(TaskView::of(&task)));
+            watcher::Event::InitApply(Watched(Ok(task))) => {
+                let entry = (key(task), Arc::new(TaskView::of(task)));
                 inner.buffer.get_or_insert_with(Vec::new).push(entry);
             }
             watcher::Event::InitDone => {
@@ -179,24 +180,6 @@ impl TaskIndex {
                 inner.by_parent = fresh;
                 drop(inner);
                 self.ready_tx.send_replace(true);
-            }
-        }
-    }
-
-    /// Keeps the index up to date from a task watcher; runs until the stream ends.
-    pub async fn run(
-        self,
-        events: impl Stream<
-            Item = Result<watcher::Event<DeserializeGuard<UpgradeTask>>, watcher::Error>,
-        >,
-    ) {
-        let mut events = std::pin::pin!(events);
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(event) => self.apply(event),
-                Err(error) => {
-                    tracing::warn!(%error, "the UpgradeTask watch failed; it restarts with backoff")
-                }
             }
         }
     }

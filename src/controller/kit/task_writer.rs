@@ -3,6 +3,8 @@
 //! that another writer changed first is read again and decided again, never overwritten), and
 //! an Event and a log line whenever the code changes.
 
+use std::borrow::Cow;
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
 use kube::{Resource as _, ResourceExt as _};
@@ -29,8 +31,8 @@ pub enum Written {
 pub struct TaskWriter<'a> {
     api: Api<UpgradeTask>,
     task: &'a UpgradeTask,
-    /// The status as last written (or as read).
-    pub written: Option<UpgradeTaskStatus>,
+    /// The status as last written (or as read: borrowed from the task until a write).
+    written: Option<Cow<'a, UpgradeTaskStatus>>,
     /// The resourceVersion the last write left (or the one read).
     pub resource_version: Option<String>,
 }
@@ -41,7 +43,7 @@ impl<'a> TaskWriter<'a> {
         Self {
             api: Api::namespaced(ctx.client.clone(), &task.namespace().unwrap_or_default()),
             task,
-            written: task.status.clone(),
+            written: task.status.as_ref().map(Cow::Borrowed),
             resource_version: task.resource_version(),
         }
     }
@@ -55,20 +57,20 @@ impl<'a> TaskWriter<'a> {
         let now = ctx.clock.now();
         let status = render(
             state,
-            self.written.as_ref(),
+            self.written.as_deref(),
             self.task.metadata.generation,
             now,
         );
-        if self.written.as_ref() == Some(&status) {
+        if self.written.as_deref() == Some(&status) {
             return Ok(Written::Done);
         }
         let name = self.task.name_any();
         match status::apply(&self.api, &name, &status, self.resource_version.as_deref()).await {
-            Ok(updated) => {
+            Ok(resource_version) => {
                 ctx.metrics.wrote("UpgradeTask", "status");
                 let previous = self.written.as_ref().and_then(|s| s.code.clone());
-                self.resource_version = updated.resource_version();
-                self.written = Some(status);
+                self.resource_version = resource_version;
+                self.written = Some(Cow::Owned(status));
                 if previous.as_deref() != Some(state.code_name()) {
                     announce(ctx, self.task, state).await;
                 }
