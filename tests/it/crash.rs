@@ -535,7 +535,7 @@ async fn crash_hosts_many_times() {
             drive(
                 &world,
                 // More often than the firmware test: a host task makes fewer writes.
-                Some((Lcg(seed), &[Kill::Operator, Kill::Agents, Kill::Both], 10)),
+                Some((Lcg(seed), &[Kill::Operator, Kill::Agents, Kill::Both], 8)),
             ),
         )
         .await
