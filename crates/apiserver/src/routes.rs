@@ -17,9 +17,9 @@ use super::openapi;
 use super::patch::PatchKind;
 use super::render::{Format, Renderer};
 use super::resources::{ResourceId, ResourceInfo};
-use super::selector::{FieldSelector, LabelSelector, interest, selects};
+use super::selector::{FieldSelector, LabelSelector, selects};
 use super::status::{self, ApiError, ApiResult};
-use super::store::{Interest, ObjKey, Stored};
+use super::store::{ObjKey, Stored};
 use super::verbs::{self, Ctx, DeleteOptions, Deleted};
 use super::watch::{self, Start, WatchRequest};
 
@@ -437,10 +437,10 @@ fn list(
             .filter(|s| selects(&labels, &fields, s))
             .cloned()
             .collect(),
-        _ => match interest(&labels, &FieldSelector::default()) {
+        _ => match labels.required_value() {
             // The objects with the label value the selector requires, from the index.
-            Some(Interest::Label(key, value)) => store
-                .with_label(&key, &value)
+            Some((key, value)) => store
+                .with_label(key, value)
                 .filter(|s| {
                     target
                         .namespace
@@ -450,7 +450,7 @@ fn list(
                 .filter(|s| selects(&labels, &fields, s))
                 .cloned()
                 .collect(),
-            _ => store
+            None => store
                 .in_namespace(target.namespace.as_deref())
                 .filter(|s| selects(&labels, &fields, s))
                 .cloned()

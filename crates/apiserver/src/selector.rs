@@ -48,6 +48,16 @@ impl LabelSelector {
         Ok(Self(reqs))
     }
 
+    /// The first label value the selector requires (`key=value`, `key in (value)`), if any:
+    /// only objects with it can match.
+    pub fn required_value(&self) -> Option<(&str, &str)> {
+        self.0.iter().find_map(|req| match req {
+            LabelReq::Eq(k, v) => Some((k.as_str(), v.as_str())),
+            LabelReq::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            _ => None,
+        })
+    }
+
     /// Whether an object whose label `key` is `get(key)` (`metadata.labels`) matches.
     fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.0.iter().all(|req| match req {
@@ -255,23 +265,17 @@ struct FieldReq {
 /// (`metadata.name=N`), else a label value (the first `key=value` or `key in (value)`). A watch
 /// with one waits only for the writes of the objects that have it.
 pub(crate) fn interest(labels: &LabelSelector, fields: &FieldSelector) -> Option<Interest> {
-    let name = fields.0.iter().find(|req| {
-        !req.negate && req.field.label == "metadata.name" && req.field.paths == ["metadata.name"]
-    });
-    if let Some(req) = name {
-        return Some(Interest::Name(req.value.clone()));
+    if let Some(name) = fields.pinned_name() {
+        return Some(Interest::Name(name.to_string()));
     }
-    labels.0.iter().find_map(|req| match req {
-        LabelReq::Eq(k, v) => Some(Interest::Label(k.clone(), v.clone())),
-        LabelReq::In(k, vs) if vs.len() == 1 => Some(Interest::Label(k.clone(), vs[0].clone())),
-        _ => None,
-    })
+    let (key, value) = labels.required_value()?;
+    Some(Interest::Label(key.to_string(), value.to_string()))
 }
 
 /// Whether both selectors select `stored`: labels, `metadata.name`, `metadata.namespace` and
-/// `spec.nodeName` from what the store keeps apart, the object parsed only for another field. (A watch tests every
-/// write of its resource: with thousands of watches, parsing each version for each would be
-/// most of the server's work.)
+/// `spec.nodeName` from what the store keeps apart, the object parsed only for another field.
+/// (A watch tests every write of its resource: with thousands of watches, parsing each version
+/// for each would be most of the server's work.)
 pub(crate) fn selects(labels: &LabelSelector, fields: &FieldSelector, stored: &Stored) -> bool {
     if !labels.matches_with(|key| stored.label(key)) {
         return false;
