@@ -259,10 +259,14 @@ impl Agent {
             label_value(&self.config.host),
             ParentKind::PatchJob.as_str()
         );
+        // The watches' copies are kept without `metadata.managedFields`: the agent never reads
+        // field ownership (its writes are server-side applies), and they are most of an object.
         let (store, writer) = reflector::store();
         let task_feed = reflector::reflector(
             writer,
-            watcher(tasks, watcher::Config::default().labels(&selector)).default_backoff(),
+            watcher(tasks, watcher::Config::default().labels(&selector))
+                .modify(drop_managed_fields)
+                .default_backoff(),
         )
         .map(|event| event.map(drop));
         // Its own Host (its spec names the products; it may be deleted and must be registered
@@ -274,6 +278,7 @@ impl Agent {
                 self.hosts(),
                 watcher::Config::default().fields(&format!("metadata.name={}", self.config.host)),
             )
+            .modify(drop_managed_fields)
             .default_backoff(),
         )
         .map(|event| event.map(drop));
@@ -428,6 +433,11 @@ fn has_work(task: &UpgradeTask) -> bool {
         .as_ref()
         .filter(|s| s.code.is_some())
         .is_some_and(|status| HostTask::from_status(status).map_or(true, |t| agent::has_work(&t)))
+}
+
+/// Clears what a watched object says of its fields' managers.
+fn drop_managed_fields<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 fn signed(d: Duration) -> jiff::SignedDuration {

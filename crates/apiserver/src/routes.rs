@@ -313,14 +313,14 @@ fn dispatch(
             let opts = delete_options(&query, &body)?;
             let selectors = selectors(&query, info)?;
             let mut state = shared.lock();
-            let keys: Vec<(String, String)> = state.stores[info.storage]
+            let keys: Vec<(Arc<str>, Arc<str>)> = state.stores[info.storage]
                 .objects
                 .iter()
                 .filter(|(k, _)| {
                     target
                         .namespace
                         .as_ref()
-                        .is_none_or(|ns| *ns == k.namespace)
+                        .is_none_or(|ns| **ns == *k.namespace)
                 })
                 .filter(|(_, s)| selects(&selectors.0, &selectors.1, s))
                 .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
@@ -328,7 +328,7 @@ fn dispatch(
             let mut deleted = Vec::new();
             for (namespace, name) in keys {
                 let ctx = Ctx {
-                    namespace: info.namespaced.then_some(namespace.as_str()),
+                    namespace: info.namespaced.then_some(&*namespace),
                     ..ctx.clone()
                 };
                 match verbs::delete(&mut state, &ctx, &name, &opts)? {
