@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{Future, FutureExt as _, Stream, StreamExt as _};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -194,6 +195,15 @@ where
         .boxed()
 }
 
+/// Runs `loops` until every one has ended, polling each only when it was woken. (`join!`
+/// polls every loop whenever any one is woken: at fleet scale each poll of the UpgradeTask
+/// controller looks at every reconcile in flight, hundreds of them, for each event of any other
+/// loop.) The order is the order of the wakes, so a simulation still runs the same every time.
+async fn join_woken(loops: Vec<BoxFuture<'_, ()>>) {
+    let mut loops: FuturesUnordered<_> = loops.into_iter().collect();
+    while loops.next().await.is_some() {}
+}
+
 fn error_policy<K, E: std::fmt::Display>(_: Arc<K>, error: &E, ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "reconcile failed; retrying");
     Action::requeue(ctx.settings.retry)
@@ -333,30 +343,27 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                     .run(maintenance_window::reconcile, error_policy, ctx.clone())
                     .for_each(|_| futures::future::ready(()));
             // Boxed: each loop is a deep future, and polling them all inline needs a large stack.
-            tokio::join!(
-                Box::pin(upgrade_loop),
-                Box::pin(dpatch_loop),
-                Box::pin(task_loop),
-                Box::pin(window_loop),
-                Box::pin(job_loop),
-                Box::pin(host_loop)
-            );
+            join_woken(vec![
+                upgrade_loop,
+                dpatch_loop,
+                task_loop.boxed(),
+                window_loop.boxed(),
+                job_loop.boxed(),
+                host_loop.boxed(),
+            ])
+            .await;
         };
-        async move {
-            tokio::join!(Box::pin(device_loop), Box::pin(others));
-        }
+        join_woken(vec![device_loop.boxed(), others.boxed()])
     };
-    let feeds = async {
-        tokio::join!(
-            Box::pin(upgrades_feed),
-            Box::pin(windows_feed),
-            Box::pin(tasks_feed),
-            Box::pin(patch_jobs_feed),
-            Box::pin(device_patches_feed),
-            Box::pin(hosts_feed),
-            Box::pin(leases_feed)
-        );
-    };
+    let feeds = join_woken(vec![
+        upgrades_feed.boxed(),
+        windows_feed.boxed(),
+        tasks_feed.boxed(),
+        patch_jobs_feed.boxed(),
+        device_patches_feed.boxed(),
+        hosts_feed.boxed(),
+        leases_feed.boxed(),
+    ]);
     // Biased: in a fixed order, so that a simulation runs the same every time (the UpgradeTask
     // controller's triggers come from the task watch among the feeds; an unbiased select polls
     // the two in a random order, and the writes they make interleave differently).

@@ -639,7 +639,7 @@ fn replace_inner(
         }
         _ => {}
     }
-    let new = finish_update(ctx, &old, body, name, Managed::Update)?;
+    let new = finish_update(ctx, &old.value(), body, name, Managed::Update)?;
     Ok(commit_update(state, ctx, &old, new))
 }
 
@@ -693,7 +693,7 @@ fn patch_inner(
     {
         return Err(ApiError::stale(ctx.info, name));
     }
-    let new = finish_update(ctx, &old, doc, name, Managed::Update)?;
+    let new = finish_update(ctx, &old.value(), doc, name, Managed::Update)?;
     Ok(commit_update(state, ctx, &old, new))
 }
 
@@ -777,7 +777,8 @@ fn apply_patch(
             create_prepared(state, ctx, merged, name, Managed::Apply(entries)).map(|s| (s, true))
         }
         Some(old) => {
-            let new = finish_update(ctx, &old, merged, name, Managed::Apply(entries))?;
+            // `live` is the old object, already read (the apply merged onto it).
+            let new = finish_update(ctx, &live, merged, name, Managed::Apply(entries))?;
             Ok((commit_update(state, ctx, &old, new), false))
         }
     }
@@ -788,7 +789,7 @@ fn apply_patch(
 /// generation bumped on spec changes, managed fields recorded.
 fn finish_update(
     ctx: &Ctx<'_>,
-    old: &Stored,
+    old_value: &Value,
     requested: Value,
     name: &str,
     managed: Managed,
@@ -799,7 +800,6 @@ fn finish_update(
     validate_metadata(ctx, &new, name)?;
     fold_string_data(ctx, &mut new);
     ctx.validations.prune_and_default(ctx.res, &mut new);
-    let old_value = &old.value();
     if ctx.status {
         let status = new.get("status").cloned();
         new = old_value.clone();
@@ -821,7 +821,7 @@ fn finish_update(
             };
         }
     }
-    let old_meta = metadata(old_value).cloned().unwrap_or_default();
+    let old_meta = metadata(old_value);
     let meta = metadata_mut(&mut new);
     for field in [
         "uid",
@@ -831,7 +831,7 @@ fn finish_update(
         "generation",
         "resourceVersion",
     ] {
-        match old_meta.get(field) {
+        match old_meta.and_then(|m| m.get(field)) {
             Some(v) => meta.insert(field.into(), v.clone()),
             None => meta.remove(field),
         };
@@ -858,7 +858,7 @@ fn finish_update(
         && !content_equal(old_value, &new, ctx.info.status_subresource)
     {
         let generation = old_meta
-            .get("generation")
+            .and_then(|m| m.get("generation"))
             .and_then(Value::as_i64)
             .unwrap_or(0);
         metadata_mut(&mut new).insert("generation".into(), (generation + 1).into());

@@ -106,7 +106,7 @@ where
 /// queue is counted as executing (or ended) until the cache shows it, so a second reconcile on a
 /// stale cache cannot grant more than `maxConcurrent`.
 #[derive(Debug)]
-pub struct Expectations<C>(Mutex<HashMap<(String, String), C>>);
+pub struct Expectations<C>(Mutex<HashMap<String, HashMap<String, C>>>);
 
 impl<C> Default for Expectations<C> {
     fn default() -> Self {
@@ -118,18 +118,26 @@ impl<C: RolloutCode> Expectations<C> {
     /// Records that task `namespace/name` was moved to `code`.
     pub fn expect(&self, namespace: &str, name: &str, code: C) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert((namespace.to_string(), name.to_string()), code);
+        map.entry(namespace.to_string())
+            .or_default()
+            .insert(name.to_string(), code);
     }
 
     /// The code to count for a task whose cache shows `cached`: the code written, while the
     /// cache still shows it unstarted.
     pub fn view(&self, namespace: &str, name: &str, cached: C) -> C {
+        // Looked up by reference, not by an owned key: a round views every task of its parent.
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (namespace.to_string(), name.to_string());
-        match map.get(&key) {
+        let Some(names) = map.get_mut(namespace) else {
+            return cached;
+        };
+        match names.get(name) {
             Some(written) if cached.is_unstarted() => *written,
             Some(_) => {
-                map.remove(&key);
+                names.remove(name);
+                if names.is_empty() {
+                    map.remove(namespace);
+                }
                 cached
             }
             None => cached,

@@ -4,13 +4,15 @@ use std::borrow::Cow;
 
 use kube::Resource;
 use kube::api::ObjectMeta;
-use kube::core::DeserializeGuard;
+use kube::core::PartialObjectMeta;
 use kube::core::error_boundary::InvalidObject;
+use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
-/// An object as the controllers watch and cache it: like kube's [`DeserializeGuard`] (an
-/// object that does not deserialize is kept as an [`InvalidObject`] with its metadata, so one
-/// malformed object cannot stop a watch), without `metadata.managedFields`. The operator writes
+/// An object as the controllers watch and cache it: like kube's
+/// [`DeserializeGuard`](kube::core::DeserializeGuard) (an object that does not deserialize is
+/// kept as an [`InvalidObject`] with its metadata, so one malformed object cannot stop a watch), without `metadata.managedFields`. The operator writes
 /// with server-side apply and never reads field ownership, and parsed managed fields are the
 /// largest part of a cached object: a fleet of 10,000 devices would keep them for every
 /// Device and UpgradeTask.
@@ -19,12 +21,29 @@ pub struct Watched<K>(pub Result<K, InvalidObject>);
 
 impl<'de, K> Deserialize<'de> for Watched<K>
 where
-    K: Deserialize<'de> + Resource,
+    K: DeserializeOwned + Resource,
 {
+    /// What [`DeserializeGuard`](kube::core::DeserializeGuard) does, cheaper: the object is read
+    /// once into a JSON tree, its managed fields dropped there, and the resource (or, failing
+    /// that, its metadata) is read from the tree by reference. (`DeserializeGuard` buffers the object, clones the buffer to
+    /// try the resource, and parses every managed field; at fleet scale the watches decode
+    /// hundreds of thousands of objects.)
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut guard = DeserializeGuard::<K>::deserialize(deserializer)?;
-        guard.meta_mut().managed_fields = None;
-        Ok(Self(guard.0))
+        let mut value = Value::deserialize(deserializer)?;
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+        match K::deserialize(&value) {
+            Ok(object) => Ok(Self(Ok(object))),
+            Err(error) => {
+                let PartialObjectMeta { metadata, .. } =
+                    PartialObjectMeta::<K>::deserialize(&value).map_err(D::Error::custom)?;
+                Ok(Self(Err(InvalidObject {
+                    error: error.to_string(),
+                    metadata,
+                })))
+            }
+        }
     }
 }
 

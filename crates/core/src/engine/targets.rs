@@ -1,7 +1,7 @@
 //! Target resolution: which objects of the namespace a resource acts on. The named ones (even if
 //! missing, so the user sees a task saying so) plus those matching every given filter.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -101,23 +101,34 @@ pub fn resolve(
 ) -> Result<Resolution, ResolveError> {
     let pattern = selector.pattern.as_deref().map(glob_pattern).transpose()?;
     let labels = selector.selector.clone().map(label_selector).transpose()?;
-    let existing: BTreeSet<&str> = objects.iter().map(|o| o.name).collect();
-
-    let mut targets: BTreeMap<&str, bool> = selector
-        .names
-        .iter()
-        .map(|n| (n.as_str(), existing.contains(n.as_str())))
-        .collect();
-    if pattern.is_some() || labels.is_some() {
-        for object in objects {
-            let by_pattern = pattern.as_ref().is_none_or(|p| p.matches(object.name));
-            let by_labels = labels.as_ref().is_none_or(|s| s.matches(object.labels));
-            if by_pattern && by_labels {
-                targets.insert(object.name, true);
-            }
-        }
+    // Sorted by name, each once: an object matched by the pattern or the labels exists; a
+    // listed name exists when an object has it. (A sorted vector, not a map: a fleet's pattern
+    // matches thousands of Devices, and rounds resolve often.)
+    let mut targets: Vec<(&str, bool)> = Vec::new();
+    if !selector.names.is_empty() {
+        let existing: HashSet<&str> = objects.iter().map(|o| o.name).collect();
+        targets.extend(
+            selector
+                .names
+                .iter()
+                .map(|n| (n.as_str(), existing.contains(n.as_str()))),
+        );
     }
-    if !targets.values().any(|exists| *exists) {
+    if pattern.is_some() || labels.is_some() {
+        targets.extend(
+            objects
+                .iter()
+                .filter(|object| {
+                    pattern.as_ref().is_none_or(|p| p.matches(object.name))
+                        && labels.as_ref().is_none_or(|s| s.matches(object.labels))
+                })
+                .map(|object| (object.name, true)),
+        );
+    }
+    // By name, an existing entry first, so that `dedup` keeps it.
+    targets.sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+    targets.dedup_by_key(|t| t.0);
+    if !targets.iter().any(|(_, exists)| *exists) {
         return Ok(Resolution::NoneMatching);
     }
     Ok(Resolution::Targets(

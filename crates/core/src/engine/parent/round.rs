@@ -14,7 +14,7 @@
 //! with a code the catalogue does not call terminal (a DevicePatch left `PATCH_ACTIVATED` with
 //! `confirm: false`) holds neither a slot nor the rollout open.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -241,7 +241,7 @@ pub fn plan<P: RolloutParent>(input: &Input<'_, P>) -> Plan<P::Code> {
         )
         .filter(|_| tasks.is_empty());
         if let Ok(Resolution::Targets(targets)) = &resolution {
-            let existing: BTreeSet<&str> = tasks.iter().map(|t| t.target).collect();
+            let existing: HashSet<&str> = tasks.iter().map(|t| t.target).collect();
             plan.create = targets
                 .iter()
                 .filter(|t| !existing.contains(t.name.as_str()))
