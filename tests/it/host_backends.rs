@@ -362,11 +362,15 @@ async fn host_facts_reports_a_root_as_json_and_text() {
 
 /// Whether dnf's needs-restarting plugin (dnf-plugins-core) is installed. Debian's
 /// dnf-plugins-core and zypper conflict, and CI installs zypper: there the plugin is missing and
-/// the signal must be Unknown.
+/// the signal must be Unknown. The probe runs with a home of its own: Debian's rpm keeps its
+/// database in `~/.rpmdb`, and dnf opening the machine's would rewrite its SQLite `-shm` and
+/// `-wal` files between the tests' snapshots of the machine's package state.
 async fn needs_restarting_available() -> bool {
+    let home = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new("dnf")
         .args(["-q", "needs-restarting", "--help"])
         .env("LC_ALL", "C")
+        .env("HOME", home.path())
         .output()
         .await;
     out.is_ok_and(|o| o.status.success())

@@ -12,10 +12,10 @@ use serde_json::Value;
 
 /// An object as the controllers watch and cache it: like kube's
 /// [`DeserializeGuard`](kube::core::DeserializeGuard) (an object that does not deserialize is
-/// kept as an [`InvalidObject`] with its metadata, so one malformed object cannot stop a watch), without `metadata.managedFields`. The operator writes
-/// with server-side apply and never reads field ownership, and parsed managed fields are the
-/// largest part of a cached object: a fleet of 10,000 devices would keep them for every
-/// Device and UpgradeTask.
+/// kept as an [`InvalidObject`] with its metadata, so one malformed object cannot stop a
+/// watch), without `metadata.managedFields`. The operator writes with server-side apply and
+/// never reads field ownership, and parsed managed fields are the largest part of a cached
+/// object: a fleet of 10,000 devices would keep them for every Device and UpgradeTask.
 #[derive(Clone, Debug)]
 pub struct Watched<K>(pub Result<K, InvalidObject>);
 
@@ -25,9 +25,9 @@ where
 {
     /// What [`DeserializeGuard`](kube::core::DeserializeGuard) does, cheaper: the object is read
     /// once into a JSON tree, its managed fields dropped there, and the resource (or, failing
-    /// that, its metadata) is read from the tree by reference. (`DeserializeGuard` buffers the object, clones the buffer to
-    /// try the resource, and parses every managed field; at fleet scale the watches decode
-    /// hundreds of thousands of objects.)
+    /// that, its metadata) is read from the tree by reference. (`DeserializeGuard` buffers the
+    /// object, clones the buffer to try the resource, and parses every managed field; at fleet
+    /// scale the watches decode hundreds of thousands of objects.)
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut value = Value::deserialize(deserializer)?;
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
