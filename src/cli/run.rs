@@ -56,6 +56,9 @@ pub struct Args {
     /// How often Device facts are read again.
     #[arg(long, default_value = "10m")]
     pub device_refresh: GoDuration,
+    /// How many Devices are read at once (the rest wait their turn).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    pub device_concurrency: u16,
     /// The bound on one call to a device.
     #[arg(long, default_value = "30s")]
     pub device_timeout: GoDuration,
@@ -160,6 +163,7 @@ async fn work(
         .unwrap_or_else(|| "upkeep".into());
     let settings = Settings {
         device_refresh: args.device_refresh.get(),
+        device_concurrency: args.device_concurrency,
         ..Settings::default()
     };
     let connections = Arc::new(ClusterConnections::new(

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{Future, FutureExt as _, Stream, StreamExt as _};
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource};
@@ -227,7 +227,8 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
     let device_controller = Controller::new(
         api::<Watched<Device>>(&client, ns),
         watcher::Config::default(),
-    );
+    )
+    .with_config(controller::Config::default().concurrency(settings.device_concurrency.max(1)));
     let devices = device_controller.store();
     let (windows, windows_feed) = cache::<MaintenanceWindow>(api(&client, ns));
     let (patch_jobs, patch_jobs_feed) = cache::<PatchJob>(api(&client, ns));

@@ -492,3 +492,82 @@ fn a_device_patch_without_confirm_ends_activated_succeeded_and_frees_its_slot() 
         assert_eq!(ready["status"], "True");
     });
 }
+
+/// Connections that count the Devices being read at once (a read takes a virtual second) and
+/// answer that the device is not reachable.
+#[derive(Default)]
+struct CountingReads {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl upkeep::controller::connections::Connections for CountingReads {
+    fn driver<'a>(
+        &'a self,
+        _device: &'a Device,
+    ) -> futures::future::BoxFuture<'a, std::sync::Arc<dyn upkeep::drivers::DeviceDriver>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        async move {
+            let reading = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(reading, SeqCst);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.now.fetch_sub(1, SeqCst);
+            std::sync::Arc::new(upkeep::controller::connections::Unavailable(
+                "not here".into(),
+            )) as std::sync::Arc<dyn upkeep::drivers::DeviceDriver>
+        }
+        .boxed()
+    }
+}
+
+#[test]
+fn the_operator_reads_at_most_device_concurrency_devices_at_once() {
+    on_virtual_clock(|| async {
+        use upkeep::controller::kit::context::Settings;
+        use upkeep::controller::operator::{self, Parts};
+
+        let clock = upkeep::clock::Clock::starting_at(START.parse().unwrap());
+        let server = upkeep::sim::apiserver::ApiServer::builder(move || clock.now())
+            .crds(upkeep::api::crds())
+            .build();
+        for i in 0..10 {
+            create_device(&server.client(), &format!("dp-{i}")).await;
+        }
+        let reads = std::sync::Arc::new(CountingReads::default());
+        let stop = CancellationToken::new();
+        let parts = Parts {
+            client: server.client(),
+            clock,
+            repository: std::sync::Arc::new(upkeep::images::repository::StaticRepository::new(
+                [],
+            )),
+            connections: reads.clone(),
+            settings: Settings {
+                device_concurrency: 3,
+                ..Settings::default()
+            },
+            instance: "test".into(),
+            namespace: None,
+            metrics: upkeep::controller::kit::metrics::Metrics::new(),
+        };
+        let operator = tokio::spawn(operator::run(parts, stop.clone()));
+        let all_read = || {
+            server
+                .snapshot("Device")
+                .iter()
+                .all(|d| d.pointer("/status/reachable") == Some(&json!(false)))
+        };
+        for _ in 0..60 {
+            if all_read() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        stop.cancel();
+        operator.await.unwrap();
+        assert!(all_read(), "every Device has a status");
+        // Ten Devices wait at start; three are read at a time, never more.
+        let most = reads.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(most, 3, "the most Devices read at once");
+    });
+}

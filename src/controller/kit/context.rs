@@ -28,6 +28,10 @@ use crate::images::repository::ImageRepository;
 pub struct Settings {
     /// How often a Device's facts are read again.
     pub device_refresh: Duration,
+    /// How many Devices are read at once (at least 1). Without a bound, an operator that starts
+    /// with 10,000 Devices, or whose refreshes fall due together, opens a connection to each at
+    /// the same moment and holds every reconcile's state in memory until all have answered.
+    pub device_concurrency: u16,
     /// How soon to retry after a lost compare-and-swap or an API error.
     pub retry: Duration,
     /// The least time between two rounds of one PatchJob (see [`super::pacing`]).
@@ -38,6 +42,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             device_refresh: Duration::from_secs(600),
+            device_concurrency: 64,
             retry: Duration::from_secs(5),
             patch_job_round_every: Duration::from_secs(1),
         }
