@@ -6,6 +6,7 @@ use clap::Parser;
 
 /// mimalloc instead of the system allocator: the controllers and the in-memory API allocate
 /// many small, short-lived objects, and the fleet benchmark runs in about 60% of the time with it.
+/// It is built without transparent huge pages (see Cargo.toml), which would raise resident memory.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
