@@ -538,9 +538,7 @@ fn the_operator_reads_at_most_device_concurrency_devices_at_once() {
         let parts = Parts {
             client: server.client(),
             clock,
-            repository: std::sync::Arc::new(upkeep::images::repository::StaticRepository::new(
-                [],
-            )),
+            repository: std::sync::Arc::new(upkeep::images::repository::StaticRepository::new([])),
             connections: reads.clone(),
             settings: Settings {
                 device_concurrency: 3,
