@@ -160,7 +160,7 @@ def agent_cases(ns):
         *every(READ, "upgradetasks.upkeep.dev", ns),
         *every(READ, "patchjobs.upkeep.dev", ns),
         *every(("get", "patch", "update"), "upgradetasks.upkeep.dev/status", ns),
-        *every(("get", "list", "watch", "create"), "hosts.upkeep.dev", ns),
+        *every(("get", "create"), "hosts.upkeep.dev", ns),
         *every(("get", "patch", "update"), "hosts.upkeep.dev/status", ns),
         *every(("get", "create", "update", "patch"), "leases.coordination.k8s.io", ns),
         *every(("create", "patch"), "events.events.k8s.io", ns),
@@ -169,6 +169,8 @@ def agent_cases(ns):
         # The tasks are the operator's: the agent writes only their status.
         *every(("create", "update", "patch", "delete", "deletecollection"), "upgradetasks.upkeep.dev", ns),
         *every(("update", "patch", "delete", "deletecollection"), "hosts.upkeep.dev", ns),
+        # It reads its own Host by name, never every Host of the namespace.
+        *every(("list", "watch"), "hosts.upkeep.dev", ns),
         *every(WRITE, "patchjobs.upkeep.dev", ns),
         *every(("patch", "update"), "patchjobs.upkeep.dev/status", ns),
         *every(ALL, "firmwareupgrades.upkeep.dev", ns),

@@ -1,10 +1,16 @@
 //! The agent loop (`upkeep agent`): registers the machine's Host (creating it when absent),
 //! renews its Lease `upkeep-host-<name>`, watches its own tasks (UpgradeTasks labelled
-//! `upkeep.dev/target=<host>` of parent kind PatchJob) and its own Host (`metadata.name`), drives
-//! each task that has work (`engine::patch::agent::has_work`) through the engine on the
-//! [`Machine`] ([`Driver`]), and keeps the Host's status current: agent version and boot id, OS,
-//! reboot signal, updates, products and their bounded history. A pass reads from the watches;
-//! only a task with work has its PatchJob read.
+//! `upkeep.dev/target=<host>` of parent kind PatchJob), drives each task that has work
+//! (`engine::patch::agent::has_work`) through the engine on the [`Machine`] ([`Driver`]), and
+//! keeps the Host's status current: agent version and boot id, OS, reboot signal, updates,
+//! products and their bounded history. A pass reads the tasks from the watch; only a task with
+//! work has its PatchJob read, and an Install / Uninstall task its Host (the products it acts
+//! on, as its spec names them now).
+//!
+//! One watch per agent: its own Host is read once every `resync_every` (and again at once when
+//! a status write finds it gone, to register it again), not watched. The Host's spec changes
+//! rarely, a watch costs a connection and its buffers on every host of the fleet, and a
+//! watch of its Host would wake the agent for each of its own writes and the operator's.
 //!
 //! What it writes, each with the field manager `upkeep-agent` by server-side apply: its tasks'
 //! status (with compare-and-swap on the task: a write that loses is decided again from the task
@@ -25,7 +31,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
@@ -33,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::driver::{DriveError, Driven, Driver, Hook, Saved, TaskStore};
 use super::machine::Machine;
-use super::state_dir::{StateDir, StateError};
+use super::state_dir::{MemoryFiles, StateDir, StateError};
 use crate::api::host::{HostSpec, LEASE_LABEL, LEASE_PREFIX, UpdatesStatus};
 use crate::api::upgrade_task::{LABEL_PARENT_KIND, LABEL_TARGET, ParentKind, UpgradeTaskStatus};
 use crate::api::{Host, PatchJob, UpgradeTask};
@@ -76,9 +82,9 @@ pub struct AgentConfig {
     /// The package repository maintenance packages are fetched from (a directory or an
     /// http(s) base URL).
     pub package_repository: Option<super::package_fetch::PackageRepository>,
-    /// Whether the state directory's writes are fsynced (off only for a simulated machine,
-    /// which a crash never takes its file system from).
-    pub durable_state: bool,
+    /// A simulated machine's state: the journals and records kept in memory, not in
+    /// `state_dir` (its crashes and reboots drop the agent, never the machine's state).
+    pub memory_state: Option<MemoryFiles>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -113,7 +119,7 @@ impl AgentConfig {
             resync_every: Duration::from_secs(60),
             hook: None,
             package_repository: None,
-            durable_state: true,
+            memory_state: None,
         }
     }
 }
@@ -148,10 +154,9 @@ pub async fn run(
     clock: Clock,
     stop: CancellationToken,
 ) -> Result<(), AgentError> {
-    let state = if config.durable_state {
-        StateDir::open(&config.state_dir)?
-    } else {
-        StateDir::open_volatile(&config.state_dir)?
+    let state = match &config.memory_state {
+        None => StateDir::open(&config.state_dir)?,
+        Some(files) => StateDir::in_memory(&config.state_dir, files.clone()),
     };
     let mut driver = Driver::new(machine, state, clock);
     driver.hook = config.hook.clone();
@@ -162,11 +167,12 @@ pub async fn run(
         driver,
         clock,
     };
-    agent.register().await?;
+    let mut host = Box::pin(agent.register()).await?;
+    drop_managed_fields(&mut host);
     tokio::select! {
         () = stop.cancelled() => {}
         () = agent.renew_lease_forever() => {}
-        () = agent.tasks_forever() => {}
+        () = agent.tasks_forever(host) => {}
     }
     Ok(())
 }
@@ -183,21 +189,16 @@ impl Agent {
         Api::namespaced(self.client.clone(), &self.config.namespace)
     }
 
-    /// Creates the Host when it does not exist.
-    async fn register(&self) -> Result<(), AgentError> {
+    /// Creates the Host when it does not exist; the Host as read or created.
+    async fn register(&self) -> Result<Host, AgentError> {
         let error = |source| AgentError::Register {
             namespace: self.config.namespace.clone(),
             host: self.config.host.clone(),
             source,
         };
         let hosts = self.hosts();
-        if hosts
-            .get_opt(&self.config.host)
-            .await
-            .map_err(error)?
-            .is_some()
-        {
-            return Ok(());
+        if let Some(found) = hosts.get_opt(&self.config.host).await.map_err(error)? {
+            return Ok(found);
         }
         let host = Host {
             metadata: ObjectMeta {
@@ -211,19 +212,50 @@ impl Agent {
             status: None,
         };
         match hosts.create(&PostParams::default(), &host).await {
-            Ok(_) => {
+            Ok(created) => {
                 tracing::info!("created the Host");
-                Ok(())
+                Ok(created)
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            // Created meanwhile (by another run of this agent, or a person): read it.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                hosts.get(&self.config.host).await.map_err(error)
+            }
             Err(e) => Err(error(e)),
         }
     }
 
+    /// The Host as it is now, registered again when it was deleted; `None` when it cannot be
+    /// read (the caller keeps what it had, and tries again with the next resync).
+    async fn read_host(&self) -> Option<Host> {
+        let read = match self.hosts().get_opt(&self.config.host).await {
+            Ok(Some(host)) => Ok(host),
+            Ok(None) => {
+                tracing::info!("the Host was deleted; registering it again");
+                self.register().await.map_err(|e| e.to_string())
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        match read {
+            Ok(mut host) => {
+                drop_managed_fields(&mut host);
+                Some(host)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading the Host failed; trying again with the next resync");
+                None
+            }
+        }
+    }
+
+    /// Renews the Lease every `renew_every`: the first renewal (and the first after the Lease
+    /// was deleted) applies it whole, which creates it or takes over its fields; the ones after
+    /// merge the same fields, the cheaper write for the API server (at fleet scale the agents'
+    /// renewals are most of its writes).
     async fn renew_lease_forever(&self) {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), &self.config.namespace);
         let name = format!("{LEASE_PREFIX}{}", self.config.host);
         let seconds = i32::try_from(self.config.lease_duration.as_secs()).unwrap_or(i32::MAX);
+        let mut applied = false;
         loop {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -238,71 +270,85 @@ impl Agent {
                     ..Default::default()
                 }),
             };
-            if let Err(error) = leases
-                .patch(
-                    &name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&lease),
+            let (params, patch) = if applied {
+                let params = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                (params, Patch::Merge(&lease))
+            } else {
+                (
+                    PatchParams::apply(FIELD_MANAGER).force(),
+                    Patch::Apply(&lease),
                 )
-                .await
-            {
-                tracing::warn!(%error, "renewing the Lease failed; trying again");
+            };
+            // Boxed, here and for each step of the task loop: the request's state is held only
+            // while it runs, not for the agent's whole life (at fleet scale, on every host).
+            match Box::pin(leases.patch(&name, &params, &patch)).await {
+                Ok(_) => applied = true,
+                Err(kube::Error::Api(s)) if s.code == 404 && applied => {
+                    // Deleted since: applied again at once (an apply that finds no namespace
+                    // waits for the next renewal, as any other failure does).
+                    tracing::warn!("the Lease was deleted; creating it again");
+                    applied = false;
+                    continue;
+                }
+                Err(error) => tracing::warn!(%error, "renewing the Lease failed; trying again"),
             }
             tokio::time::sleep(self.config.renew_every).await;
         }
     }
 
-    async fn tasks_forever(&self) {
+    /// Watches the tasks and drives them, `host` being the Host as registered.
+    async fn tasks_forever(&self, host: Host) {
         let tasks: Api<UpgradeTask> = Api::namespaced(self.client.clone(), &self.config.namespace);
         let selector = format!(
             "{LABEL_TARGET}={},{LABEL_PARENT_KIND}={}",
             label_value(&self.config.host),
             ParentKind::PatchJob.as_str()
         );
-        // The watches' copies are kept without `metadata.managedFields`: the agent never reads
+        // The watch's copies are kept without `metadata.managedFields`: the agent never reads
         // field ownership (its writes are server-side applies), and they are most of an object.
         let (store, writer) = reflector::store();
-        let task_feed = reflector::reflector(
+        let mut feed = reflector::reflector(
             writer,
             watcher(tasks, watcher::Config::default().labels(&selector))
                 .modify(drop_managed_fields)
                 .default_backoff(),
         )
-        .map(|event| event.map(drop));
-        // Its own Host (its spec names the products; it may be deleted and must be registered
-        // again): kept by a watch, not read on every pass.
-        let (host, writer) = reflector::store();
-        let host_feed = reflector::reflector(
-            writer,
-            watcher(
-                self.hosts(),
-                watcher::Config::default().fields(&format!("metadata.name={}", self.config.host)),
-            )
-            .modify(drop_managed_fields)
-            .default_backoff(),
-        )
-        .map(|event| event.map(drop));
-        let mut feed = futures::stream::select(task_feed, host_feed).boxed();
+        .boxed();
+        let mut host = Some(host);
         let mut reporter = Reporter::default();
         let mut facts_due = self.clock.now();
+        let mut host_due = self.clock.now() + signed(self.config.resync_every);
         loop {
             if self.clock.now() >= facts_due {
-                let again = if self.refresh_facts().await {
+                let again = if Box::pin(self.refresh_facts()).await {
                     self.config.facts_every
                 } else {
                     FACTS_RETRY
                 };
                 facts_due = self.clock.now() + signed(again);
             }
-            let own = host.get(&ObjectRef::new(&self.config.host).within(&self.config.namespace));
-            let Some(wake) = self.pass(&store, own.as_deref()).await else {
+            if self.clock.now() >= host_due {
+                host = Box::pin(self.read_host()).await.or(host);
+                host_due = self.clock.now() + signed(self.config.resync_every);
+            }
+            let Some(wake) = Box::pin(self.pass(&store)).await else {
                 // A hook stopped the agent as a kill would: nothing more happens.
                 return;
             };
-            reporter.report(self, own.as_deref()).await;
+            if let Some(known) = &host
+                && Box::pin(reporter.report(self, known)).await == Reported::HostGone
+            {
+                // Deleted since it was read: read (and register) it again now.
+                host = Box::pin(self.read_host()).await;
+                host_due = self.clock.now() + signed(self.config.resync_every);
+            }
             let wake = wake
                 .unwrap_or(self.clock.now() + signed(self.config.resync_every))
-                .min(facts_due);
+                .min(facts_due)
+                .min(host_due);
             let sleep = tokio::time::sleep(self.clock.until(wake));
             tokio::pin!(sleep);
             tokio::select! {
@@ -316,14 +362,10 @@ impl Agent {
         }
     }
 
-    /// Drives every task of the host that has work (`engine::patch::agent::has_work`) once,
-    /// `host` being its Host as last seen: the earliest instant one wants to be stepped again
-    /// (inner `None`: none does), or `None` when a hook stopped the agent.
-    async fn pass(
-        &self,
-        store: &Store<UpgradeTask>,
-        host: Option<&Host>,
-    ) -> Option<Option<Timestamp>> {
+    /// Drives every task of the host that has work (`engine::patch::agent::has_work`) once: the
+    /// earliest instant one wants to be stepped again (inner `None`: none does), or `None` when
+    /// a hook stopped the agent.
+    async fn pass(&self, store: &Store<UpgradeTask>) -> Option<Option<Timestamp>> {
         let mut tasks = store.state();
         tasks.sort_by_key(|t| t.name_any());
         let mut wake: Option<Timestamp> = None;
@@ -344,7 +386,7 @@ impl Agent {
             if !has_work(task) {
                 continue;
             }
-            let next = match self.drive(task, &key, host).await {
+            let next = match self.drive(task, &key).await {
                 Ok(Driven::WakeAt(at)) => Some(at),
                 Ok(Driven::Halted) => return None,
                 Ok(Driven::Terminal) => {
@@ -367,12 +409,7 @@ impl Agent {
         Some(wake)
     }
 
-    async fn drive(
-        &self,
-        task: &UpgradeTask,
-        key: &str,
-        host: Option<&Host>,
-    ) -> Result<Driven, DriveError> {
+    async fn drive(&self, task: &UpgradeTask, key: &str) -> Result<Driven, DriveError> {
         let namespace = task.namespace().unwrap_or_default();
         let jobs: Api<PatchJob> = Api::namespaced(self.client.clone(), &namespace);
         let Some(job) = jobs.get_opt(&task.spec.parent).await.map_err(|e| {
@@ -383,12 +420,9 @@ impl Agent {
         };
         if job.spec.operation != crate::api::patch_job::Operation::Patch {
             // Install / Uninstall act on the Host's products as its spec names them now.
-            let host = match host {
-                Some(host) => host.clone(),
-                None => self.hosts().get(&self.config.host).await.map_err(|e| {
-                    DriveError::Store(format!("reading Host {}: {e}", self.config.host))
-                })?,
-            };
+            let host = self.hosts().get(&self.config.host).await.map_err(|e| {
+                DriveError::Store(format!("reading Host {}: {e}", self.config.host))
+            })?;
             if let Ok(mut products) = self.driver.products.lock() {
                 *products = host.spec.products;
             }
@@ -444,35 +478,28 @@ fn signed(d: Duration) -> jiff::SignedDuration {
     jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
 }
 
-/// Writes the Host's status when what it reports changed.
+/// Writes the Host's status when what it reports changed, or the Host is another one (deleted
+/// and registered again).
 #[derive(Default)]
 struct Reporter {
-    last: Option<serde_json::Value>,
+    /// The uid of the Host last written and what was written.
+    last: Option<(String, serde_json::Value)>,
+}
+
+/// What a report found.
+#[derive(Debug, PartialEq, Eq)]
+enum Reported {
+    /// Written, unchanged, or failed for a reason a later report may not have.
+    Done,
+    /// The Host does not exist (it was deleted): it must be registered again.
+    HostGone,
 }
 
 impl Reporter {
-    /// Reports what changed; `seen` is the Host as the agent's watch last saw it (read when the
-    /// watch has none).
-    async fn report(&mut self, agent: &Agent, seen: Option<&Host>) {
+    /// Reports what changed; `host` is the Host as the agent last read it (its products, its
+    /// generation).
+    async fn report(&mut self, agent: &Agent, host: &Host) -> Reported {
         let hosts = agent.hosts();
-        let read = match seen {
-            Some(host) => Ok(Some(host.clone())),
-            None => hosts.get_opt(&agent.config.host).await,
-        };
-        let host = match read {
-            Ok(Some(host)) => host,
-            Ok(None) => {
-                // Deleted while the agent runs: register it again.
-                if let Err(error) = agent.register().await {
-                    tracing::warn!(%error, "registering the Host again failed");
-                }
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "reading the Host failed");
-                return;
-            }
-        };
         let machine = &agent.driver.machine;
         let os = match machine.facts.os() {
             Ok(os) => os,
@@ -510,8 +537,13 @@ impl Reporter {
         if let Some(generation) = host.metadata.generation {
             status["observedGeneration"] = json!(generation);
         }
-        if self.last.as_ref() == Some(&status) {
-            return;
+        let uid = host.uid().unwrap_or_default();
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|(was, last)| *was == uid && *last == status)
+        {
+            return Reported::Done;
         }
         let body = json!({
             "apiVersion": "upkeep.dev/v1alpha1",
@@ -527,9 +559,11 @@ impl Reporter {
             )
             .await
         {
-            Ok(_) => self.last = Some(status),
+            Ok(_) => self.last = Some((uid, status)),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Reported::HostGone,
             Err(error) => tracing::warn!(%error, "writing the Host's status failed"),
         }
+        Reported::Done
     }
 }
 

@@ -10,12 +10,15 @@
 //! Invariants: every write is atomic and durable (a temporary file, fsync, rename, fsync of the
 //! directory), so a reader finds either the old or the new content, never a torn one; an
 //! operation's `started` record is durable before the operation runs, and its `result` before the
-//! journal says it ended. A volatile directory ([`StateDir::open_volatile`], for simulations,
-//! whose crashes drop the agent and never the machine's page cache) writes the same way without
-//! the fsyncs.
+//! journal says it ended. A simulated machine's state ([`StateDir::in_memory`]) keeps the same
+//! files in a [`MemoryFiles`] the simulation holds across the agent's crashes and reboots
+//! (they drop the agent, never the machine's state); fetched maintenance packages are files on
+//! disk in both.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -86,8 +89,31 @@ pub enum OpRecord {
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
-    /// Whether writes are fsynced.
-    durable: bool,
+    files: Files,
+}
+
+/// Where a state directory's journals and records are.
+#[derive(Clone, Debug)]
+enum Files {
+    /// On disk, written atomically and durably.
+    Disk,
+    /// In memory.
+    Memory(MemoryFiles),
+}
+
+/// The journals and operation records of a simulated machine's state directory, by path: kept
+/// by the simulation across the agent's runs on that machine.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryFiles(Arc<Mutex<BTreeMap<PathBuf, Vec<u8>>>>);
+
+impl MemoryFiles {
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<PathBuf, Vec<u8>>) -> T) -> io::Result<T> {
+        let mut files = self
+            .0
+            .lock()
+            .map_err(|_| io::Error::other("the simulated state directory's lock is poisoned"))?;
+        Ok(f(&mut files))
+    }
 }
 
 fn file_name(key: &str) -> String {
@@ -109,20 +135,15 @@ fn error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically, and durably when `durable`.
-fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StateError> {
+/// Writes `bytes` to `path` atomically and durably.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(error(dir))?;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(error(&tmp))?;
     file.write_all(bytes).map_err(error(&tmp))?;
-    if durable {
-        file.sync_all().map_err(error(&tmp))?;
-    }
+    file.sync_all().map_err(error(&tmp))?;
     std::fs::rename(&tmp, path).map_err(error(path))?;
-    if !durable {
-        return Ok(());
-    }
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(error(dir))
@@ -131,19 +152,45 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StateErr
 impl StateDir {
     /// The state directory at `root`, created when missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StateError> {
-        Self::open_with(root.into(), true)
-    }
-
-    /// [`StateDir::open`] without fsyncs: for a simulated machine, whose "crash" drops the
-    /// agent and never loses what the file system was given.
-    pub fn open_volatile(root: impl Into<PathBuf>) -> Result<Self, StateError> {
-        Self::open_with(root.into(), false)
-    }
-
-    fn open_with(root: PathBuf, durable: bool) -> Result<Self, StateError> {
+        let root = root.into();
         let tasks = root.join("tasks");
         std::fs::create_dir_all(&tasks).map_err(error(&tasks))?;
-        Ok(Self { root, durable })
+        Ok(Self {
+            root,
+            files: Files::Disk,
+        })
+    }
+
+    /// A simulated machine's state directory at `root`: its journals and records in `files`
+    /// (nothing of them on disk), its fetched packages under `root`.
+    pub fn in_memory(root: impl Into<PathBuf>, files: MemoryFiles) -> Self {
+        Self {
+            root: root.into(),
+            files: Files::Memory(files),
+        }
+    }
+
+    /// The content of `path`; `None` when there is no such file.
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+        let read = match &self.files {
+            Files::Disk => match std::fs::read(path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            Files::Memory(files) => files.with(|f| f.get(path).cloned()),
+        };
+        read.map_err(error(path))
+    }
+
+    fn write(&self, path: &Path, bytes: Vec<u8>) -> Result<(), StateError> {
+        match &self.files {
+            Files::Disk => write_atomic(path, &bytes),
+            Files::Memory(files) => files
+                .with(|f| f.insert(path.to_path_buf(), bytes))
+                .map(drop)
+                .map_err(error(path)),
+        }
     }
 
     /// The directory itself.
@@ -171,13 +218,12 @@ impl StateDir {
     /// The journal of `task` (empty when none was written).
     pub fn journal(&self, task: &str) -> Result<Journal, StateError> {
         let path = self.task_dir(task).join("journal.json");
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError {
+        match self.read(&path)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError {
                 path: path.clone(),
                 source: io::Error::new(io::ErrorKind::InvalidData, e),
             }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Journal::default()),
-            Err(e) => Err(error(&path)(e)),
+            None => Ok(Journal::default()),
         }
     }
 
@@ -188,16 +234,12 @@ impl StateDir {
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        write_atomic(&path, &bytes, self.durable)
+        self.write(&path, bytes)
     }
 
     /// Records that the operation `key` of `task` begins.
     pub fn mark_started(&self, task: &str, key: &str) -> Result<(), StateError> {
-        write_atomic(
-            &self.op_path(task, key, "started"),
-            key.as_bytes(),
-            self.durable,
-        )
+        self.write(&self.op_path(task, key, "started"), key.as_bytes().to_vec())
     }
 
     /// Records how the operation `key` of `task` ended.
@@ -212,34 +254,43 @@ impl StateDir {
             path: path.clone(),
             source: io::Error::other(e),
         })?;
-        write_atomic(&path, &bytes, self.durable)
+        self.write(&path, bytes)
     }
 
     /// Where the operation `key` of `task` stands.
     pub fn op(&self, task: &str, key: &str) -> Result<OpRecord, StateError> {
         let result = self.op_path(task, key, "result");
-        match std::fs::read(&result) {
-            Ok(bytes) => {
-                return serde_json::from_slice(&bytes)
-                    .map(OpRecord::Ended)
-                    .map_err(|e| StateError {
-                        path: result.clone(),
-                        source: io::Error::new(io::ErrorKind::InvalidData, e),
-                    });
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(error(&result)(e)),
+        if let Some(bytes) = self.read(&result)? {
+            return serde_json::from_slice(&bytes)
+                .map(OpRecord::Ended)
+                .map_err(|e| StateError {
+                    path: result.clone(),
+                    source: io::Error::new(io::ErrorKind::InvalidData, e),
+                });
         }
-        Ok(if self.op_path(task, key, "started").exists() {
-            OpRecord::Started
-        } else {
-            OpRecord::NotStarted
+        let started = self.op_path(task, key, "started");
+        Ok(match &self.files {
+            Files::Disk if started.exists() => OpRecord::Started,
+            Files::Memory(files)
+                if files
+                    .with(|f| f.contains_key(&started))
+                    .map_err(error(&started))? =>
+            {
+                OpRecord::Started
+            }
+            _ => OpRecord::NotStarted,
         })
     }
 
     /// Removes everything kept for `task` (it ended and its status says so).
     pub fn forget(&self, task: &str) -> Result<(), StateError> {
         let dir = self.task_dir(task);
+        if let Files::Memory(files) = &self.files {
+            files
+                .with(|f| f.retain(|path, _| !path.starts_with(&dir)))
+                .map_err(error(&dir))?;
+        }
+        // Fetched packages are on disk either way.
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(error(&dir)(e)),
             _ => Ok(()),
@@ -255,7 +306,27 @@ mod tests {
     #[test]
     fn journals_and_operation_records_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
+        survive_a_reopen(dir.path(), || StateDir::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn a_simulated_machine_keeps_them_in_memory_across_the_agents_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state");
+        let files = MemoryFiles::default();
+        survive_a_reopen(&root, || StateDir::in_memory(&root, files.clone()));
+        // Written and forgotten without a file on disk.
+        assert!(!root.exists());
+        let state = StateDir::in_memory(&root, files.clone());
+        state.save_journal("t", &Journal::default()).unwrap();
+        assert_eq!(files.with(|f| f.len()).unwrap(), 1);
+        let other = StateDir::in_memory(&root, MemoryFiles::default());
+        assert_eq!(other.op("t", "k").unwrap(), OpRecord::NotStarted);
+    }
+
+    /// Drives a task's records through `open()`, as an agent and the next run of it would.
+    fn survive_a_reopen(root: &Path, open: impl Fn() -> StateDir) {
+        let state = open();
         let task = "default/web-1-patch/uid-1";
         assert_eq!(state.journal(task).unwrap(), Journal::default());
         let journal = Journal {
@@ -266,7 +337,7 @@ mod tests {
         let key = format!("{task}/install");
         assert_eq!(state.op(task, &key).unwrap(), OpRecord::NotStarted);
         state.mark_started(task, &key).unwrap();
-        let again = StateDir::open(dir.path()).unwrap();
+        let again = open();
         assert_eq!(again.journal(task).unwrap(), journal);
         assert_eq!(again.op(task, &key).unwrap(), OpRecord::Started);
         again
@@ -278,7 +349,8 @@ mod tests {
         );
         again.forget(task).unwrap();
         assert_eq!(again.journal(task).unwrap(), Journal::default());
-        assert!(!dir.path().join("tasks").join(file_name(task)).exists());
+        assert_eq!(again.op(task, &key).unwrap(), OpRecord::NotStarted);
+        assert!(!root.join("tasks").join(file_name(task)).exists());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! its Node with a workload pod, a DaemonSet pod and a mirror pod, and the PodDisruptionBudget
 //! that refuses its drain while the fleet file says so) and, for each online host, the real
 //! agent loop (`agent::run::run`, as `upkeep agent` runs it) on the host's simulated machine
-//! ([`super::hostsim`]), with its state directory in the simulation's temporary directory.
+//! ([`super::hostsim`]), with its state directory's journals in memory (kept across the
+//! agent's runs) and its fetched packages in the simulation's temporary directory.
 //!
 //! Around the agent this plays what the machine and the cluster do: a reboot drops the agent's
 //! run (the machine is down for the host's reboot time; no Lease renewal, no step) and starts
@@ -40,6 +41,7 @@ use super::fleet_file::Fleet;
 use super::fleet_file::hosts::{AgentMode, FleetHost};
 use crate::agent::backends::simulated::SimulatedHost;
 use crate::agent::run::AgentConfig;
+use crate::agent::state_dir::MemoryFiles;
 use crate::api::host::DEFER_REBOOT_ANNOTATION;
 use crate::api::upgrade_task::LABEL_TARGET;
 use crate::api::{Host, UpgradeTask};
@@ -75,8 +77,10 @@ pub struct SimHost {
     pub host: FleetHost,
     /// The simulated machine the agent runs on.
     pub machine: SimulatedHost,
-    /// The agent's state directory.
+    /// The agent's state directory (its fetched packages).
     pub state_dir: PathBuf,
+    /// The journals and records of its state directory, kept across the agent's runs.
+    pub state: MemoryFiles,
 }
 
 /// The simulated hosts of a fleet, by namespace and name.
@@ -113,6 +117,7 @@ pub fn machines(
                 host: host.clone(),
                 machine,
                 state_dir,
+                state: MemoryFiles::default(),
             },
         );
     }
@@ -360,7 +365,7 @@ pub fn run(
             config.package_repository = repository
                 .clone()
                 .map(crate::agent::package_fetch::PackageRepository::Dir);
-            config.durable_state = false;
+            config.memory_state = Some(sim.state.clone());
             let gone_at = host.agent_offline_from.map(|d| start + signed(d.get()));
             futures.push(
                 agent(

@@ -1045,3 +1045,85 @@ fn an_agent_killed_mid_install_resumes_without_installing_twice() {
         }
     });
 }
+
+/// The agent keeps one watch (its tasks) and reads its Host once a resync: a change of the
+/// Host's spec shows in its status within a resync, a deleted Host is registered again (its
+/// status written anew), and a deleted Lease is created again with the next renewal.
+#[test]
+fn an_agent_reads_its_host_each_resync_and_recreates_a_deleted_host_or_lease() {
+    on_virtual_clock(|| async {
+        let world = world().await;
+        let host = SimulatedHost::new(HOST);
+        host.install_package("tool", "1.0");
+        let state = tempfile::tempdir().unwrap();
+        let config = AgentConfig::new(HOST, "default", state.path());
+        let (resync, renew) = (config.resync_every, config.renew_every);
+        let stop = CancellationToken::new();
+        let agent = tokio::spawn(run(
+            world.server.client(),
+            config,
+            host.machine(),
+            world.clock,
+            stop.clone(),
+        ));
+        let hosts = Api::<Host>::namespaced(world.server.client(), "default");
+        let leases = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+            world.server.client(),
+            "default",
+        );
+        let lease = format!("upkeep-host-{HOST}");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let first = hosts.get(HOST).await.unwrap();
+        assert!(first.status.is_some(), "the agent reported its facts");
+        let renewed = |l: &k8s_openapi::api::coordination::v1::Lease| {
+            l.spec
+                .as_ref()
+                .and_then(|s| s.renew_time.clone())
+                .unwrap()
+                .0
+        };
+        let before = renewed(&leases.get(&lease).await.unwrap());
+
+        // Renewals after the first are merges: the Lease moves on, and is created again once
+        // deleted.
+        tokio::time::sleep(renew + Duration::from_secs(1)).await;
+        let merged = leases.get(&lease).await.unwrap();
+        assert!(renewed(&merged) > before);
+        let operations: Vec<_> = merged
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|m| m.manager.as_deref() == Some("upkeep-agent"))
+            .filter_map(|m| m.operation.clone())
+            .collect();
+        assert!(operations.contains(&"Update".to_string()), "{operations:?}");
+        leases.delete(&lease, &Default::default()).await.unwrap();
+        tokio::time::sleep(renew + Duration::from_secs(1)).await;
+        let again = leases.get(&lease).await.unwrap();
+        let spec = again.spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some(HOST));
+        assert_eq!(spec.lease_duration_seconds, Some(40));
+
+        // A spec change shows (as observedGeneration) within a resync.
+        let patch = json!({"spec": {"patchManagement": "Disabled"}});
+        let changed = hosts
+            .patch(HOST, &Default::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .unwrap();
+        let generation = changed.metadata.generation.unwrap();
+        tokio::time::sleep(resync + Duration::from_secs(1)).await;
+        let seen = hosts.get(HOST).await.unwrap().status.unwrap();
+        assert_eq!(seen.observed_generation, Some(generation));
+
+        // Deleted: registered again within a resync, with its status.
+        hosts.delete(HOST, &Default::default()).await.unwrap();
+        tokio::time::sleep(resync + Duration::from_secs(1)).await;
+        let back = hosts.get(HOST).await.unwrap();
+        assert_ne!(back.metadata.uid, first.metadata.uid);
+        let status = back.status.expect("the new Host's status is written");
+        assert!(!status.agent.version.is_empty());
+        stop.cancel();
+        agent.await.unwrap().unwrap();
+    });
+}
