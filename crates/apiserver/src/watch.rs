@@ -5,7 +5,8 @@
 //! the resource's waiters under the same lock that reads the log, so no event falls in a gap.
 //! A watch whose selectors require a name or a label value waits under that key
 //! ([`super::store::Waiters`]) and is woken only by the writes of objects that have it; its
-//! cursor then lags behind writes it would skip, and the log losing those is no reason to
+//! cursor then lags behind writes it would skip, it reads the log from the first write for it
+//! (not every write since its last read), and the log losing the others is no reason to
 //! expire it (only losing one of its own is).
 //! A watch whose cursor is older than the log retains gets an `ERROR` event with a 410
 //! `Expired` `Status` (HTTP stays 200), as kube's watcher expects, and ends. Bookmarks go out
@@ -283,13 +284,17 @@ impl Watch {
         let state = self.shared.lock();
         let store = &state.stores[self.req.res];
         if let Some(Wait::Keyed(waiter)) = &self.wait {
-            // Only an event for this watch that left the log expires it: the ones before the
-            // log's start that it was not woken for are ones it would have skipped (it knows
-            // which were for it only since it subscribed).
+            // Since it subscribed, a keyed watch knows the first event for it after its
+            // cursor: the events before that one are ones it would skip, so it reads from
+            // there (a watch woken for one object of a fleet reads the events since that
+            // object's write, not every write since its last read). Only an event for it that
+            // left the log expires it.
             let pending = waiter.take_pending();
-            let known = self.cursor >= self.subscribed_at;
-            if known && self.cursor < store.floor && (pending == 0 || pending > store.floor) {
-                self.cursor = store.floor;
+            if self.cursor >= self.subscribed_at {
+                match pending {
+                    0 => self.cursor = state.rv,
+                    first => self.cursor = self.cursor.max(first - 1),
+                }
             }
         }
         match store.entries_after(self.cursor) {
