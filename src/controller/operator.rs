@@ -37,6 +37,12 @@ use crate::api::{
 use crate::clock::Clock;
 use crate::images::repository::ImageRepository;
 
+/// How many Hosts are reconciled at once. kube's runner polls every running reconcile each
+/// time one may have finished, so a fleet's Hosts all due at once (their Leases renewed
+/// together) would cost the square of the fleet's size unbounded; a Host's reconcile is a
+/// few small reads and writes, so a handful at a time keeps up.
+const HOST_CONCURRENCY: u16 = 16;
+
 /// What the operator is built from.
 pub struct Parts {
     /// The API client.
@@ -335,6 +341,7 @@ pub async fn run(parts: Parts, shutdown: CancellationToken) {
                 .run(patch_job::reconcile, error_policy, ctx.clone())
                 .for_each(|_| futures::future::ready(()));
             let host_loop = Controller::new(api::<Watched<Host>>(&client, ns), cfg())
+                .with_config(controller::Config::default().concurrency(HOST_CONCURRENCY))
                 .graceful_shutdown_on(stop())
                 .run(host::reconcile, error_policy, ctx.clone())
                 .for_each(|_| futures::future::ready(()));
