@@ -9,10 +9,11 @@
 //! there has ended or the host is released (a reboot upkeep will not do). A crash between the
 //! lock and the start leaves the job holding the host, and the next round starts it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -105,6 +106,8 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
         .filter_map(|view| Some((view, child(ctx, &namespace, view, now)?)))
         .unzip();
     let host_objects = in_namespace(&ctx.stores.hosts, &namespace);
+    let lease_objects = in_namespace(&ctx.stores.leases, &namespace);
+    let expiries = lease_expiries(&lease_objects);
     let hosts: Vec<HostInfo<'_>> = host_objects
         .iter()
         .filter_map(|g| g.0.as_ref().ok())
@@ -114,14 +117,14 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
                 name: read.name,
                 labels: read.labels,
                 disabled: read.disabled,
-                online: agent_online(ctx, &namespace, h, now),
+                online: online(expiries.get(read.name).copied(), now),
                 held_by: read.held_by,
                 products: read.products,
             }
         })
         .collect();
     // Who holds each host (looked up per task: a fleet has thousands).
-    let held_by: std::collections::HashMap<&str, Option<&str>> =
+    let held_by: HashMap<&str, Option<&str>> =
         hosts.iter().map(|h| (h.name, h.held_by)).collect();
     let (gate, closes_at) = window_gate(ctx, &job.spec.maintenance_windows, &namespace, now);
 
@@ -268,7 +271,38 @@ fn child<'a>(
 
 /// Whether the Host's agent renews its Lease.
 pub fn agent_online(ctx: &Context, namespace: &str, host: &Host, now: Timestamp) -> bool {
-    agent_lease_expires(ctx, namespace, host).is_some_and(|expires| now < expires)
+    online(agent_lease_expires(ctx, namespace, host), now)
+}
+
+/// Whether an agent whose Lease runs out at `expires` (`None`: it has none) is online at `now`.
+fn online(expires: Option<Timestamp>, now: Timestamp) -> bool {
+    expires.is_some_and(|expires| now < expires)
+}
+
+/// When the agents' Leases among `leases` run out, by host: read once a round rather than
+/// looked up host by host (a fleet has thousands, and each lookup builds its Lease's name).
+fn lease_expiries(leases: &[Arc<Watched<Lease>>]) -> HashMap<&str, Timestamp> {
+    leases
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter_map(|lease| {
+            let host = lease
+                .metadata
+                .name
+                .as_deref()?
+                .strip_prefix(crate::api::host::LEASE_PREFIX)?;
+            Some((host, lease_expiry(lease)?))
+        })
+        .collect()
+}
+
+/// When `lease` runs out unless it is renewed again.
+fn lease_expiry(lease: &Lease) -> Option<Timestamp> {
+    let spec = lease.spec.as_ref();
+    lease_expires(
+        spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
+        spec.and_then(|s| s.lease_duration_seconds),
+    )
 }
 
 /// When the Host's agent's Lease runs out (`None`: it has none); it is online until then.
@@ -278,11 +312,7 @@ pub fn agent_lease_expires(ctx: &Context, namespace: &str, host: &Host) -> Optio
         namespace,
         &format!("{}{}", crate::api::host::LEASE_PREFIX, host.name_any()),
     )?;
-    let spec = lease.spec.as_ref();
-    lease_expires(
-        spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
-        spec.and_then(|s| s.lease_duration_seconds),
-    )
+    lease_expiry(&lease)
 }
 
 /// Takes (`Some(holder)`) or releases (`None`) the lock of Host `host`, with compare-and-swap;
