@@ -124,8 +124,7 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
         })
         .collect();
     // Who holds each host (looked up per task: a fleet has thousands).
-    let held_by: HashMap<&str, Option<&str>> =
-        hosts.iter().map(|h| (h.name, h.held_by)).collect();
+    let held_by: HashMap<&str, Option<&str>> = hosts.iter().map(|h| (h.name, h.held_by)).collect();
     let (gate, closes_at) = window_gate(ctx, &job.spec.maintenance_windows, &namespace, now);
 
     // Plan.
