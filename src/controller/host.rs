@@ -21,9 +21,10 @@ use super::kit::context::{Context, lookup};
 use super::kit::reconcile::guarded;
 use super::kit::status;
 use super::kit::watched::Watched;
-use super::patch_job::{agent_lease_expires, agent_online};
+use super::patch_job::agent_lease_expires;
 use crate::api::host::CORDONED_BY_ANNOTATION;
 use crate::api::{Host, PatchJob, UpgradeTask};
+use crate::engine::patch::agent_online;
 use crate::engine::patch::host::set_conditions;
 
 /// How often a Host whose agent is offline is looked at again when nothing changes (its agent
@@ -55,8 +56,8 @@ async fn reconcile_host(host: &Host, ctx: &Context) -> Result<Action, Error> {
     let error = |object: String| move |source| Error { object, source };
     let api = Api::<Host>::namespaced(ctx.client.clone(), &namespace);
     let previous = host.status.clone().unwrap_or_default();
-    let online = agent_online(ctx, &namespace, host, now);
     let expires = agent_lease_expires(ctx, &namespace, host);
+    let online = agent_online(expires, now);
 
     let mut patch = serde_json::Map::new();
     let mut conditions = previous.conditions.clone();

@@ -32,7 +32,7 @@ use crate::api::upgrade_task::ParentKind;
 use crate::api::{Host, PatchJob, PatchJobStatus, UpgradeTask};
 use crate::engine::patch::plan::{self, Child, HostDecision, HostInfo, Input};
 use crate::engine::patch::state::HostTask;
-use crate::engine::patch::{HostCode, lease_expires};
+use crate::engine::patch::{HostCode, agent_online, lease_expires};
 use crate::engine::task_status::render;
 
 /// A reconcile that could not finish; it is retried.
@@ -117,7 +117,7 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
                 name: read.name,
                 labels: read.labels,
                 disabled: read.disabled,
-                online: online(expiries.get(read.name).copied(), now),
+                online: agent_online(expiries.get(read.name).copied(), now),
                 held_by: read.held_by,
                 products: read.products,
             }
@@ -266,16 +266,6 @@ fn child<'a>(
         message: &view.message,
         released: view.released,
     })
-}
-
-/// Whether the Host's agent renews its Lease.
-pub fn agent_online(ctx: &Context, namespace: &str, host: &Host, now: Timestamp) -> bool {
-    online(agent_lease_expires(ctx, namespace, host), now)
-}
-
-/// Whether an agent whose Lease runs out at `expires` (`None`: it has none) is online at `now`.
-fn online(expires: Option<Timestamp>, now: Timestamp) -> bool {
-    expires.is_some_and(|expires| now < expires)
 }
 
 /// When the agents' Leases among `leases` run out, by host: read once a round rather than

@@ -325,7 +325,7 @@ fn release_node(ctx: &Context<'_>) -> Step {
 /// An agent that stopped renewing its Lease mid-task fails the task after a grace period (a
 /// longer one while it reboots).
 fn agent_gone(ctx: &Context<'_>, task: &mut HostTask, now: Timestamp) -> Option<Step> {
-    if ctx.lease_expires.is_some_and(|expires| now < expires) {
+    if super::agent_online(ctx.lease_expires, now) {
         return None;
     }
     let grace = if task.progress.reboot_granted {

@@ -44,6 +44,12 @@ pub fn lease_expires(
     }
 }
 
+/// Whether an agent whose Lease runs out at `expires` (`None`: it has none) is online at `now`:
+/// until that instant, not at it.
+pub fn agent_online(expires: Option<Timestamp>, now: Timestamp) -> bool {
+    expires.is_some_and(|expires| now < expires)
+}
+
 /// A host task's code with whether it started, as the rollout counts it: `2057 Execution
 /// Blocked` before the start (another job holds the host) is a queued task, after it (the
 /// package manager's lock is held) an executing one.
