@@ -366,7 +366,8 @@ impl Entry {
 /// The entries of `object`'s `metadata.managedFields` (malformed entries are skipped).
 pub(crate) fn read(object: &Value) -> Vec<Entry> {
     let Some(list) = object
-        .pointer("/metadata/managedFields")
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
         .and_then(Value::as_array)
     else {
         return Vec::new();

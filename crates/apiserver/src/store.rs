@@ -11,8 +11,7 @@
 //! is replaced later still decompresses every version made with it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
@@ -61,21 +60,19 @@ impl Stored {
 
     /// A version of `value`, whose JSON is `json`, compressed against `dictionary`.
     fn compressed(value: &Value, json: &[u8], rv: u64, dictionary: Arc<[u8]>) -> Self {
-        let field = |pointer: &str| -> Box<str> {
-            value
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .into()
+        // Indexed key by key: `Value::pointer` unescapes (allocates) each token, on every write.
+        let text = |v: Option<&Value>| -> Box<str> {
+            v.and_then(Value::as_str).unwrap_or_default().into()
         };
+        let meta = |key: &str| text(value.get("metadata").and_then(|m| m.get(key)));
         Self {
-            api_version: field("/apiVersion"),
-            name: field("/metadata/name"),
-            namespace: field("/metadata/namespace"),
-            uid: field("/metadata/uid"),
+            api_version: text(value.get("apiVersion")),
+            name: meta("name"),
+            namespace: meta("namespace"),
+            uid: meta("uid"),
             owners: owner_uids(value),
             labels: sorted_labels(value),
-            node_name: field("/spec/nodeName"),
+            node_name: text(value.get("spec").and_then(|m| m.get("nodeName"))),
             // In a buffer of exactly its size: the worst case would leave most of it unused.
             compressed: lz4_flex::block::compress_prepend_size_with_dict(json, &dictionary)
                 .into_boxed_slice(),
@@ -152,7 +149,8 @@ impl Stored {
 /// The object's `metadata.labels`, sorted by key (whatever order a JSON map keeps).
 fn sorted_labels(value: &Value) -> Box<[(Box<str>, Box<str>)]> {
     let mut labels: Vec<(Box<str>, Box<str>)> = value
-        .pointer("/metadata/labels")
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
@@ -282,34 +280,44 @@ pub(crate) struct Waiters {
     by_label: HashMap<String, HashMap<String, Vec<Arc<Waiter>>>>,
 }
 
-/// One keyed watch's wait: woken by the events of the objects with its key, it knows the first
-/// of them it has not read yet, so it can tell whether the log lost one of them or only events
-/// it would have skipped.
+/// One keyed watch's wait: woken by the events of the objects with its key, it knows which
+/// events those were since it last read, so it reads only them (not every write of the
+/// resource in between) and can tell whether the log lost one of them.
 #[derive(Debug, Default)]
 pub(crate) struct Waiter {
-    /// The version of the first event for it since it last read (0: none). Read and written
-    /// under the state's lock.
-    pending: AtomicU64,
+    /// The versions of the events for it since it last read, ascending. Written under the
+    /// state's lock.
+    pending: Mutex<Vec<u64>>,
     /// Wakes the watch.
     pub wake: Notify,
 }
 
 impl Waiter {
-    /// Takes the first unread event's version (0: none).
-    pub fn take_pending(&self) -> u64 {
-        self.pending.swap(0, Ordering::Relaxed)
+    /// Takes the versions of the unread events for it.
+    pub fn take_pending(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.pending())
     }
 
     /// Whether an event for it came since it last read.
     pub fn has_pending(&self) -> bool {
-        self.pending.load(Ordering::Relaxed) != 0
+        !self.pending().is_empty()
     }
 
     fn woken(&self, rv: u64) {
-        if self.pending.load(Ordering::Relaxed) == 0 {
-            self.pending.store(rv, Ordering::Relaxed);
+        let mut pending = self.pending();
+        // A write that keeps the key wakes it twice (before and after): one event.
+        if pending.last() != Some(&rv) {
+            pending.push(rv);
         }
+        drop(pending);
         self.wake.notify_one();
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        // Only plain pushes and takes run under it: a poisoned list is still whole.
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -447,6 +455,20 @@ impl ResourceStore {
         }
         let start = self.log.partition_point(|e| e.rv <= cursor);
         Ok(self.log.range(start..).cloned().collect())
+    }
+
+    /// The log entries of `versions` (ascending), or `Err(oldest)` if some may be gone.
+    pub fn entries_at(&self, versions: &[u64]) -> Result<Vec<LogEntry>, u64> {
+        if versions.first().is_some_and(|&rv| rv <= self.floor) {
+            return Err(self.log.front().map_or(self.floor + 1, |e| e.rv));
+        }
+        Ok(versions
+            .iter()
+            .filter_map(|&rv| {
+                let i = self.log.partition_point(|e| e.rv < rv);
+                self.log.get(i).filter(|e| e.rv == rv).cloned()
+            })
+            .collect())
     }
 }
 
@@ -718,7 +740,8 @@ impl State {
 /// The uids in an object's `metadata.ownerReferences`, sorted and without repeats.
 fn owner_uids(value: &Value) -> Box<[Box<str>]> {
     let mut uids: Vec<Box<str>> = value
-        .pointer("/metadata/ownerReferences")
+        .get("metadata")
+        .and_then(|m| m.get("ownerReferences"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

@@ -5,9 +5,9 @@
 //! the resource's waiters under the same lock that reads the log, so no event falls in a gap.
 //! A watch whose selectors require a name or a label value waits under that key
 //! ([`super::store::Waiters`]) and is woken only by the writes of objects that have it; its
-//! cursor then lags behind writes it would skip, it reads the log from the first write for it
-//! (not every write since its last read), and the log losing the others is no reason to
-//! expire it (only losing one of its own is).
+//! cursor then lags behind writes it would skip, it reads only the log entries of the writes
+//! it was woken for (not every write since its last read), and the log losing the others is no
+//! reason to expire it (only losing one of its own is).
 //! A watch whose cursor is older than the log retains gets an `ERROR` event with a 410
 //! `Expired` `Status` (HTTP stays 200), as kube's watcher expects, and ends. Bookmarks go out
 //! every bookmark interval of (virtual) time when asked for; the stream ends after
@@ -283,21 +283,23 @@ impl Watch {
     fn read(&mut self) -> Read {
         let state = self.shared.lock();
         let store = &state.stores[self.req.res];
-        if let Some(Wait::Keyed(waiter)) = &self.wait {
-            // Since it subscribed, a keyed watch knows the first event for it after its
-            // cursor: the events before that one are ones it would skip, so it reads from
-            // there (a watch woken for one object of a fleet reads the events since that
-            // object's write, not every write since its last read). Only an event for it that
-            // left the log expires it.
-            let pending = waiter.take_pending();
-            if self.cursor >= self.subscribed_at {
-                match pending {
-                    0 => self.cursor = state.rv,
-                    first => self.cursor = self.cursor.max(first - 1),
+        let entries = match &self.wait {
+            // Since it subscribed, a keyed watch knows the events for it after its cursor: it
+            // reads only those (a watch woken for one object of a fleet reads that object's
+            // events, not every write since its last read). Only an event for it that left the
+            // log expires it. Before, it reads the whole log from its cursor, which holds them.
+            Some(Wait::Keyed(waiter)) => {
+                let mut pending = waiter.take_pending();
+                if self.cursor >= self.subscribed_at {
+                    pending.retain(|&rv| rv > self.cursor);
+                    store.entries_at(&pending)
+                } else {
+                    store.entries_after(self.cursor)
                 }
             }
-        }
-        match store.entries_after(self.cursor) {
+            None | Some(Wait::All(_)) => store.entries_after(self.cursor),
+        };
+        match entries {
             Ok(entries) => {
                 self.cursor = self.cursor.max(state.rv);
                 Read::Events(entries)

@@ -324,6 +324,44 @@ async fn a_watch_for_one_label_value_is_not_expired_by_the_writes_it_skips_only_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_keyed_watch_gets_each_of_its_events_once_in_order_among_others() {
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        let rv = server.resource_version().to_string();
+        let wp = WatchParams::default().labels("site=x");
+        let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+        create(&api, &labelled("x-1", &[("site", "x")])).await;
+        assert_eq!(next(&mut stream).await, "ADDED x-1");
+
+        // Several of its events wait unread among writes of other objects: it gets each one
+        // once, in order, a label change away as DELETED and back as ADDED.
+        let relabel = |site: &str| Patch::Merge(json!({"metadata": {"labels": {"site": site}}}));
+        create(&api, &labelled("y-1", &[("site", "y")])).await;
+        create(&api, &labelled("x-2", &[("site", "x")])).await;
+        create(&api, &labelled("y-2", &[("site", "y")])).await;
+        api.patch("x-1", &PatchParams::default(), &relabel("y"))
+            .await
+            .unwrap();
+        api.patch("y-1", &PatchParams::default(), &relabel("z"))
+            .await
+            .unwrap();
+        api.patch("x-1", &PatchParams::default(), &relabel("x"))
+            .await
+            .unwrap();
+        api.delete("x-2", &DeleteParams::default()).await.unwrap();
+        assert_eq!(next(&mut stream).await, "ADDED x-2");
+        assert_eq!(next(&mut stream).await, "DELETED x-1");
+        assert_eq!(next(&mut stream).await, "ADDED x-1");
+        assert_eq!(next(&mut stream).await, "DELETED x-2");
+        // Nothing more: the next line is the bookmark at the present.
+        let now = server.resource_version();
+        assert_eq!(next(&mut stream).await, format!("BOOKMARK {now}"));
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_log_keeps_five_minutes_of_events_as_a_compacted_etcd_would() {
     bounded(async {
         let server = server();
