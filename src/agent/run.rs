@@ -44,6 +44,7 @@ use crate::api::host::{HostSpec, LEASE_LABEL, LEASE_PREFIX, UpdatesStatus};
 use crate::api::upgrade_task::{LABEL_PARENT_KIND, LABEL_TARGET, ParentKind, UpgradeTaskStatus};
 use crate::api::{Host, PatchJob, UpgradeTask};
 use crate::clock::Clock;
+use crate::controller::kit::metadata::metadata_opt;
 use crate::controller::kit::naming::label_value;
 use crate::engine::patch::agent;
 use crate::engine::patch::state::HostTask;
@@ -224,6 +225,32 @@ impl Agent {
         }
     }
 
+    /// Whether the Host is no longer `known` as the agent uses it: another object (deleted, and
+    /// maybe created again), or its spec changed (a new generation). A metadata read of two
+    /// fields, so the resync of an unchanged Host decodes nothing else; true when it cannot be
+    /// read (the full read then says why).
+    async fn host_changed(&self, known: &Host) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Identity {
+            metadata: IdentityMeta,
+        }
+        #[derive(serde::Deserialize, PartialEq)]
+        struct IdentityMeta {
+            uid: Option<String>,
+            generation: Option<i64>,
+        }
+        let read = metadata_opt::<Host, Identity>(
+            &self.client,
+            Some(&self.config.namespace),
+            &self.config.host,
+        )
+        .await;
+        !matches!(read, Ok(Some(Identity { metadata })) if metadata == IdentityMeta {
+            uid: known.metadata.uid.clone(),
+            generation: known.metadata.generation,
+        })
+    }
+
     /// The Host as it is now, registered again when it was deleted; `None` when it cannot be
     /// read (the caller keeps what it had, and tries again with the next resync).
     async fn read_host(&self) -> Option<Host> {
@@ -311,7 +338,13 @@ impl Agent {
                 facts_due = self.clock.now() + signed(again);
             }
             if self.clock.now() >= host_due {
-                host = Box::pin(self.read_host()).await.or(host);
+                let changed = match &host {
+                    Some(known) => Box::pin(self.host_changed(known)).await,
+                    None => true,
+                };
+                if changed {
+                    host = Box::pin(self.read_host()).await.or(host);
+                }
                 host_due = self.clock.now() + signed(self.config.resync_every);
             }
             let Some(wake) = Box::pin(self.pass(&store)).await else {

@@ -8,6 +8,7 @@
 //! manager), so these writes are merge patches of the fields this controller owns, with
 //! compare-and-swap on the Host.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::kit::context::{Context, lookup};
+use super::kit::metadata::metadata_opt;
 use super::kit::reconcile::guarded;
 use super::kit::status;
 use super::kit::watched::Watched;
@@ -125,11 +127,20 @@ fn job_exists(ctx: &Context, holder: &str) -> bool {
 
 /// Uncordons `node` when upkeep cordoned it for a task that no longer exists.
 async fn release_orphaned_cordon(ctx: &Context, node: &str) -> Result<(), kube::Error> {
-    let nodes = Api::<Node>::all(ctx.client.clone());
-    let Some(current) = nodes.get_opt(node).await? else {
+    /// The Node's annotations: all this reads of it, on every Host's recheck.
+    #[derive(serde::Deserialize)]
+    struct Annotated {
+        metadata: AnnotatedMeta,
+    }
+    #[derive(serde::Deserialize)]
+    struct AnnotatedMeta {
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+    }
+    let Some(current) = metadata_opt::<Node, Annotated>(&ctx.client, None, node).await? else {
         return Ok(());
     };
-    let Some(task_key) = current.annotations().get(CORDONED_BY_ANNOTATION) else {
+    let Some(task_key) = current.metadata.annotations.get(CORDONED_BY_ANNOTATION) else {
         return Ok(());
     };
     let Some((namespace, task)) = task_key.split_once('/') else {
@@ -145,7 +156,7 @@ async fn release_orphaned_cordon(ctx: &Context, node: &str) -> Result<(), kube::
         "metadata": {"annotations": {CORDONED_BY_ANNOTATION: null}},
         "spec": {"unschedulable": null},
     });
-    nodes
+    Api::<Node>::all(ctx.client.clone())
         .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     ctx.metrics.wrote("Node", "object");
