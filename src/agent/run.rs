@@ -46,6 +46,7 @@ use crate::api::{Host, PatchJob, UpgradeTask};
 use crate::clock::Clock;
 use crate::controller::kit::metadata::metadata_opt;
 use crate::controller::kit::naming::label_value;
+use crate::controller::kit::watched::Watched;
 use crate::engine::patch::agent;
 use crate::engine::patch::state::HostTask;
 use crate::engine::task_status::render;
@@ -308,20 +309,20 @@ impl Agent {
 
     /// Watches the tasks and drives them, `host` being the Host as registered.
     async fn tasks_forever(&self, host: Host) {
-        let tasks: Api<UpgradeTask> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let tasks: Api<Watched<UpgradeTask>> =
+            Api::namespaced(self.client.clone(), &self.config.namespace);
         let selector = format!(
             "{LABEL_TARGET}={},{LABEL_PARENT_KIND}={}",
             label_value(&self.config.host),
             ParentKind::PatchJob.as_str()
         );
-        // The watch's copies are kept without `metadata.managedFields`: the agent never reads
-        // field ownership (its writes are server-side applies), and they are most of an object.
+        // The watch's copies are kept without `metadata.managedFields` (skipped unparsed): the
+        // agent never reads field ownership (its writes are server-side applies), and they are
+        // most of an object. A task that cannot be read is kept as such and not driven.
         let (store, writer) = reflector::store();
         let mut feed = reflector::reflector(
             writer,
-            watcher(tasks, watcher::Config::default().labels(&selector))
-                .modify(drop_managed_fields)
-                .default_backoff(),
+            watcher(tasks, watcher::Config::default().labels(&selector)).default_backoff(),
         )
         .boxed();
         let mut host = Some(host);
@@ -378,11 +379,13 @@ impl Agent {
     /// Drives every task of the host that has work (`engine::patch::agent::has_work`) once: the
     /// earliest instant one wants to be stepped again (inner `None`: none does), or `None` when
     /// a hook stopped the agent.
-    async fn pass(&self, store: &Store<UpgradeTask>) -> Option<Option<Timestamp>> {
+    async fn pass(&self, store: &Store<Watched<UpgradeTask>>) -> Option<Option<Timestamp>> {
         let mut tasks = store.state();
         tasks.sort_by_key(|t| t.name_any());
         let mut wake: Option<Timestamp> = None;
-        for task in tasks.iter().filter(|t| t.spec.target == self.config.host) {
+        // A task that cannot be read is the operator's to report (its reconcile says why).
+        let readable = tasks.iter().filter_map(|t| t.0.as_ref().ok());
+        for task in readable.filter(|t| t.spec.target == self.config.host) {
             let key = format!(
                 "{}/{}/{}",
                 task.namespace().unwrap_or_default(),

@@ -6,7 +6,7 @@ use kube::Resource;
 use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::core::error_boundary::InvalidObject;
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -24,15 +24,15 @@ where
     K: DeserializeOwned + Resource,
 {
     /// What [`DeserializeGuard`](kube::core::DeserializeGuard) does, cheaper: the object is read
-    /// once into a JSON tree, its managed fields dropped there, and the resource (or, failing
-    /// that, its metadata) is read from the tree by reference. (`DeserializeGuard` buffers the
-    /// object, clones the buffer to try the resource, and parses every managed field; at fleet
-    /// scale the watches decode hundreds of thousands of objects.)
+    /// once into a JSON tree, its managed fields skipped unparsed (not built and dropped), and
+    /// the resource (or, failing that, its metadata) is read from the tree by reference.
+    /// (`DeserializeGuard` buffers the object, clones the buffer to try the resource, and
+    /// parses every managed field; at fleet scale the watches decode hundreds of thousands of
+    /// objects.)
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut value = Value::deserialize(deserializer)?;
-        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("managedFields");
-        }
+        let value = deserializer.deserialize_map(Tree {
+            skip_managed_fields: false,
+        })?;
         match K::deserialize(&value) {
             Ok(object) => Ok(Self(Ok(object))),
             Err(error) => {
@@ -44,6 +44,54 @@ where
                 })))
             }
         }
+    }
+}
+
+/// Reads a JSON object into a tree, leaving out `metadata.managedFields`: at the top level
+/// (`skip_managed_fields` false) the `metadata` object is read with it set.
+struct Tree {
+    skip_managed_fields: bool,
+}
+
+impl<'de> Visitor<'de> for Tree {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    /// `metadata: null`, as the tree read it before.
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = if self.skip_managed_fields {
+                if key == "managedFields" {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                map.next_value::<Value>()?
+            } else if key == "metadata" {
+                map.next_value_seed(Tree {
+                    skip_managed_fields: true,
+                })?
+            } else {
+                map.next_value::<Value>()?
+            };
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Tree {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -106,5 +154,38 @@ mod tests {
         assert!(bad.0.is_err(), "kept as an invalid object");
         assert_eq!(bad.meta().name.as_deref(), Some("dp-2"));
         assert_eq!(bad.meta().managed_fields, None);
+    }
+
+    #[test]
+    fn reads_the_same_object_from_text_as_from_a_tree_and_only_skips_managed_fields() {
+        let object = json!({
+            "apiVersion": "upkeep.dev/v1alpha1", "kind": "Device",
+            "metadata": {"name": "dp-1", "namespace": "default", "labels": {"site": "x"},
+                         "managedFields": [{"manager": "upkeep", "fieldsV1": {"f:spec": {"f:x": {}}}}]},
+            "spec": {"driver": "upkeep", "address": "https://dp-1"},
+            "status": {"managedFields": "kept: only metadata's are skipped"},
+        });
+        let text = object.to_string();
+        let tree = serde_json::Deserializer::from_str(&text)
+            .deserialize_map(Tree {
+                skip_managed_fields: false,
+            })
+            .unwrap();
+        let mut expected = object.clone();
+        expected["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        assert_eq!(tree, expected);
+
+        let from_text: Watched<Device> = serde_json::from_str(&text).unwrap();
+        let mut typed: Device = serde_json::from_value(object).unwrap();
+        typed.metadata.managed_fields = None;
+        assert_eq!(
+            serde_json::to_value(from_text.0.unwrap()).unwrap(),
+            serde_json::to_value(typed).unwrap()
+        );
+        // Not an object: an error, as before.
+        assert!(serde_json::from_str::<Watched<Device>>("[1]").is_err());
     }
 }
