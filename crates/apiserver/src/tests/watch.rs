@@ -340,15 +340,11 @@ async fn a_keyed_watch_gets_each_of_its_events_once_in_order_among_others() {
         create(&api, &labelled("y-1", &[("site", "y")])).await;
         create(&api, &labelled("x-2", &[("site", "x")])).await;
         create(&api, &labelled("y-2", &[("site", "y")])).await;
-        api.patch("x-1", &PatchParams::default(), &relabel("y"))
-            .await
-            .unwrap();
-        api.patch("y-1", &PatchParams::default(), &relabel("z"))
-            .await
-            .unwrap();
-        api.patch("x-1", &PatchParams::default(), &relabel("x"))
-            .await
-            .unwrap();
+        for (name, site) in [("x-1", "y"), ("y-1", "z"), ("x-1", "x")] {
+            api.patch(name, &PatchParams::default(), &relabel(site))
+                .await
+                .unwrap();
+        }
         api.delete("x-2", &DeleteParams::default()).await.unwrap();
         assert_eq!(next(&mut stream).await, "ADDED x-2");
         assert_eq!(next(&mut stream).await, "DELETED x-1");
