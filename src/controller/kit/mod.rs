@@ -1,6 +1,7 @@
-//! What every controller shares: the watch filter that passes only changes that matter, the context a reconcile gets (client, clock, caches), the
-//! guarded watch objects, the task index, reads of a few metadata fields, status writes with upkeep's field manager, Events,
-//! metrics, object naming, the pacing of rollout rounds, and the wrapper every reconcile runs in.
+//! What every controller shares: the watch filter that passes only changes that matter, the
+//! context a reconcile gets (client, clock, caches), the guarded watch objects, the task index,
+//! reads of a few metadata fields, status writes with upkeep's field manager, Events, metrics,
+//! object naming, the pacing of rollout rounds, and the wrapper every reconcile runs in.
 
 pub mod changes;
 pub mod context;
