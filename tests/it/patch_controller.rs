@@ -410,6 +410,66 @@ fn the_drain_honours_a_budget_defers_then_reboots_and_uncordons() {
     });
 }
 
+/// A job deleted while its host's node is drained: its tasks go with it, and the Host
+/// controller uncordons the node upkeep cordoned for a task that no longer exists.
+#[test]
+fn a_job_deleted_mid_reboot_leaves_no_node_cordoned_by_upkeep() {
+    on_virtual_clock(|| async {
+        let world = world().await;
+        let stop = CancellationToken::new();
+        let operator = tokio::spawn(world.operator(stop.clone()));
+        let agents = agents_alive(&world, &["web-1"], stop.clone());
+        apply(&world, node("node-1", false)).await;
+        apply(&world, host("web-1", Some("node-1"), false)).await;
+        apply(&world, job("patch", json!({}))).await;
+        settle(30).await;
+        as_agent(&world, "web-1", |t, now| {
+            t.progress.received = true;
+            t.enter(PatchCode::JobStarted, "started", now);
+            t.enter(PatchCode::Patching, "installed", now);
+            t.progress.reboot_due = true;
+            t.progress.boot_id = Some("boot-1".into());
+            t.enter(PatchCode::PendingReboot, "needs a reboot", now);
+        })
+        .await;
+        settle(30).await;
+        let n = node_of(&world, "node-1");
+        assert_eq!(
+            n.pointer("/spec/unschedulable"),
+            Some(&json!(true)),
+            "{n:#}"
+        );
+        assert!(
+            n.pointer("/metadata/annotations/upkeep.dev~1cordoned-by")
+                .is_some(),
+            "{n:#}"
+        );
+
+        let jobs: Api<upkeep::api::PatchJob> = Api::namespaced(world.server.client(), "default");
+        jobs.delete("patch", &DeleteParams::default())
+            .await
+            .unwrap();
+        settle(3 * 60).await;
+        assert!(
+            task_of(&world, "web-1").is_none(),
+            "the job's task went with it"
+        );
+        let n = node_of(&world, "node-1");
+        assert_ne!(
+            n.pointer("/spec/unschedulable"),
+            Some(&json!(true)),
+            "{n:#}"
+        );
+        assert!(
+            n.pointer("/metadata/annotations/upkeep.dev~1cordoned-by")
+                .is_none(),
+            "{n:#}"
+        );
+        stop.cancel();
+        let _ = tokio::join!(operator, agents);
+    });
+}
+
 #[test]
 fn a_node_cordoned_before_the_job_stays_cordoned_and_a_deleted_job_releases_its_hold() {
     on_virtual_clock(|| async {
