@@ -87,7 +87,7 @@ impl Renderer<'_> {
     pub fn object(&self, stored: &Stored) -> Bytes {
         match self.format {
             Format::Full => self.full(stored),
-            Format::Metadata => to_bytes(&partial_metadata(stored.metadata())),
+            Format::Metadata => partial_metadata_json(&stored.metadata_json()),
             Format::Table { .. } => self.table(std::slice::from_ref(&stored), stored.rv),
         }
     }
@@ -258,6 +258,18 @@ impl AsRef<Stored> for Stored {
 
 fn to_bytes(value: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// `PartialObjectMetadata` of an object whose `metadata` is the JSON `metadata`, as the
+/// encoding of [`partial_metadata`] writes it (keys in order), built without parsing it.
+fn partial_metadata_json(metadata: &[u8]) -> Bytes {
+    const HEAD: &[u8] =
+        br#"{"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadata","metadata":"#;
+    let mut out = BytesMut::with_capacity(HEAD.len() + metadata.len() + 1);
+    out.put_slice(HEAD);
+    out.put_slice(metadata);
+    out.put_u8(b'}');
+    out.freeze()
 }
 
 /// `PartialObjectMetadata` of an object with this `metadata`.

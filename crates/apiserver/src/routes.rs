@@ -61,6 +61,9 @@ impl Query {
 
 /// Decodes `%XX` escapes and `+` (as a space).
 fn percent_decode(input: &str) -> String {
+    if !input.contains(['%', '+']) {
+        return input.to_string();
+    }
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -422,18 +425,34 @@ fn list(
     let (labels, fields) = selectors(query, info)?;
     let state = shared.lock();
     let store = &state.stores[info.storage];
-    let items: Vec<Arc<Stored>> = match (fields.pinned_name(), target.namespace.as_deref()) {
-        (Some(name), Some(ns)) => store
+    let items: Vec<Arc<Stored>> = match (
+        fields.pinned_name(),
+        target.namespace.as_deref(),
+        fields.pinned_node(),
+    ) {
+        (Some(name), Some(ns), _) => store
             .objects
             .get(&ObjKey::new(ns, name))
             .into_iter()
             .filter(|s| selects(&labels, &fields, s))
             .cloned()
             .collect(),
-        (Some(name), None) if !info.namespaced => store
+        (Some(name), None, _) if !info.namespaced => store
             .objects
             .get(&ObjKey::new("", name))
             .into_iter()
+            .filter(|s| selects(&labels, &fields, s))
+            .cloned()
+            .collect(),
+        // The pods of one node (a drain's list), from the node index.
+        (_, _, Some(node)) => store
+            .on_node(node)
+            .filter(|s| {
+                target
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|ns| s.namespace() == ns)
+            })
             .filter(|s| selects(&labels, &fields, s))
             .cloned()
             .collect(),

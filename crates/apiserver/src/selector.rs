@@ -347,6 +347,21 @@ impl FieldSelector {
             .find(|r| r.field.label == "metadata.name" && !r.negate)
             .map(|r| r.value.as_str())
     }
+
+    /// The node the selector pins with `spec.nodeName=…` where that is the object's own
+    /// `spec.nodeName` (a pod's), if any: a list's fast path through the node index, which
+    /// holds the objects bound to a node (not those with none: `spec.nodeName=` is no pin).
+    pub fn pinned_node(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|r| {
+                r.field.label == "spec.nodeName"
+                    && r.field.paths == ["spec.nodeName"]
+                    && !r.negate
+                    && !r.value.is_empty()
+            })
+            .map(|r| r.value.as_str())
+    }
 }
 
 /// Splits on `sep` where it is not escaped with a backslash (as field selectors escape `,`

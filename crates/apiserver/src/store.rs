@@ -87,16 +87,22 @@ impl Stored {
         serde_json::from_slice(&self.json()).unwrap_or_default()
     }
 
-    /// Its `metadata`, parsed from the JSON without building the rest of the object (metadata
-    /// watches see every version of their kind, and the status is most of an object).
-    pub fn metadata(&self) -> Option<Value> {
+    /// Its `metadata` as JSON, cut from the object's JSON unparsed (metadata watches and
+    /// metadata reads see every version of their kind, and most of an object is its status
+    /// and its managed fields); `{}` when it has none.
+    pub fn metadata_json(&self) -> Bytes {
         #[derive(serde::Deserialize)]
-        struct Metadata {
-            metadata: Option<Value>,
+        struct Metadata<'a> {
+            #[serde(borrow)]
+            metadata: Option<&'a serde_json::value::RawValue>,
         }
-        serde_json::from_slice::<Metadata>(&self.json())
-            .ok()
-            .and_then(|m| m.metadata)
+        let json = self.json();
+        match serde_json::from_slice::<Metadata<'_>>(&json) {
+            Ok(Metadata {
+                metadata: Some(raw),
+            }) => json.slice_ref(raw.get().as_bytes()),
+            _ => Bytes::from_static(b"{}"),
+        }
     }
 
     /// The object as JSON.
@@ -263,6 +269,9 @@ pub(crate) struct ResourceStore {
     /// The keys of the objects with each label value, by label and value: a list selecting
     /// one value (an agent's list of its own tasks) reads those objects only.
     labelled: HashMap<Box<str>, HashMap<Box<str>, BTreeSet<ObjKey>>>,
+    /// The keys of the objects with each `spec.nodeName` (pods bound to a node): a drain's
+    /// list of one node's pods reads those pods only, not every pod of the cluster.
+    on_node: HashMap<Box<str>, BTreeSet<ObjKey>>,
     /// What its versions are compressed against.
     dictionary: Dictionary,
 }
@@ -382,6 +391,7 @@ impl ResourceStore {
             floor: 0,
             waiters: Waiters::new(),
             labelled: HashMap::new(),
+            on_node: HashMap::new(),
             dictionary: Dictionary::default(),
         }
     }
@@ -416,8 +426,37 @@ impl ResourceStore {
             .filter_map(|k| self.objects.get(k))
     }
 
-    /// Keeps the label index up to date for `key` going from `old` to `new`.
+    /// The objects whose `spec.nodeName` is `node`, in key order.
+    pub fn on_node<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a Arc<Stored>> + 'a {
+        self.on_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.objects.get(k))
+    }
+
+    /// Keeps the label and node indexes up to date for `key` going from `old` to `new`.
     fn relabel(&mut self, key: &ObjKey, old: Option<&Stored>, new: Option<&Stored>) {
+        fn node(s: Option<&Stored>) -> Option<&str> {
+            s.map(Stored::node_name).filter(|n| !n.is_empty())
+        }
+        let (old_node, new_node) = (node(old), node(new));
+        if old_node != new_node {
+            if let Some(n) = old_node
+                && let Some(keys) = self.on_node.get_mut(n)
+            {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.on_node.remove(n);
+                }
+            }
+            if let Some(n) = new_node {
+                self.on_node
+                    .entry(n.into())
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
         let none: &[(Box<str>, Box<str>)] = &[];
         let old = old.map_or(none, |s| &s.labels[..]);
         let new = new.map_or(none, |s| &s.labels[..]);
@@ -787,6 +826,17 @@ mod tests {
         // The first version has none; then one per DICTIONARY_USES versions.
         assert_eq!(dictionaries.len(), 5);
         assert!(stored[0].dictionary.is_empty());
+    }
+
+    #[test]
+    fn the_metadata_cut_from_the_json_is_the_objects_metadata() {
+        let mut dictionary = Dictionary::default();
+        dictionary.store(&task(0), 1);
+        let stored = dictionary.store(&task(3), 2);
+        let cut: Value = serde_json::from_slice(&stored.metadata_json()).unwrap();
+        assert_eq!(cut, task(3)["metadata"]);
+        let bare = Stored::new(json!({"apiVersion": "v1", "kind": "Thing"}), 3);
+        assert_eq!(&bare.metadata_json()[..], b"{}");
     }
 
     #[test]

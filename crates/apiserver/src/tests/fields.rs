@@ -101,6 +101,48 @@ async fn pod_labels_read_fields_and_the_real_defaults() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_list_of_one_nodes_pods_follows_creates_and_deletes_in_every_namespace() {
+    bounded(async {
+        let server = server();
+        let client = server.client();
+        let core: Api<Namespace> = Api::all(client.clone());
+        core.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+        for (namespace, name, node) in [
+            ("default", "a", "node-1"),
+            ("default", "b", "node-2"),
+            ("other", "c", "node-1"),
+            ("default", "d", "node-10"),
+        ] {
+            let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+            }))
+            .unwrap();
+            api.create(&PostParams::default(), &pod).await.unwrap();
+        }
+        let all: Api<Pod> = Api::all(client.clone());
+        let default: Api<Pod> = Api::default_namespaced(client.clone());
+        assert_eq!(selected(&all, "spec.nodeName=node-1").await, ["a", "c"]);
+        assert_eq!(selected(&default, "spec.nodeName=node-1").await, ["a"]);
+        assert_eq!(
+            selected(&all, "spec.nodeName=node-1,metadata.namespace=other").await,
+            ["c"]
+        );
+        assert!(selected(&all, "spec.nodeName=node-3").await.is_empty());
+        default.delete("a", &Default::default()).await.unwrap();
+        assert_eq!(selected(&all, "spec.nodeName=node-1").await, ["c"]);
+        assert_eq!(selected(&all, "spec.nodeName!=node-1").await, ["b", "d"]);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn node_namespace_secret_and_job_labels() {
     bounded(async {
         let server = server();
