@@ -401,17 +401,18 @@ pub(crate) fn read(object: &Value) -> Vec<Entry> {
         .collect()
 }
 
-/// Writes `entries` as `object`'s `metadata.managedFields` (removed when there are none).
-pub(crate) fn write(object: &mut Value, entries: &[Entry]) {
+/// Writes `entries` as `object`'s `metadata.managedFields` (removed when there are none); an
+/// unchanged entry is written back as it was read.
+pub(crate) fn write(object: &mut Value, entries: Vec<Entry>) {
     let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
     let list: Vec<Value> = entries
-        .iter()
+        .into_iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
-            if let Some(raw) = &e.raw {
-                return raw.clone();
+            if let Some(raw) = e.raw {
+                return raw;
             }
             let mut v = json!({
                 "manager": e.manager,

@@ -578,7 +578,7 @@ fn create_prepared(
         }
         Managed::Apply(entries) => entries,
     };
-    fields::write(&mut object, &entries);
+    fields::write(&mut object, entries);
     if ctx.dry_run {
         return Ok(Arc::new(Stored::new(object, state.rv)));
     }
@@ -639,8 +639,9 @@ fn replace_inner(
         }
         _ => {}
     }
-    let new = finish_update(ctx, &old.value(), body, name, Managed::Update)?;
-    Ok(commit_update(state, ctx, &old, new))
+    let old_value = old.value();
+    let new = finish_update(ctx, &old_value, body, name, Managed::Update)?;
+    Ok(commit_update(state, ctx, &old, &old_value, new))
 }
 
 /// PATCH: a merge, JSON, strategic or apply patch of the object (or its status). True with
@@ -693,8 +694,9 @@ fn patch_inner(
     {
         return Err(ApiError::stale(ctx.info, name));
     }
-    let new = finish_update(ctx, &old.value(), doc, name, Managed::Update)?;
-    Ok(commit_update(state, ctx, &old, new))
+    let old_value = old.value();
+    let new = finish_update(ctx, &old_value, doc, name, Managed::Update)?;
+    Ok(commit_update(state, ctx, &old, &old_value, new))
 }
 
 /// Parses an apply body: JSON, or YAML.
@@ -779,7 +781,7 @@ fn apply_patch(
         Some(old) => {
             // `live` is the old object, already read (the apply merged onto it).
             let new = finish_update(ctx, &live, merged, name, Managed::Apply(entries))?;
-            Ok((commit_update(state, ctx, &old, new), false))
+            Ok((commit_update(state, ctx, &old, &live, new), false))
         }
     }
 }
@@ -875,14 +877,23 @@ fn finish_update(
         }
         Managed::Apply(entries) => entries,
     };
-    fields::write(&mut new, &entries);
+    fields::write(&mut new, entries);
     Ok(new)
 }
 
-/// Stores an update: nothing happens for an unchanged object (no new version, no event); an
-/// object being deleted whose last finalizer is gone is removed.
-fn commit_update(state: &mut State, ctx: &Ctx<'_>, old: &Arc<Stored>, new: Value) -> Arc<Stored> {
-    if serde_json::to_vec(&new).is_ok_and(|json| json == old.json()) {
+/// Stores an update of `old` (whose object is `old_value`): nothing happens for an unchanged
+/// object (no new version, no event); an object being deleted whose last finalizer is gone is
+/// removed.
+fn commit_update(
+    state: &mut State,
+    ctx: &Ctx<'_>,
+    old: &Arc<Stored>,
+    old_value: &Value,
+    new: Value,
+) -> Arc<Stored> {
+    // The trees compare as their JSON would (keys in order, numbers as written), without
+    // encoding the one or decoding the other.
+    if new == *old_value {
         return old.clone();
     }
     if ctx.dry_run {
