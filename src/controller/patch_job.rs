@@ -9,7 +9,7 @@
 //! there has ended or the host is released (a reboot upkeep will not do). A crash between the
 //! lock and the start leaves the job holding the host, and the next round starts it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -17,6 +17,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use rustc_hash::FxHashMap;
 use serde_json::json;
 
 use super::kit::context::{Context, in_namespace};
@@ -124,7 +125,8 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
         })
         .collect();
     // Who holds each host (looked up per task: a fleet has thousands).
-    let held_by: HashMap<&str, Option<&str>> = hosts.iter().map(|h| (h.name, h.held_by)).collect();
+    let held_by: FxHashMap<&str, Option<&str>> =
+        hosts.iter().map(|h| (h.name, h.held_by)).collect();
     let (gate, closes_at) = window_gate(ctx, &job.spec.maintenance_windows, &namespace, now);
 
     // Plan.
@@ -175,8 +177,7 @@ async fn reconcile_job(job: &PatchJob, ctx: &Context) -> Result<Action, Error> {
     // Release the hosts whose task here has ended or is released.
     for task in &tasks {
         let done = task.code.code.is_terminal() || task.released;
-        let holds = held_by.get(task.target).copied().flatten() == Some(holder.as_str());
-        if done && holds {
+        if done && held_by.get(task.target).copied().flatten() == Some(holder.as_str()) {
             lock(ctx, &namespace, task.target, None).await?;
         }
     }
@@ -270,7 +271,7 @@ fn child<'a>(
 
 /// When the agents' Leases among `leases` run out, by host: read once a round rather than
 /// looked up host by host (a fleet has thousands, and each lookup builds its Lease's name).
-fn lease_expiries(leases: &[Arc<Watched<Lease>>]) -> HashMap<&str, Timestamp> {
+fn lease_expiries(leases: &[Arc<Watched<Lease>>]) -> FxHashMap<&str, Timestamp> {
     leases
         .iter()
         .filter_map(|g| g.0.as_ref().ok())

@@ -18,6 +18,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::HostCode;
 use super::state::HostTask;
@@ -186,8 +187,11 @@ pub fn plan(input: &Input<'_>) -> Plan {
         outcome: None,
         wake_at: None,
     };
-    let by_name: BTreeMap<&str, &HostInfo<'_>> = hosts.iter().map(|h| (h.name, h)).collect();
-    if resolves_targets(job, tasks) {
+    let by_name: FxHashMap<&str, &HostInfo<'_>> = hosts.iter().map(|h| (h.name, h)).collect();
+    let existing: FxHashSet<&str> = tasks.iter().map(|t| t.target).collect();
+    // Once every Host has a task, resolving the hosts again can create none.
+    let uncovered = tasks.is_empty() || hosts.iter().any(|h| !existing.contains(h.name));
+    if uncovered && resolves_targets(job, tasks) {
         let candidates: Vec<Candidate<'_>> = hosts
             .iter()
             .map(|h| Candidate {
@@ -197,7 +201,6 @@ pub fn plan(input: &Input<'_>) -> Plan {
             .collect();
         match resolve(&job.spec.hosts, &candidates) {
             Ok(Resolution::Targets(targets)) => {
-                let existing: BTreeSet<&str> = tasks.iter().map(|t| t.target).collect();
                 plan.create = targets
                     .iter()
                     .filter(|t| !existing.contains(t.name.as_str()))
