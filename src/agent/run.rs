@@ -23,6 +23,7 @@
 //! action or reboot runs twice for one task (see [`super::driver`]); a failure to reach the API
 //! is retried, never fatal once the loop runs.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -279,7 +280,9 @@ impl Agent {
     /// missing (deleted, say) and takes its fields back. (Merge patches after a first apply
     /// were tried and measured slower: the hosts bench took about 15 % more CPU.)
     async fn renew_lease_forever(&self) {
-        let leases: Api<Lease> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        // Its answer is read without `managedFields` (the agent never looks at it).
+        let leases: Api<Watched<Lease>> =
+            Api::namespaced(self.client.clone(), &self.config.namespace);
         let name = format!("{LEASE_PREFIX}{}", self.config.host);
         let seconds = i32::try_from(self.config.lease_duration.as_secs()).unwrap_or(i32::MAX);
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -327,6 +330,7 @@ impl Agent {
         .boxed();
         let mut host = Some(host);
         let mut reporter = Reporter::default();
+        let mut forgotten = HashSet::new();
         let mut facts_due = self.clock.now();
         let mut host_due = self.clock.now() + signed(self.config.resync_every);
         loop {
@@ -348,7 +352,7 @@ impl Agent {
                 }
                 host_due = self.clock.now() + signed(self.config.resync_every);
             }
-            let Some(wake) = Box::pin(self.pass(&store)).await else {
+            let Some(wake) = Box::pin(self.pass(&store, &mut forgotten)).await else {
                 // A hook stopped the agent as a kill would: nothing more happens.
                 return;
             };
@@ -378,11 +382,17 @@ impl Agent {
 
     /// Drives every task of the host that has work (`engine::patch::agent::has_work`) once: the
     /// earliest instant one wants to be stepped again (inner `None`: none does), or `None` when
-    /// a hook stopped the agent.
-    async fn pass(&self, store: &Store<Watched<UpgradeTask>>) -> Option<Option<Timestamp>> {
+    /// a hook stopped the agent. `forgotten` holds the ended tasks whose journals are removed
+    /// (once each, not on every pass), among the tasks the watch still shows.
+    async fn pass(
+        &self,
+        store: &Store<Watched<UpgradeTask>>,
+        forgotten: &mut HashSet<String>,
+    ) -> Option<Option<Timestamp>> {
         let mut tasks = store.state();
         tasks.sort_by_key(|t| t.name_any());
         let mut wake: Option<Timestamp> = None;
+        let mut shown = HashSet::new();
         // A task that cannot be read is the operator's to report (its reconcile says why).
         let readable = tasks.iter().filter_map(|t| t.0.as_ref().ok());
         for task in readable.filter(|t| t.spec.target == self.config.host) {
@@ -394,9 +404,17 @@ impl Agent {
             );
             let ended = task.status.as_ref().is_some_and(|s| s.terminal);
             if ended {
-                if let Err(error) = self.driver.state.forget(&key) {
-                    tracing::warn!(%error, "removing an ended task's journal failed");
+                if !forgotten.contains(&key) {
+                    match self.driver.state.forget(&key) {
+                        Ok(()) => {
+                            forgotten.insert(key.clone());
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "removing an ended task's journal failed");
+                        }
+                    }
                 }
+                shown.insert(key);
                 continue;
             }
             if !has_work(task) {
@@ -422,6 +440,7 @@ impl Agent {
                 (a, b) => a.or(b),
             };
         }
+        forgotten.retain(|key| shown.contains(key));
         Some(wake)
     }
 

@@ -384,9 +384,15 @@ async fn simulated_run(
     )
     .await;
     let state = tempfile::tempdir().unwrap();
+    // Done once the task ended and the agent removed its journal (an ended task keeps none).
+    let tasks_dir = state.path().join("tasks");
+    let done = |world: &World| {
+        terminal(world)
+            && std::fs::read_dir(&tasks_dir).is_ok_and(|mut entries| entries.next().is_none())
+    };
     let starts = supervise(
         &world,
-        &terminal,
+        &done,
         &host.machine(),
         state.path(),
         host.boots(),
@@ -398,6 +404,11 @@ async fn simulated_run(
         Duration::from_secs(4 * 3600),
     )
     .await;
+    assert!(
+        done(&world),
+        "the task ended and its journal was removed: {:?}",
+        std::fs::read_dir(&tasks_dir).map(|e| e.count())
+    );
     let codes = history(&world);
     stop.cancel();
     let _ = operator.await;
