@@ -1,6 +1,7 @@
 //! Storage: objects as JSON per resource, keyed by namespace and name; the global
 //! resourceVersion; a bounded event log per resource that watches read from; indexes by uid and
-//! by owner uid (for garbage collection); write counters.
+//! by owner uid (for garbage collection), by label value and by `spec.nodeName` (for lists);
+//! write counters.
 //!
 //! Objects are immutable once stored (`Arc<Stored>`): a write stores a new version, and the
 //! store, the event log and any response share it. Each version is serialized once, when it is
@@ -269,8 +270,9 @@ pub(crate) struct ResourceStore {
     /// The keys of the objects with each label value, by label and value: a list selecting
     /// one value (an agent's list of its own tasks) reads those objects only.
     labelled: HashMap<Box<str>, HashMap<Box<str>, BTreeSet<ObjKey>>>,
-    /// The keys of the objects with each `spec.nodeName` (pods bound to a node): a drain's
-    /// list of one node's pods reads those pods only, not every pod of the cluster.
+    /// The keys of the objects with each `spec.nodeName` (pods bound to a node; a Host names
+    /// its node there too): a drain's list of one node's pods reads those pods only, not
+    /// every pod of the cluster.
     on_node: HashMap<Box<str>, BTreeSet<ObjKey>>,
     /// What its versions are compressed against.
     dictionary: Dictionary,
