@@ -425,57 +425,35 @@ fn list(
     let (labels, fields) = selectors(query, info)?;
     let state = shared.lock();
     let store = &state.stores[info.storage];
-    let items: Vec<Arc<Stored>> = match (
+    let in_target = |s: &&Arc<Stored>| {
+        target
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| s.namespace() == ns)
+    };
+    // The objects the selectors may select, from the narrowest index that has them.
+    let candidates: Box<dyn Iterator<Item = &Arc<Stored>>> = match (
         fields.pinned_name(),
         target.namespace.as_deref(),
         fields.pinned_node(),
     ) {
-        (Some(name), Some(ns), _) => store
-            .objects
-            .get(&ObjKey::new(ns, name))
-            .into_iter()
-            .filter(|s| selects(&labels, &fields, s))
-            .cloned()
-            .collect(),
-        (Some(name), None, _) if !info.namespaced => store
-            .objects
-            .get(&ObjKey::new("", name))
-            .into_iter()
-            .filter(|s| selects(&labels, &fields, s))
-            .cloned()
-            .collect(),
-        // The pods of one node (a drain's list), from the node index.
-        (_, _, Some(node)) => store
-            .on_node(node)
-            .filter(|s| {
-                target
-                    .namespace
-                    .as_deref()
-                    .is_none_or(|ns| s.namespace() == ns)
-            })
-            .filter(|s| selects(&labels, &fields, s))
-            .cloned()
-            .collect(),
+        (Some(name), Some(ns), _) => {
+            Box::new(store.objects.get(&ObjKey::new(ns, name)).into_iter())
+        }
+        (Some(name), None, _) if !info.namespaced => {
+            Box::new(store.objects.get(&ObjKey::new("", name)).into_iter())
+        }
+        // The pods of one node (a drain's list).
+        (_, _, Some(node)) => Box::new(store.on_node(node).filter(in_target)),
         _ => match labels.required_value() {
-            // The objects with the label value the selector requires, from the index.
-            Some((key, value)) => store
-                .with_label(key, value)
-                .filter(|s| {
-                    target
-                        .namespace
-                        .as_deref()
-                        .is_none_or(|ns| s.namespace() == ns)
-                })
-                .filter(|s| selects(&labels, &fields, s))
-                .cloned()
-                .collect(),
-            None => store
-                .in_namespace(target.namespace.as_deref())
-                .filter(|s| selects(&labels, &fields, s))
-                .cloned()
-                .collect(),
+            Some((key, value)) => Box::new(store.with_label(key, value).filter(in_target)),
+            None => store.in_namespace(target.namespace.as_deref()),
         },
     };
+    let items: Vec<Arc<Stored>> = candidates
+        .filter(|s| selects(&labels, &fields, s))
+        .cloned()
+        .collect();
     Ok((items, state.rv))
 }
 
