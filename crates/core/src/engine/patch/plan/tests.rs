@@ -137,6 +137,20 @@ fn every_matching_host_gets_a_task() {
 }
 
 #[test]
+fn a_host_that_matches_after_the_tasks_exist_gets_one_and_covered_hosts_get_none() {
+    let mut web = job(1);
+    web.spec.hosts.pattern = Some("web-*".into());
+    let tasks = [with(pending("web-1"), PatchCode::Patching, true)];
+    let joined = Fleet::new(&[("web-1", "web"), ("db-1", "db"), ("web-2", "web")]);
+    let plan = run(&web, &tasks, &joined.infos(), &gate(true, false));
+    assert_eq!(plan.create, ["web-2"], "only the new matching host");
+    let covered = Fleet::new(&[("web-1", "web")]);
+    let plan = run(&web, &tasks, &covered.infos(), &gate(true, false));
+    assert!(plan.create.is_empty());
+    assert_eq!(plan.outcome, None);
+}
+
+#[test]
 fn starts_carry_the_window_deadline_and_fill_the_slots_in_name_order() {
     let fleet = Fleet::new(&[("web-1", "web"), ("web-2", "web"), ("web-3", "web")]);
     let tasks = [pending("web-3"), pending("web-1"), pending("web-2")];
