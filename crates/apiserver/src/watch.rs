@@ -12,7 +12,9 @@
 //! `Expired` `Status` (HTTP stays 200), as kube's watcher expects, and ends. Bookmarks go out
 //! every bookmark interval of (virtual) time when asked for; the stream ends after
 //! `timeoutSeconds` of (virtual) time, or when the client drops it. Waiting costs nothing: the
-//! stream sleeps on the notifier and two timers, so paused-time runtimes advance freely.
+//! stream sleeps on the notifier and two timers, so paused-time runtimes advance freely. Each
+//! chunk of events is exactly its size and followed by an empty chunk, so a reader that keeps
+//! its last chunk does not keep the events it has read.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -161,9 +163,16 @@ pub(crate) fn stream(shared: Arc<Shared>, req: WatchRequest) -> impl Stream<Item
         wait: None,
         phase: Phase::Start,
     };
-    futures::stream::unfold(watch, |mut w| async move {
+    // Each chunk is followed by an empty one. A reader that keeps its last chunk until the next
+    // arrives (tokio-util's `StreamReader`, under kube's watch, does) then drops the events it
+    // has read as soon as it asks for more, instead of keeping them (whole objects) alive for
+    // as long as the watch is quiet: at fleet scale, one object per simulated agent.
+    futures::stream::unfold((watch, false), |(mut w, sent)| async move {
+        if sent {
+            return Some((Bytes::new(), (w, false)));
+        }
         let chunk = w.next_chunk().await?;
-        Some((chunk, w))
+        Some((chunk, (w, true)))
     })
 }
 
@@ -334,13 +343,24 @@ impl Watch {
 
     fn render(&self, entries: &[LogEntry]) -> Option<Bytes> {
         let renderer = self.renderer();
-        let mut out = BytesMut::new();
-        for entry in entries {
-            if let Some((kind, object)) = self.req.event_for(entry) {
-                push_event(&mut out, kind.as_str(), &renderer.object(object));
-            }
+        let events: Vec<(EventType, Bytes)> = entries
+            .iter()
+            .filter_map(|entry| self.req.event_for(entry))
+            .map(|(kind, object)| (kind, renderer.object(object)))
+            .collect();
+        if events.is_empty() {
+            return None;
         }
-        (!out.is_empty()).then(|| out.freeze())
+        // Sized exactly: the reader may keep the chunk a while (see `stream`).
+        let size = events
+            .iter()
+            .map(|(kind, object)| event_size(kind.as_str(), object))
+            .sum();
+        let mut out = BytesMut::with_capacity(size);
+        for (kind, object) in &events {
+            push_event(&mut out, kind.as_str(), object);
+        }
+        Some(out.freeze())
     }
 
     fn bookmark_line(&self, initial_end: bool) -> Bytes {
@@ -364,6 +384,14 @@ impl Watch {
         out.freeze()
     }
 }
+
+/// The length of the line `push_event` writes.
+fn event_size(kind: &str, object: &[u8]) -> usize {
+    EVENT_FRAMING.len() + kind.len() + object.len()
+}
+
+/// The bytes of an event's line around its type and object.
+const EVENT_FRAMING: &str = "{\"type\":\"\",\"object\":}\n";
 
 fn push_event(out: &mut BytesMut, kind: &str, object: &[u8]) {
     out.put_slice(b"{\"type\":\"");

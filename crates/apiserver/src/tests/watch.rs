@@ -387,3 +387,42 @@ async fn the_log_keeps_five_minutes_of_events_as_a_compacted_etcd_would() {
     })
     .await;
 }
+
+/// The next data frame of a raw watch's body.
+async fn next_chunk(body: &mut kube::client::Body) -> bytes::Bytes {
+    let frame = http_body_util::BodyExt::frame(body)
+        .await
+        .expect("the watch ended")
+        .expect("a frame");
+    frame.into_data().expect("a data frame")
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_chunk_of_events_is_followed_by_an_empty_one() {
+    // A reader that keeps its last chunk until the next one (kube's watch does) lets go of the
+    // events it has read at once, instead of holding them for as long as the watch is quiet.
+    bounded(async {
+        let server = server();
+        let api = tasks(&server);
+        let uri = format!(
+            "/apis/upkeep.dev/v1alpha1/namespaces/default/upgradetasks?watch=true&resourceVersion={}",
+            server.resource_version()
+        );
+        let request = http::Request::get(uri)
+            .body(kube::client::Body::from(Vec::new()))
+            .unwrap();
+        let mut body = server.client().send(request).await.unwrap().into_body();
+        for name in ["t1", "t2"] {
+            create(&api, &task(name, "dp")).await;
+            let chunk = next_chunk(&mut body).await;
+            let line: Value = serde_json::from_slice(&chunk).expect("one JSON line");
+            assert_eq!(
+                (line["type"].as_str(), line["object"]["metadata"]["name"].as_str()),
+                (Some("ADDED"), Some(name))
+            );
+            assert!(chunk.ends_with(b"\n"), "a whole line");
+            assert!(next_chunk(&mut body).await.is_empty(), "after {name}");
+        }
+    })
+    .await;
+}
